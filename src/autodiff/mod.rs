@@ -1,0 +1,6 @@
+//! Define-by-run reverse-mode automatic differentiation: the [`tape`], the [`ops`] recorded on
+//! it, and the finite-difference [`gradcheck`] every op is tested with.
+
+pub mod gradcheck;
+pub mod ops;
+pub mod tape;

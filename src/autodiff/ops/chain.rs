@@ -1,0 +1,1 @@
+//! Tape op for structured chain products (in progress).

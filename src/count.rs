@@ -1,0 +1,1 @@
+//! Parameter and FLOP accounting (in progress).

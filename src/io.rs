@@ -1,0 +1,1 @@
+//! Safetensors input and output (in progress).

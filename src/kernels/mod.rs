@@ -1,0 +1,1 @@
+//! Fast batched kernels for block-diagonal chains (in progress).

@@ -1,0 +1,1 @@
+//! Just enough to train: layers, initialisation, optimizers, schedules (in progress).

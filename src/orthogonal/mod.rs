@@ -1,0 +1,1 @@
+//! Trainable orthogonal parametrizations (in progress).

@@ -1,0 +1,3 @@
+//! Structured linear operators and the GS theory about them.
+
+pub mod layout;
