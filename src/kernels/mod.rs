@@ -1,1 +1,3 @@
-//! Fast batched kernels for block-diagonal chains (in progress).
+//! Fast batched kernels for block-diagonal chains.
+
+pub mod chain;

@@ -1,1 +1,7 @@
-//! Just enough to train: layers, initialisation, optimizers, schedules (in progress).
+//! Just enough to train: layers, data, optimizers, learning-rate schedules, a training loop.
+
+pub mod data;
+pub mod linear;
+pub mod optim;
+pub mod schedule;
+pub mod train;

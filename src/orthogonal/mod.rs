@@ -1,1 +1,7 @@
-//! Trainable orthogonal parametrizations (in progress).
+//! Trainable orthogonal parametrizations: Cayley and exponential block maps, orthogonal
+//! structured layers and adapters.
+
+pub mod adapters;
+pub mod cayley;
+pub mod expm;
+pub mod layers;
