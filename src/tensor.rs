@@ -455,3 +455,93 @@ impl<T: Real> Tensor<T> {
         self.bmm_t(false, other, false)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::SeedableRng;
+    use rand::rngs::StdRng;
+
+    #[test]
+    fn from_vec_wrong_length_names_both_sizes() {
+        let err = Tensor::<f64>::from_vec(&[2, 3], vec![0.0; 5]).unwrap_err();
+        let msg = err.to_string();
+        assert!(
+            msg.contains("6") && msg.contains("5") && msg.contains("[2, 3]"),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn matmul_matches_hand_values() {
+        let a = Tensor::from_vec(&[2, 3], vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0]).unwrap();
+        let b = Tensor::from_vec(&[3, 2], vec![7.0, 8.0, 9.0, 10.0, 11.0, 12.0]).unwrap();
+        assert_eq!(a.matmul(&b).data(), &[58.0, 64.0, 139.0, 154.0]);
+        // aᵀ·a computed with a transposed view equals the explicit transpose product
+        let ata = a.matmul_t(true, &a, false);
+        assert_eq!(ata, a.transpose().matmul(&a));
+        assert_eq!(ata.data()[0], 1.0 + 16.0);
+    }
+
+    #[test]
+    fn bmm_matches_per_batch_matmul() {
+        let mut rng = StdRng::seed_from_u64(1);
+        let a = Tensor::<f64>::randn(&[3, 4, 5], 1.0, &mut rng);
+        let b = Tensor::<f64>::randn(&[3, 6, 5], 1.0, &mut rng);
+        let c = a.bmm_t(false, &b, true);
+        for k in 0..3 {
+            let ak = Tensor::from_vec(&[4, 5], a.data()[k * 20..(k + 1) * 20].to_vec()).unwrap();
+            let bk = Tensor::from_vec(&[6, 5], b.data()[k * 30..(k + 1) * 30].to_vec()).unwrap();
+            let ck = ak.matmul_t(false, &bk, true);
+            assert_eq!(ck.data(), &c.data()[k * 24..(k + 1) * 24]);
+        }
+    }
+
+    #[test]
+    fn large_matmul_parallel_path_agrees_with_naive() {
+        let mut rng = StdRng::seed_from_u64(2);
+        let (m, k, n) = (96, 160, 140); // above PAR_MATMUL_MIN_FLOPS
+        assert!(m * k * n >= PAR_MATMUL_MIN_FLOPS);
+        let a = Tensor::<f64>::randn(&[m, k], 1.0, &mut rng);
+        let b = Tensor::<f64>::randn(&[k, n], 1.0, &mut rng);
+        let c = a.matmul(&b);
+        for i in (0..m).step_by(7) {
+            for j in (0..n).step_by(11) {
+                let naive: f64 = (0..k).map(|t| a.at2(i, t) * b.at2(t, j)).sum();
+                assert!((naive - c.at2(i, j)).abs() < 1e-12);
+            }
+        }
+    }
+
+    #[test]
+    #[should_panic(expected = "matmul: inner sizes differ")]
+    fn matmul_mismatch_panics_naming_op() {
+        let a = Tensor::<f32>::zeros(&[2, 3]);
+        a.matmul(&a);
+    }
+
+    #[test]
+    #[should_panic(expected = "add: shape mismatch [2] vs [3]")]
+    fn elementwise_mismatch_panics_naming_op_and_shapes() {
+        Tensor::<f64>::zeros(&[2]).add(&Tensor::zeros(&[3]));
+    }
+
+    #[test]
+    fn transpose_3d_and_reshape() {
+        let t = Tensor::<f64>::from_fn(&[2, 2, 3], |i| i as f64);
+        let tt = t.transpose();
+        assert_eq!(tt.shape(), &[2, 3, 2]);
+        assert_eq!(tt.data()[..6], [0.0, 3.0, 1.0, 4.0, 2.0, 5.0]);
+        assert!(t.clone().reshape(&[4, 4]).is_err());
+        assert_eq!(t.reshape(&[12]).unwrap().shape(), &[12]);
+    }
+
+    #[test]
+    fn seeded_random_is_reproducible() {
+        let a = Tensor::<f32>::randn(&[10], 1.0, &mut StdRng::seed_from_u64(7));
+        let b = Tensor::<f32>::randn(&[10], 1.0, &mut StdRng::seed_from_u64(7));
+        assert_eq!(a, b);
+        let u = Tensor::<f64>::rand_uniform(&[100], -1.0, 2.0, &mut StdRng::seed_from_u64(7));
+        assert!(u.data().iter().all(|&x| (-1.0..2.0).contains(&x)));
+    }
+}

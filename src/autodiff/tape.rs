@@ -229,3 +229,79 @@ impl<T: Real> Grads<T> {
         self.grads.get_mut(v.id).and_then(|g| g.take())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn square(x: Var<'_, f64>) -> Var<'_, f64> {
+        let v = x.value();
+        let out = v.map(|a| a * a);
+        x.tape().push_op(out, &[x], move |g, _| {
+            vec![Some(g.zip_map(&v, "square", |gi, xi| 2.0 * gi * xi))]
+        })
+    }
+
+    fn sum(x: Var<'_, f64>) -> Var<'_, f64> {
+        let shape = x.shape();
+        let s = Tensor::scalar(x.value().sum());
+        x.tape().push_op(s, &[x], move |g, _| {
+            vec![Some(Tensor::full(&shape, g.item()))]
+        })
+    }
+
+    #[test]
+    fn reverse_scan_accumulates_over_shared_parents() {
+        // f(x) = Σ x² + Σ x² (x used twice): df/dx = 4x
+        let tape = Tape::new();
+        let x = tape.leaf(Tensor::from_vec(&[3], vec![1.0, -2.0, 0.5]).unwrap());
+        let a = sum(square(x));
+        let b = sum(square(x));
+        let two = {
+            let (va, vb) = (a.value(), b.value());
+            tape.push_op(Tensor::scalar(va.item() + vb.item()), &[a, b], |g, _| {
+                vec![Some(g.clone()), Some(g.clone())]
+            })
+        };
+        let grads = tape.backward(two);
+        assert_eq!(grads.get(x).unwrap().data(), &[4.0, -8.0, 2.0]);
+    }
+
+    #[test]
+    fn constants_get_no_gradient_and_drop_their_rules() {
+        let tape = Tape::new();
+        let c = tape.constant(Tensor::from_vec(&[2], vec![1.0, 2.0]).unwrap());
+        let y = sum(square(c));
+        assert!(!y.requires_grad());
+        let grads = tape.backward(y);
+        assert!(grads.get(c).is_none());
+    }
+
+    #[test]
+    #[should_panic(expected = "backward: loss must be a scalar")]
+    fn backward_from_non_scalar_panics() {
+        let tape = Tape::<f64>::new();
+        let x = tape.leaf(Tensor::zeros(&[2]));
+        tape.backward(square(x));
+    }
+
+    #[test]
+    fn gradcheck_of_a_correct_rule_is_tight_and_of_a_wrong_rule_is_not() {
+        use crate::autodiff::gradcheck::gradcheck;
+        let x = Tensor::from_vec(&[3], vec![0.3, -1.2, 2.0]).unwrap();
+        let good = gradcheck(|_, v| sum(square(v[0])), std::slice::from_ref(&x), 1e-6);
+        assert!(good.max_rel_err < 1e-8, "{good}");
+        let bad = gradcheck(
+            |t, v| {
+                let x = v[0];
+                let val = x.value();
+                let out = Tensor::scalar(val.data().iter().map(|a| a * a).sum());
+                // wrong rule: gradient x instead of 2x
+                t.push_op(out, &[x], move |g, _| vec![Some(val.scale(g.item()))])
+            },
+            &[x],
+            1e-6,
+        );
+        assert!(bad.max_rel_err > 0.1, "{bad}");
+    }
+}

@@ -220,3 +220,61 @@ pub fn reference_dense<T: Real>(layout: &ChainLayout, blocks: &[Tensor<T>]) -> T
     }
     a
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn size_rules_are_checked_with_named_sizes() {
+        let id = |n| Perm::identity(n);
+        // B_1: 4 blocks of 2x3 maps 12 -> 8; B_2 must take 8.
+        let ok = ChainLayout::new(
+            vec![BlockShape::new(4, 2, 3), BlockShape::new(2, 5, 4)],
+            vec![id(12), id(8), id(10)],
+        )
+        .unwrap();
+        assert_eq!((ok.n_in(), ok.n_out(), ok.param_count()), (12, 10, 24 + 40));
+        let err = ChainLayout::new(
+            vec![BlockShape::new(4, 2, 3), BlockShape::new(3, 5, 3)],
+            vec![id(12), id(8), id(15)],
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("factor 1"), "{err}");
+        assert!(ChainLayout::new(vec![BlockShape::new(4, 2, 3)], vec![id(12)]).is_err());
+        assert!(ChainLayout::new(vec![BlockShape::new(0, 2, 3)], vec![id(0), id(0)]).is_err());
+    }
+
+    #[test]
+    fn reference_of_single_block_is_plain_matvec() {
+        let layout = ChainLayout::new(
+            vec![BlockShape::new(1, 2, 3)],
+            vec![Perm::identity(3), Perm::identity(2)],
+        )
+        .unwrap();
+        let w = Tensor::from_vec(&[1, 2, 3], vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0]).unwrap();
+        assert_eq!(
+            reference_apply(&layout, &[w], &[1.0, 0.0, -1.0]),
+            vec![-2.0, -2.0]
+        );
+    }
+
+    #[test]
+    fn reference_dense_of_permutations_only() {
+        // 1 block 3x3 identity between P_1 and P_2: A = P_2 P_1, a permutation matrix
+        let p1 = Perm::from_vec(vec![2, 0, 1]).unwrap();
+        let p2 = Perm::from_vec(vec![1, 2, 0]).unwrap();
+        let layout =
+            ChainLayout::new(vec![BlockShape::square(1, 3)], vec![p1.clone(), p2.clone()]).unwrap();
+        let a = reference_dense(
+            &layout,
+            &[Tensor::<f64>::eye(3).reshape(&[1, 3, 3]).unwrap()],
+        );
+        let p = p2.compose(&p1);
+        for i in 0..3 {
+            for j in 0..3 {
+                assert_eq!(a.at2(i, j), if p.get(i) == j { 1.0 } else { 0.0 });
+            }
+        }
+    }
+}
