@@ -10,7 +10,9 @@ impl<'t, T: Real> Var<'t, T> {
     pub fn relu(self) -> Var<'t, T> {
         let value = self.value().map(|v| v.max(T::zero()));
         unary_from_input(self, value, |g, x| {
-            g.zip_map(x, "relu backward", |gi, xi| if xi > T::zero() { gi } else { T::zero() })
+            g.zip_map(x, "relu backward", |gi, xi| {
+                if xi > T::zero() { gi } else { T::zero() }
+            })
         })
     }
 

@@ -31,7 +31,10 @@ fn map_rows<T: Real>(x: &Tensor<T>, r: &Tensor<T>, f: impl Fn(T, T) -> T) -> Ten
     let n = r.numel();
     let mut out = x.clone();
     for chunk in out.data_mut().chunks_exact_mut(n) {
-        chunk.iter_mut().zip(r.data()).for_each(|(a, &b)| *a = f(*a, b));
+        chunk
+            .iter_mut()
+            .zip(r.data())
+            .for_each(|(a, &b)| *a = f(*a, b));
     }
     out
 }
@@ -46,7 +49,10 @@ impl<'t, T: Real> Var<'t, T> {
         let n = check_row(&self.shape(), &b.shape(), "add_row");
         let value = map_rows(&self.value(), &b.value(), |a, c| a + c);
         self.tape().push_op(value, &[self, b], move |g, needs| {
-            vec![needs[0].then(|| g.clone()), needs[1].then(|| sum_rows(g, n))]
+            vec![
+                needs[0].then(|| g.clone()),
+                needs[1].then(|| sum_rows(g, n)),
+            ]
         })
     }
 

@@ -18,8 +18,9 @@ pub(crate) fn unary_from_input<'t, T: Real>(
     rule: impl Fn(&Tensor<T>, &Tensor<T>) -> Tensor<T> + 'static,
 ) -> Var<'t, T> {
     let xv = x.value();
-    x.tape()
-        .push_op(value, &[x], move |g, needs| vec![needs[0].then(|| rule(g, &xv))])
+    x.tape().push_op(value, &[x], move |g, needs| {
+        vec![needs[0].then(|| rule(g, &xv))]
+    })
 }
 
 /// Records a unary op `y = f(x)` whose backward rule `dx = rule(G, y)` reads the output; the

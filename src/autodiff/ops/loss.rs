@@ -5,17 +5,18 @@ use crate::autodiff::tape::Var;
 use crate::real::Real;
 use crate::tensor::Tensor;
 
-/// Row-wise softmax of `(b, c)` logits with the stable log-sum-exp
-/// `lse_i = m_i + ln Σ_j exp(z_ij − m_i)`, `m_i = max_j z_ij`; returns `(p, lse)`.
+/// Row-wise softmax `p_ij = exp(z_ij − m_i) / s_i`, `s_i = Σ_j exp(z_ij − m_i)`, `m_i = max_j z_ij`,
+/// and the stable log-sum-exp `lse_i = m_i + ln s_i` of `(b, c)` logits; returns `(p, lse)`.
 fn softmax_rows<T: Real>(z: &Tensor<T>, c: usize) -> (Tensor<T>, Vec<T>) {
     let mut p = z.clone();
     let mut lse = Vec::with_capacity(z.numel() / c.max(1));
     for row in p.data_mut().chunks_exact_mut(c.max(1)) {
         let m = row.iter().copied().fold(T::neg_infinity(), T::max);
-        let s: T = row.iter().map(|&v| (v - m).exp()).sum();
-        let l = m + s.ln();
-        row.iter_mut().for_each(|v| *v = (*v - l).exp());
-        lse.push(l);
+        row.iter_mut().for_each(|v| *v = (*v - m).exp());
+        let s: T = row.iter().copied().sum();
+        // p = e^(z − m) / s rather than e^(z − lse): no rounding of lse at large |m|
+        row.iter_mut().for_each(|v| *v /= s);
+        lse.push(m + s.ln());
     }
     (p, lse)
 }
@@ -33,7 +34,9 @@ impl<'t, T: Real> Var<'t, T> {
     pub fn softmax_cross_entropy(self, labels: &[usize]) -> Var<'t, T> {
         let shape = self.shape();
         let [b, c] = shape[..] else {
-            panic!("softmax_cross_entropy: logits must be 2-D (batch, classes), got shape {shape:?}")
+            panic!(
+                "softmax_cross_entropy: logits must be 2-D (batch, classes), got shape {shape:?}"
+            )
         };
         assert!(
             labels.len() == b,
@@ -72,11 +75,12 @@ impl<'t, T: Real> Var<'t, T> {
         let diff = self.value().sub(&target.value());
         let n = T::from_usize(diff.numel().max(1));
         let value = Tensor::scalar(diff.data().iter().map(|&d| d * d).sum::<T>() / n);
-        self.tape().push_op(value, &[self, target], move |g, needs| {
-            let s = T::from_f64(2.0) * g.item() / n;
-            let dx = needs[0].then(|| diff.scale(s));
-            let dt = needs[1].then(|| diff.scale(-s));
-            vec![dx, dt]
-        })
+        self.tape()
+            .push_op(value, &[self, target], move |g, needs| {
+                let s = T::from_f64(2.0) * g.item() / n;
+                let dx = needs[0].then(|| diff.scale(s));
+                let dt = needs[1].then(|| diff.scale(-s));
+                vec![dx, dt]
+            })
     }
 }

@@ -87,7 +87,9 @@ impl<'t, T: Real> Var<'t, T> {
         let (a, b) = (self.value(), other.value());
         let value = a.matmul_t(ta, &b, tb);
         self.tape().push_op(value, &[self, other], move |g, needs| {
-            product_grads(g, &a, ta, &b, tb, needs, |x, tx, y, ty| x.matmul_t(tx, y, ty))
+            product_grads(g, &a, ta, &b, tb, needs, |x, tx, y, ty| {
+                x.matmul_t(tx, y, ty)
+            })
         })
     }
 

@@ -13,8 +13,9 @@ impl<'t, T: Real> Var<'t, T> {
     /// If `x` is not 2-D or 3-D; the message names `transpose` and the shape.
     pub fn transpose(self) -> Var<'t, T> {
         let value = self.value().transpose();
-        self.tape()
-            .push_op(value, &[self], |g, needs| vec![needs[0].then(|| g.transpose())])
+        self.tape().push_op(value, &[self], |g, needs| {
+            vec![needs[0].then(|| g.transpose())]
+        })
     }
 
     /// Same data, new shape (row-major order is kept). Gradient: `dx = reshape(G, shape(x))`.
@@ -40,7 +41,10 @@ impl<'t, T: Real> Var<'t, T> {
     /// If `x` is 0-D or an index is `≥ n`; the message names `gather_last`, the index and the shape.
     pub fn gather_last(self, idx: &[usize]) -> Var<'t, T> {
         let shape = self.shape();
-        assert!(!shape.is_empty(), "gather_last: x must have an axis, got shape {shape:?}");
+        assert!(
+            !shape.is_empty(),
+            "gather_last: x must have an axis, got shape {shape:?}"
+        );
         let n = shape[shape.len() - 1];
         if let Some(&bad) = idx.iter().find(|&&i| i >= n) {
             panic!("gather_last: index {bad} out of range for x of shape {shape:?}");
@@ -60,7 +64,11 @@ impl<'t, T: Real> Var<'t, T> {
             vec![needs[0].then(|| {
                 let mut dx = Tensor::zeros(&shape);
                 if m > 0 && n > 0 {
-                    for (drow, grow) in dx.data_mut().chunks_exact_mut(n).zip(g.data().chunks_exact(m)) {
+                    for (drow, grow) in dx
+                        .data_mut()
+                        .chunks_exact_mut(n)
+                        .zip(g.data().chunks_exact(m))
+                    {
                         idx.iter().zip(grow).for_each(|(&i, &gj)| drow[i] += gj);
                     }
                 }
