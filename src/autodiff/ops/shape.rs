@@ -20,7 +20,8 @@ impl<'t, T: Real> Var<'t, T> {
         })
     }
 
-    /// Same data, new shape (row-major order is kept). Gradient: `dx = reshape(G, shape(x))`.
+    /// Same data, new shape (row-major order is kept; the buffer is copied once, since the tape
+    /// node owns its tensor). Gradient: `dx = reshape(G, shape(x))`.
     ///
     /// # Panics
     /// If the element counts differ; the message names `reshape` and both shapes.
