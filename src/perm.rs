@@ -231,7 +231,11 @@ impl Perm {
             x.shape()
         );
         let mut out = Tensor::zeros(x.shape());
-        for (dst, src) in out.data_mut().chunks_mut(n).zip(x.data().chunks(n.max(1))) {
+        for (dst, src) in out
+            .data_mut()
+            .chunks_mut(n.max(1))
+            .zip(x.data().chunks(n.max(1)))
+        {
             for (d, &s) in dst.iter_mut().zip(&self.map) {
                 *d = src[s];
             }

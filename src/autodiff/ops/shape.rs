@@ -36,7 +36,7 @@ impl<'t, T: Real> Var<'t, T> {
     }
 
     /// Gathers along the last axis by an index map: for `x` of shape `(…, n)` and `idx` of
-    /// length `m`, `z[…, j] = x[…, idx[j]]`, shape `(…, m)`. With a [`Perm`](crate::Perm)'s
+    /// length `m`, `z[…, j] = x[…, idx[j]]`, shape `(…, m)`. With a [`Perm`]'s
     /// gather map this applies the permutation to every row.
     /// Gradient (scatter-add, so repeated indices accumulate): `dx[…, idx[j]] += G[…, j]`.
     ///
