@@ -12,7 +12,7 @@
 use crate::error::{Error, Result};
 use crate::perm::Perm;
 use crate::real::Real;
-use crate::structured::{BlockShape, ChainLayout, Gs, LinearOp, block_shape_of};
+use crate::structured::{BlockShape, ChainLayout, Gs, LinearOp, block_shape_of, check_nonempty};
 use crate::tensor::Tensor;
 use rand::Rng;
 use std::sync::Arc;
@@ -25,6 +25,8 @@ pub struct Monarch<T: Real> {
 
 /// Checks `k_L = b_R¹` and `k_R = b_L²` and returns `(P₁, P₂, P_R = I)`.
 fn monarch_perms(l: BlockShape, r: BlockShape) -> Result<(Perm, Perm, Perm)> {
+    check_nonempty("Monarch L", l)?;
+    check_nonempty("Monarch R", r)?;
     if l.k != r.b1 || r.k != l.b2 {
         return Err(Error::BlockMismatch(format!(
             "Monarch needs k_L = b_R¹ and k_R = b_L², got k_L={}, b_R¹={}, k_R={}, b_L²={}",
