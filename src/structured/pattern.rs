@@ -371,19 +371,17 @@ pub fn gs_chain_layout(n: usize, b: usize, m: usize, shuffle: GsShuffle) -> Resu
 /// `P_i = block_butterfly_perm(n, r/2^i, ⌊b/2⌋)` (digest §2.5), written as a [`ChainLayout`]:
 /// perms `[P_0ᵀ, P_1ᵀ P_0, …, P_{m−1}ᵀ P_{m−2}, P_{m−1}]`.
 ///
+/// PEFT's rule is that `2^{m−1}` divides `r`, so `m ≤ 1 + v₂(r)` (`v₂` = number of factors 2
+/// in `r`); a dense product needs `r` to be a power of 2.
+///
 /// # Errors
-/// If `b` does not divide `n`, `r = n/b` is not a power of 2, `m = 0`, or `2^{m−1} > r`
-/// (PEFT rejects such factor counts).
+/// If `b` does not divide `n`, `m = 0`, or `2^{m−1}` does not divide `r`.
 pub fn boft_chain_layout(n: usize, b: usize, m: usize) -> Result<ChainLayout> {
     let r = blocks_of(n, b)?;
-    if !r.is_power_of_two() {
+    if m == 0 || m > boft_max_factors(r) {
         return Err(Error::InvalidArgument(format!(
-            "BOFT needs a power-of-2 block count, got r = n/b = {n}/{b} = {r}"
-        )));
-    }
-    if m == 0 || (m - 1) >= usize::BITS as usize || (1usize << (m - 1)) > r {
-        return Err(Error::InvalidArgument(format!(
-            "BOFT with r={r} blocks allows 1 <= m <= 1 + log2(r) factors, got m={m}"
+            "BOFT with r={r} blocks allows 1 <= m <= {} factors (2^(m-1) must divide r), got m={m}",
+            boft_max_factors(r)
         )));
     }
     let ps: Vec<Perm> = (0..m)
@@ -474,17 +472,22 @@ pub fn support_growth_gs(
     ))
 }
 
+/// Largest BOFT factor count PEFT accepts for `r` blocks: `1 + v₂(r)`.
+fn boft_max_factors(r: usize) -> usize {
+    1 + r.trailing_zeros() as usize
+}
+
 /// [`support_growth`] of the PEFT BOFT chain ([`boft_chain_layout`]) with
-/// `min(max_m, 1 + log₂ r)` factors. Rows have `b·2^{m−1}` nonzeros (digest T3).
+/// `min(max_m, 1 + v₂(r))` factors. Rows have `b·2^{m−1}` nonzeros (digest T3).
 ///
 /// # Errors
-/// If `b` does not divide `n`, `r` is not a power of 2 or `max_m = 0`.
+/// If `b` does not divide `n` or `max_m = 0`.
 pub fn support_growth_boft(n: usize, b: usize, max_m: usize) -> Result<Vec<GrowthStep>> {
     let r = blocks_of(n, b)?;
     if max_m == 0 {
         return Err(Error::InvalidArgument("max_m must be at least 1".into()));
     }
-    let m = max_m.min(1 + r.trailing_zeros() as usize);
+    let m = max_m.min(boft_max_factors(r));
     Ok(support_growth(&boft_chain_layout(n, b, m)?, m))
 }
 
@@ -501,8 +504,8 @@ pub fn min_factors_gs(
     Ok(first_dense(&support_growth_gs(n, b, max_m, shuffle)?))
 }
 
-/// Smallest `m ≤ max_m` for which the PEFT BOFT chain is dense, or `None` (also when
-/// `max_m` exceeds PEFT's limit `1 + log₂ r` without reaching density).
+/// Smallest `m ≤ max_m` for which the PEFT BOFT chain is dense, or `None` (also when PEFT's
+/// limit `1 + v₂(r)` is reached without density, e.g. `r = 96`).
 ///
 /// # Errors
 /// As [`support_growth_boft`].
