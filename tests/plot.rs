@@ -1,0 +1,173 @@
+//! Each plot helper writes a non-empty PNG and SVG; the SVG carries the labels as text.
+
+use gslab::plot::{self, BarPlot, Heatmap, Plot, Scale, Series, SpyPlot, XyPlot};
+use std::path::PathBuf;
+
+fn out_dir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir()
+        .join(format!("gslab-plot-test-{}", std::process::id()))
+        .join(name);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// Checks both files exist, are non-trivial, start with the right magic, and the SVG contains
+/// every expected text.
+fn check(paths: (PathBuf, PathBuf), texts: &[&str]) {
+    let png = std::fs::read(&paths.0).unwrap();
+    assert!(
+        png.len() > 1000,
+        "{} too small: {}",
+        paths.0.display(),
+        png.len()
+    );
+    assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
+    let svg = std::fs::read_to_string(&paths.1).unwrap();
+    assert!(
+        svg.starts_with("<svg") || svg.starts_with("<?xml"),
+        "bad SVG start"
+    );
+    for t in texts {
+        assert!(
+            svg.contains(t),
+            "SVG {} lacks text {t:?}",
+            paths.1.display()
+        );
+    }
+}
+
+fn xy() -> XyPlot {
+    let sq: Vec<(f64, f64)> = (1..=10).map(|i| (f64::from(i), f64::from(i * i))).collect();
+    let lin: Vec<(f64, f64)> = (1..=10)
+        .map(|i| (f64::from(i), 3.0 * f64::from(i)))
+        .collect();
+    XyPlot::new("Quadratic vs linear", "n (size)", "cost")
+        .with(Series::line("n^2", sq))
+        .with(Series::line("3n", lin))
+}
+
+#[test]
+fn line_plot_linear_and_loglog() {
+    let d = out_dir("line");
+    check(
+        plot::save(&d.join("lin"), &xy().into()).unwrap(),
+        &["Quadratic vs linear", "n (size)", "cost", "n^2", "3n"],
+    );
+    let ll = xy().scales(Scale::Log, Scale::Log);
+    check(
+        plot::save(&d.join("loglog"), &ll.into()).unwrap(),
+        &["n^2", "cost"],
+    );
+}
+
+#[test]
+fn scatter_plot() {
+    let d = out_dir("scatter");
+    let pts: Vec<(f64, f64)> = (0..30)
+        .map(|i| (f64::from(i).sin(), f64::from(i).cos() * 2.0))
+        .collect();
+    let p = XyPlot::new("Scatter", "x", "y").with(Series::points("samples", pts));
+    check(
+        plot::save(&d.join("scatter"), &p.into()).unwrap(),
+        &["Scatter", "samples"],
+    );
+}
+
+#[test]
+fn grouped_bars_linear_and_log() {
+    let d = out_dir("bars");
+    let mut p = BarPlot {
+        title: "Params per method".into(),
+        value_label: "parameters".into(),
+        categories: vec!["LoRA r=8".into(), "OFT b=16".into(), "GSOFT b=8".into()],
+        series: vec![
+            ("paper".into(), vec![1.33e6, 1.41e6, 1.42e6]),
+            ("free".into(), vec![1.33e6, 0.7e6, 0.66e6]),
+        ],
+        scale: Scale::Linear,
+    };
+    check(
+        plot::save(&d.join("lin"), &p.clone().into()).unwrap(),
+        &["Params per method", "GSOFT b=8", "free"],
+    );
+    p.scale = Scale::Log;
+    check(
+        plot::save(&d.join("log"), &p.into()).unwrap(),
+        &["OFT b=16"],
+    );
+}
+
+#[test]
+fn spy_plot_1024_downsampled() {
+    let d = out_dir("spy");
+    // Block diagonal with 32 blocks of 32: nnz = 32 * 32^2 = 32768.
+    let sp = SpyPlot::from_fn("block diagonal", 1024, 1024, plot::SPY_MAX_CELLS, |i, j| {
+        i / 32 == j / 32
+    })
+    .unwrap();
+    assert_eq!((sp.grid_rows, sp.grid_cols), (256, 256));
+    assert_eq!(sp.nnz(), 32 * 32 * 32);
+    assert_eq!(
+        sp.entries.iter().map(|&e| u64::from(e)).sum::<u64>(),
+        1024 * 1024
+    );
+    check(
+        plot::save(&d.join("spy"), &sp.into()).unwrap(),
+        &["block diagonal", "32768"],
+    );
+    // A small pattern from a slice keeps one cell per entry.
+    let pat = [true, false, false, true, true, false];
+    let small = SpyPlot::from_slice("small", 2, 3, 256, &pat).unwrap();
+    assert_eq!(small.nonzeros, vec![1, 0, 0, 1, 1, 0]);
+    assert!(SpyPlot::from_slice("bad", 2, 2, 256, &pat).is_err());
+}
+
+#[test]
+fn heatmap_with_annotations() {
+    let d = out_dir("heat");
+    let vals: Vec<f64> = (0..16).map(|k| f64::from(k % 4 + 1)).collect();
+    let h = Heatmap::new("Block ranks", "block column", "block row", 4, 4, vals).unwrap();
+    assert!(h.annotate);
+    check(
+        plot::save(&d.join("heat"), &h.into()).unwrap(),
+        &["Block ranks", "block column"],
+    );
+    assert!(Heatmap::new("bad", "x", "y", 2, 3, vec![0.0; 5]).is_err());
+}
+
+#[test]
+fn multi_panel_grid() {
+    let d = out_dir("grid");
+    let sp = SpyPlot::from_fn("diag", 64, 64, 64, |i, j| i == j).unwrap();
+    let plots: Vec<Plot> = vec![xy().into(), sp.into()];
+    check(
+        plot::save_grid(&d.join("grid"), "Two panels", &plots, 2, (600, 480)).unwrap(),
+        &["Two panels", "diag"],
+    );
+    assert!(plot::save_grid(&d.join("none"), "x", &[], 2, (10, 10)).is_err());
+}
+
+#[test]
+fn unwritable_path_is_io_error_naming_path() {
+    // A regular file used as a directory cannot be created.
+    let d = out_dir("err");
+    let blocker = d.join("file");
+    std::fs::write(&blocker, b"x").unwrap();
+    let err = plot::save(&blocker.join("sub").join("p"), &xy().into()).unwrap_err();
+    match err {
+        gslab::Error::Io { path, .. } => assert!(path.contains("file"), "{path}"),
+        other => panic!("expected Io, got {other:?}"),
+    }
+}
+
+#[test]
+fn tick_labels_are_compact() {
+    assert_eq!(plot::tick_label(1000.0), "1000");
+    assert_eq!(plot::tick_label(1e6), "1M");
+    assert_eq!(plot::tick_label(1.42e6), "1.42M");
+    assert_eq!(plot::tick_label(20000.0), "20k");
+    assert_eq!(plot::tick_label(3.5), "3.5");
+    assert_eq!(plot::tick_label(0.25), "0.25");
+    assert_eq!(plot::tick_label(2.5e-5), "2.5e-5");
+    assert_eq!(plot::tick_label(0.0), "0");
+}
