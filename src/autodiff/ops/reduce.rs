@@ -1,1 +1,95 @@
-//! (in progress)
+//! Reductions: [`Var::sum`] and [`Var::mean`] over all elements (to a 0-D scalar), and
+//! [`Var::sum_axis`] / [`Var::mean_axis`] along one axis of a 2-D variable.
+
+use crate::autodiff::tape::Var;
+use crate::real::Real;
+use crate::tensor::Tensor;
+
+/// `(rows, cols)` of a 2-D shape; panics naming `op` otherwise.
+fn dims2(s: &[usize], axis: usize, op: &str) -> (usize, usize) {
+    match s {
+        [r, c] if axis < 2 => (*r, *c),
+        _ => panic!("{op}: need a 2-D variable and axis 0 or 1, got shape {s:?} and axis {axis}"),
+    }
+}
+
+/// `Σ` of a `(r, c)` row-major buffer along `axis`, times `scale`.
+fn reduce_axis<T: Real>(x: &Tensor<T>, r: usize, c: usize, axis: usize, scale: T) -> Tensor<T> {
+    if axis == 0 {
+        let mut s = vec![T::zero(); c];
+        for row in x.data().chunks_exact(c.max(1)).take(r) {
+            s.iter_mut().zip(row).for_each(|(a, &b)| *a += b);
+        }
+        Tensor::from_vec(&[c], s.into_iter().map(|v| v * scale).collect()).expect("sum_axis 0")
+    } else {
+        let s = (0..r)
+            .map(|i| x.data()[i * c..(i + 1) * c].iter().copied().sum::<T>() * scale)
+            .collect();
+        Tensor::from_vec(&[r], s).expect("sum_axis 1")
+    }
+}
+
+/// Broadcasts the reduced gradient `g` back to `(r, c)`, times `scale`.
+fn expand_axis<T: Real>(g: &Tensor<T>, r: usize, c: usize, axis: usize, scale: T) -> Tensor<T> {
+    let gd = g.data();
+    if axis == 0 {
+        Tensor::from_fn(&[r, c], |k| gd[k % c] * scale)
+    } else {
+        Tensor::from_fn(&[r, c], |k| gd[k / c] * scale)
+    }
+}
+
+impl<'t, T: Real> Var<'t, T> {
+    /// Sum of all elements, `s = Σ_i x_i`, a 0-D variable. Gradient: `dx_i = G`.
+    pub fn sum(self) -> Var<'t, T> {
+        self.total(T::one())
+    }
+
+    /// Mean of all elements, `s = (1/N) Σ_i x_i`, a 0-D variable. Gradient: `dx_i = G / N`.
+    /// (An empty tensor gives `s = 0`.)
+    pub fn mean(self) -> Var<'t, T> {
+        let n = self.value().numel().max(1);
+        self.total(T::one() / T::from_usize(n))
+    }
+
+    /// `s = scale · Σ_i x_i`; gradient `dx_i = scale · G`.
+    fn total(self, scale: T) -> Var<'t, T> {
+        let shape = self.shape();
+        let value = Tensor::scalar(self.value().sum() * scale);
+        self.tape().push_op(value, &[self], move |g, needs| {
+            vec![needs[0].then(|| Tensor::full(&shape, g.item() * scale))]
+        })
+    }
+
+    /// Sum along `axis` of a 2-D `(r, c)` variable: axis 0 gives `s[j] = Σ_i x[i, j]` (shape `(c)`),
+    /// axis 1 gives `s[i] = Σ_j x[i, j]` (shape `(r)`). Gradient: `dx[i, j] = G[j]` resp. `G[i]`.
+    ///
+    /// # Panics
+    /// If `x` is not 2-D or `axis > 1`; the message names `sum_axis`, the shape and the axis.
+    pub fn sum_axis(self, axis: usize) -> Var<'t, T> {
+        self.reduce_axis_op(axis, false, "sum_axis")
+    }
+
+    /// Mean along `axis` of a 2-D `(r, c)` variable: the [`sum_axis`](Var::sum_axis) divided by
+    /// the reduced size `r` (axis 0) or `c` (axis 1). Gradient: `G[j] / r` resp. `G[i] / c`.
+    ///
+    /// # Panics
+    /// If `x` is not 2-D or `axis > 1`; the message names `mean_axis`, the shape and the axis.
+    pub fn mean_axis(self, axis: usize) -> Var<'t, T> {
+        self.reduce_axis_op(axis, true, "mean_axis")
+    }
+
+    fn reduce_axis_op(self, axis: usize, mean: bool, op: &str) -> Var<'t, T> {
+        let (r, c) = dims2(&self.shape(), axis, op);
+        let len = if axis == 0 { r } else { c };
+        let scale = if mean {
+            T::one() / T::from_usize(len.max(1))
+        } else {
+            T::one()
+        };
+        let value = reduce_axis(&self.value(), r, c, axis, scale);
+        self.tape().push_op(value, &[self], move |g, needs| {
+            vec![needs[0].then(|| expand_axis(g, r, c, axis, scale))]
+        })
+    }
+}

@@ -1,1 +1,79 @@
-//! (in progress)
+//! Shape ops: [`Var::transpose`], [`Var::reshape`] and [`Var::gather_last`] (an index map along
+//! the last axis, the building block for permutations and shuffles on the tape).
+
+use crate::autodiff::tape::Var;
+use crate::real::Real;
+use crate::tensor::Tensor;
+
+impl<'t, T: Real> Var<'t, T> {
+    /// Transpose of a 2-D variable, or of the last two axes of a 3-D one: `z[…, j, i] = x[…, i, j]`.
+    /// Gradient: `dx = Gᵀ` (same axes).
+    ///
+    /// # Panics
+    /// If `x` is not 2-D or 3-D; the message names `transpose` and the shape.
+    pub fn transpose(self) -> Var<'t, T> {
+        let value = self.value().transpose();
+        self.tape().push_op(value, &[self], |g, needs| {
+            vec![needs[0].then(|| g.transpose())]
+        })
+    }
+
+    /// Same data, new shape (row-major order is kept). Gradient: `dx = reshape(G, shape(x))`.
+    ///
+    /// # Panics
+    /// If the element counts differ; the message names `reshape` and both shapes.
+    pub fn reshape(self, shape: &[usize]) -> Var<'t, T> {
+        let old = self.shape();
+        let value = (*self.value()).clone().reshape(shape).unwrap_or_else(|_| {
+            panic!("reshape: shape mismatch {old:?} vs {shape:?} (element counts differ)")
+        });
+        self.tape().push_op(value, &[self], move |g, needs| {
+            vec![needs[0].then(|| g.clone().reshape(&old).expect("reshape backward"))]
+        })
+    }
+
+    /// Gathers along the last axis by an index map: for `x` of shape `(…, n)` and `idx` of
+    /// length `m`, `z[…, j] = x[…, idx[j]]`, shape `(…, m)`. With a [`Perm`](crate::Perm)'s
+    /// gather map this applies the permutation to every row.
+    /// Gradient (scatter-add, so repeated indices accumulate): `dx[…, idx[j]] += G[…, j]`.
+    ///
+    /// # Panics
+    /// If `x` is 0-D or an index is `≥ n`; the message names `gather_last`, the index and the shape.
+    pub fn gather_last(self, idx: &[usize]) -> Var<'t, T> {
+        let shape = self.shape();
+        assert!(
+            !shape.is_empty(),
+            "gather_last: x must have an axis, got shape {shape:?}"
+        );
+        let n = shape[shape.len() - 1];
+        if let Some(&bad) = idx.iter().find(|&&i| i >= n) {
+            panic!("gather_last: index {bad} out of range for x of shape {shape:?}");
+        }
+        let m = idx.len();
+        let mut out_shape = shape.clone();
+        *out_shape.last_mut().expect("non-empty") = m;
+        let x = self.value();
+        let rows = x.numel().checked_div(n).unwrap_or(0);
+        let mut data = Vec::with_capacity(rows * m);
+        for row in x.data().chunks_exact(n.max(1)) {
+            data.extend(idx.iter().map(|&i| row[i]));
+        }
+        let value = Tensor::from_vec(&out_shape, data).expect("gather_last: sizes");
+        let idx = idx.to_vec();
+        self.tape().push_op(value, &[self], move |g, needs| {
+            vec![needs[0].then(|| {
+                let mut dx = Tensor::zeros(&shape);
+                if m > 0 && n > 0 {
+                    for (drow, grow) in dx
+                        .data_mut()
+                        .chunks_exact_mut(n)
+                        .zip(g.data().chunks_exact(m))
+                    {
+                        idx.iter().zip(grow).for_each(|(&i, &gj)| drow[i] += gj);
+                    }
+                }
+                dx
+            })]
+        })
+    }
+}
