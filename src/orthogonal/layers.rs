@@ -177,6 +177,42 @@ impl<T: Real> OrthoChain<T> {
         (self.forward_with(x, &leaves), leaves)
     }
 
+    /// The layout of `Qᵀ = P_1ᵀ B_1ᵀ P_2ᵀ ⋯ B_mᵀ P_{m+1}ᵀ` as a chain: factors reversed, every
+    /// permutation inverted and the order reversed.
+    pub fn transposed_layout(&self) -> ChainLayout {
+        let factors = self.layout.factors().iter().rev().copied().collect();
+        let perms = self
+            .layout
+            .perms()
+            .iter()
+            .rev()
+            .map(Perm::inverse)
+            .collect();
+        ChainLayout::new(factors, perms).expect("the transpose of a valid square chain is valid")
+    }
+
+    /// `Y = X·Q` on the tape (each row `y = Qᵀ x`), with the parameters given as leaves. Uses
+    /// `map(K)ᵀ = map(−K)` for both maps (`((I+K)(I−K)⁻¹)ᵀ = (I−K)(I+K)⁻¹` and
+    /// `exp(K)ᵀ = exp(−K)`) on the [`OrthoChain::transposed_layout`].
+    ///
+    /// # Panics
+    /// If `x` is not `(batch, n)` or `leaves` does not match the factors.
+    pub fn forward_t_with<'t>(&self, x: Var<'t, T>, leaves: &[Var<'t, T>]) -> Var<'t, T> {
+        assert!(
+            leaves.len() == self.m(),
+            "OrthoChain::forward_t_with: {} parameter leaves for {} factors",
+            leaves.len(),
+            self.m()
+        );
+        let neg: Vec<Var<'t, T>> = leaves.iter().rev().map(|v| v.neg()).collect();
+        let blocks: Vec<Var<'t, T>> = neg
+            .iter()
+            .zip(self.layout.factors().iter().rev())
+            .map(|(v, f)| self.map.apply(*v, f.b1))
+            .collect();
+        chain_apply(x, &blocks, &Arc::new(self.transposed_layout()))
+    }
+
     /// The orthogonal blocks without a tape.
     pub fn block_tensors(&self) -> Vec<Tensor<T>> {
         self.params
@@ -272,9 +308,11 @@ impl<T: Real> OrthoGs<T> {
 }
 
 ortho_layer!(
-    /// An orthogonal GS chain `Q = B_m P ⋯ B_2 P B_1` (digest §10 "GS with m factors"): every
-    /// factor has `r` orthogonal `b × b` blocks and `P = P_(r,n)` (scatter reading) sits between
-    /// factors. Perms `[I, P, …, P, I]`.
+    /// An orthogonal GS chain `Q = (P^{m−1})ᵀ B_m P ⋯ B_2 P B_1` (digest §10 "GS with m factors",
+    /// closed by a fixed output permutation): every factor has `r` orthogonal `b × b` blocks and
+    /// `P = P_(r,n)` (scatter reading) sits between factors. The closing `(P^{m−1})ᵀ` only reorders
+    /// rows (same density and block structure) and makes zero parameters give `Q = I`; for
+    /// `m = 2` this is exactly [`OrthoGs`]. Perms `[I, P, …, P, (P^{m−1})ᵀ]`.
     GsChain
 );
 
@@ -292,8 +330,13 @@ impl<T: Real> GsChain<T> {
         }
         let p = Perm::shuffle_scatter(r, n)?;
         let mut perms = vec![Perm::identity(n)];
-        perms.extend(std::iter::repeat_n(p, m - 1));
-        perms.push(Perm::identity(n));
+        perms.extend(std::iter::repeat_n(p.clone(), m - 1));
+        // Close with (P^{m−1})ᵀ so that identity blocks give Q = I.
+        let mut closing = Perm::identity(n);
+        for _ in 1..m {
+            closing = closing.compose(&p);
+        }
+        perms.push(closing.inverse());
         let layout = ChainLayout::new(vec![BlockShape::square(r, b); m], perms)?;
         Ok(Self(OrthoChain::new(layout, map)?))
     }
