@@ -4,7 +4,7 @@
 //! A pattern is computed from the structure alone, never by testing floating-point values for
 //! zero: entry `(i, j)` is *structurally nonzero* when some path through the factor graph links
 //! input `j` to output `i` (the "information transmission" picture of the Theorem 2 proof,
-//! [P] App. D). With generic (e.g. random) blocks the structural pattern equals the true nonzero
+//! paper, App. D). With generic (e.g. random) blocks the structural pattern equals the true nonzero
 //! pattern. Rows are stored as bitsets of `u64` words.
 //!
 //! Products are propagated factor by factor: left-multiplying by a permutation `P` (gather map σ)
@@ -12,7 +12,7 @@
 //! full `b1 × b2` blocks gives `row_{j·b1+u}(B M) = OR_{t<b2} row_{j·b2+t}(M)`. A factor thus
 //! costs `O(n · n_in / 64)` word operations, so chains at `n = 4096` take milliseconds.
 //!
-//! **Theorem 2** ([P] §5.2): with `r = n/b` blocks of `b × b` per factor and `P_(k,n)` between
+//! **Theorem 2** (paper §5.2): with `r = n/b` blocks of `b × b` per factor and `P_(k,n)` between
 //! factors, `m = 1 + ⌈log_b r⌉` factors give a dense product, and for every `m` below that and
 //! every choice of permutations each row has at most `b^m < n` nonzeros. [`support_growth_gs`],
 //! [`min_factors_gs`] and [`gs_formula`] check it; [`support_growth_boft`], [`min_factors_boft`]

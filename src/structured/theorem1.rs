@@ -1,4 +1,4 @@
-//! Theorem 1 made constructive ([P] §4): every orthogonal `A ∈ GS(P_L, P, P_R)` with square
+//! Theorem 1 made constructive (paper §4): every orthogonal `A ∈ GS(P_L, P, P_R)` with square
 //! blocks has a representation `A = P_L (L P R) P_R` in which every block of `L` and `R` is
 //! orthogonal.
 //!
@@ -88,12 +88,9 @@ pub fn orthogonal_representation<T: Real>(
                 continue;
             }
             let q = s.len();
-            let l_s = Mat::<T>::from_fn(b_l, q, |x, t| {
-                l_old[(k1 * b_l + x) * b_l + s[t] % b_l]
-            });
-            let r_s = Mat::<T>::from_fn(q, b_r, |t, c| {
-                r_old[(k2 * b_r + pi[s[t]] % b_r) * b_r + c]
-            });
+            let l_s = Mat::<T>::from_fn(b_l, q, |x, t| l_old[(k1 * b_l + x) * b_l + s[t] % b_l]);
+            let r_s =
+                Mat::<T>::from_fn(q, b_r, |t, c| r_old[(k2 * b_r + pi[s[t]] % b_r) * b_r + c]);
             let qr = l_s.qr();
             let u = qr.compute_thin_Q();
             let vt = qr.thin_R() * &r_s;
@@ -114,7 +111,7 @@ pub fn orthogonal_representation<T: Real>(
     let tol = T::EPS.to_f64().sqrt();
     for (name, t) in [("R", &r_new), ("L", &l_new)] {
         let err = block_orthogonality_error(t);
-        if !(err <= tol) {
+        if err > tol || err.is_nan() {
             return Err(Error::Numerical(format!(
                 "recovered {name} blocks deviate from orthogonality by {err:.3e} > {tol:.3e}: \
                  the input product is not orthogonal"
