@@ -312,6 +312,7 @@ fn t8_profile_equals_numerical_ranks_random() {
         (4, 3, 3, 4, 3, 3),
         (2, 5, 6, 3, 4, 4),
         (6, 2, 2, 2, 6, 7),
+        (3, 2, 4, 2, 6, 5), // up to 4 slots per 2x5 block: rank capped by the block size
     ] {
         for _ in 0..3 {
             let s = kl * l2;
@@ -372,6 +373,15 @@ fn t9_layouts(r: &mut StdRng) -> Vec<ChainLayout> {
             Perm::random(10, r),
         )
         .unwrap(),
+        // L blocks 2x4: a 2x5 block of M may get up to 4 slots but has rank <= 2.
+        gs_layout(
+            Perm::random(6, r),
+            BlockShape::new(3, 2, 4),
+            Perm::random(12, r),
+            BlockShape::new(2, 6, 5),
+            Perm::random(10, r),
+        )
+        .unwrap(),
         gs_layout(
             Perm::identity(16),
             BlockShape::square(4, 4),
@@ -388,8 +398,27 @@ fn t9_projection_is_exact_on_members() {
     let mut r = rng(6);
     for layout in t9_layouts(&mut r) {
         let a = reference_dense(&layout, &random_blocks(&layout, &mut r));
-        let pa = reference_dense(&layout, &project_gs(&a, &layout).unwrap());
+        let blocks = project_gs(&a, &layout).unwrap();
+        let pa = reference_dense(&layout, &blocks);
         assert!(max_abs_diff(&a, &pa) < 1e-12 * a.max_abs(), "{layout:?}");
+        // Algorithm 1 splits Σ^{1/2} evenly: the L column and R row of every slot have equal
+        // norms (both √σ_t).
+        let (rs, ls) = (layout.factors()[0], layout.factors()[1]);
+        let pi = layout.perms()[1].as_slice();
+        for i in 0..pi.len() {
+            let (k1, col) = (i / ls.b2, i % ls.b2);
+            let (k2, row) = (pi[i] / rs.b1, pi[i] % rs.b1);
+            let lc: f64 = (0..ls.b1)
+                .map(|x| blocks[1].data()[(k1 * ls.b1 + x) * ls.b2 + col].powi(2))
+                .sum();
+            let rr: f64 = (0..rs.b2)
+                .map(|c| blocks[0].data()[(k2 * rs.b1 + row) * rs.b2 + c].powi(2))
+                .sum();
+            assert!(
+                (lc - rr).abs() < 1e-12 * (1.0 + lc),
+                "slot {i}: {lc} vs {rr}"
+            );
+        }
     }
 }
 
@@ -413,6 +442,21 @@ fn t9_projection_beats_random_members_and_perturbations() {
                 .collect();
             assert!(d <= frob(&a, &reference_dense(&layout, &pert)) + 1e-14);
         }
+    }
+}
+
+#[test]
+fn t9_projection_f32_on_members() {
+    let mut r = rng(12);
+    for layout in t9_layouts(&mut r) {
+        let blocks: Vec<Tensor<f32>> = layout
+            .factors()
+            .iter()
+            .map(|f| Tensor::randn(&f.tensor_shape(), 1.0, &mut r))
+            .collect();
+        let a = reference_dense(&layout, &blocks);
+        let pa = reference_dense(&layout, &project_gs(&a, &layout).unwrap());
+        assert!(a.sub(&pa).max_abs() < 1e-5 * a.max_abs(), "{layout:?}");
     }
 }
 

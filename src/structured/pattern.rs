@@ -17,6 +17,17 @@
 //! every choice of permutations each row has at most `b^m < n` nonzeros. [`support_growth_gs`],
 //! [`min_factors_gs`] and [`gs_formula`] check it; [`support_growth_boft`], [`min_factors_boft`]
 //! and [`boft_formula`] do the same for BOFT's block butterfly (`1 + ⌈log₂ r⌉`).
+//!
+//! ```
+//! use gslab::structured::pattern::*;
+//! // The paper's example: n = 1024, b = 32 (r = 32): GS is dense with 2 factors, BOFT with 6.
+//! assert_eq!(gs_formula(1024, 32).unwrap(), 2);
+//! assert_eq!(min_factors_gs(1024, 32, 4, GsShuffle::default()).unwrap(), Some(2));
+//! assert_eq!(min_factors_boft(1024, 32, 8).unwrap(), Some(6));
+//! // One GS factor: every row of the 1024 x 1024 pattern has b = 32 nonzeros.
+//! let steps = support_growth_gs(1024, 32, 1, GsShuffle::default()).unwrap();
+//! assert_eq!(steps[0].row_range(), (32, 32));
+//! ```
 
 use crate::error::{Error, Result};
 use crate::perm::Perm;

@@ -7,7 +7,7 @@
 //! ([`crate::structured::project`]), block `M_{k1,k2} = L_S R_S` where `L_S` (`b × |S|`) holds the
 //! columns of `L_{k1}` at the slots `S` and `R_S` (`|S| × b`) the matching rows of `R_{k2}`.
 //! 1. Thin QR, `L_S = Q T` with `QᵀQ = I`; then `M_{k1,k2} = U Vᵀ` with `U = Q`, `Vᵀ = T R_S`.
-//! 2. Orthogonality of block-column `k2` of `M` gives `Σ_{k1} V V ᵀ = I`, so the `b` rows `Vᵀ`
+//! 2. Orthogonality of block-column `k2` of `M` gives `Σ_{k1} V Vᵀ = I`, so the `b` rows `Vᵀ`
 //!    of all blocks in the column, put back at the rows of `R_{k2}` the slots dictate, form an
 //!    orthogonal matrix: the new `R_{k2}`.
 //! 3. The same on block-rows (with `VᵀV = I` from step 2) makes the new `L_{k1}`, whose columns
