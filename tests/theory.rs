@@ -405,9 +405,9 @@ fn t9_projection_is_exact_on_members() {
         // norms (both √σ_t).
         let (rs, ls) = (layout.factors()[0], layout.factors()[1]);
         let pi = layout.perms()[1].as_slice();
-        for i in 0..pi.len() {
+        for (i, &src) in pi.iter().enumerate() {
             let (k1, col) = (i / ls.b2, i % ls.b2);
-            let (k2, row) = (pi[i] / rs.b1, pi[i] % rs.b1);
+            let (k2, row) = (src / rs.b1, src % rs.b1);
             let lc: f64 = (0..ls.b1)
                 .map(|x| blocks[1].data()[(k1 * ls.b1 + x) * ls.b2 + col].powi(2))
                 .sum();
