@@ -629,3 +629,30 @@ fn t7_theorem1_rejects_non_orthogonal_and_bad_shapes() {
         Err(Error::BlockMismatch(_))
     ));
 }
+
+#[test]
+fn t7_theorem1_f32() {
+    let mut r = rng(13);
+    let layout = gs_layout(
+        Perm::random(12, &mut r),
+        BlockShape::square(4, 3),
+        Perm::random(12, &mut r),
+        BlockShape::square(3, 4),
+        Perm::random(12, &mut r),
+    )
+    .unwrap();
+    let ortho = vec![
+        orthogonal_blocks(layout.factors()[0], &mut r),
+        orthogonal_blocks(layout.factors()[1], &mut r),
+    ];
+    let a = reference_dense(&layout, &ortho);
+    let hidden: Vec<Tensor<f32>> = hide(&layout, &ortho, &mut r)
+        .iter()
+        .map(|t| t.cast())
+        .collect();
+    let rec = orthogonal_representation(&layout, &hidden).unwrap();
+    assert!(block_orthogonality_error(&rec[0]) < 1e-5);
+    assert!(block_orthogonality_error(&rec[1]) < 1e-5);
+    let back = reference_dense(&layout, &rec).cast::<f64>();
+    assert!(max_abs_diff(&back, &a) < 1e-5);
+}
