@@ -667,7 +667,7 @@ pub fn table1() -> Result<Vec<CountRow>> {
             1,
             &m.name,
             "LoRA".into(),
-            "r=8".into(),
+            "rank=8".into(),
             both(Method::Lora { rank: 8 }, &peft)?,
             "1.33M",
             "r·(in+out) on query, key, value, attention.output.dense, intermediate.dense, output.dense",
