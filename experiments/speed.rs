@@ -1,1 +1,1047 @@
-fn main() {}
+//! `speed`: wall-clock sweep of the structured chain kernels (GS, a 3-factor GS chain, Monarch,
+//! BOFT, block-diagonal) against faer's dense GEMM on the equivalent dense product, plus the
+//! Cayley map and one full training step of an `OrthoGs` layer, on 1 and 2 threads.
+//!
+//! Every measurement is the **median wall time** over repeats after a warm-up, inside a dedicated
+//! rayon pool of the given size (`ThreadPoolBuilder` + `pool.install`); the chain kernels get
+//! `Par::Seq` on 1 thread and `Par::rayon(t)` on `t > 1` (they run `Par::Seq` faer products inside
+//! rayon tasks), the dense GEMM gets the same `Par`.
+//!
+//! Outputs (in `--out`, default `results/speed/`):
+//! - `speed.csv`: `op,n,b,batch,threads,dtype,pass,median_s,gflops`, one row per measurement
+//!   (`pass` is `fwd` or `fwdbwd`). Row conventions: `dense` has `b = n` (one `n × n` block);
+//!   `cayley` has `n = k·b` for `k = n/b` blocks and `batch = 0` (no batch).
+//! - `summary.json`: the targets with the measured value and pass/fail, the 1-vs-2-thread
+//!   bitwise comparison of every structured op's outputs, the grid and the load averages.
+//! - `time_vs_n.{png,svg}` (log-log median time against `n`, one series per op) and
+//!   `fraction_of_dense.{png,svg}` (GFLOP/s of every op divided by dense GEMM's at the same `n`,
+//!   batch, threads and pass, in the same run).
+//!
+//! FLOP convention (2 per multiply-add; permutations are free):
+//! - chain op `A = P_{m+1} B_m ⋯ B_1 P_1`, forward: `2·batch·Σ_i k_i·b_i¹·b_i²` (GS with `m = 2`
+//!   square factors: `2·batch·2·n·b`); dense: `2·batch·n²`; forward+backward: 3× forward (the
+//!   backward counts 2× forward, data and weight gradients).
+//! - Cayley map of `k` blocks of `b × b`: forward `k·(2/3·b³ + 2·b³)` (LU with partial pivoting of
+//!   `I − K`, then `b` right-hand sides); backward `k·4·b³` (the two products of `2 Nᵀ G Nᵀ`).
+//! - `orthogs_step` (Cayley of both factors, the GS product, backward, Adam): GS forward+backward
+//!   plus the Cayley forward+backward of its `2·n/b` blocks (Adam's `O(params)` work not counted).
+
+use clap::Parser;
+use faer::linalg::matmul::matmul;
+use faer::{Accum, Mat, Par};
+use gslab::exp::{CommonArgs, Run, format_table, run_main};
+use gslab::kernels::chain::{chain_backward, chain_forward, chain_forward_saved};
+use gslab::nn::optim::{Adam, Optimizer, Params};
+use gslab::orthogonal::OrthoMap;
+use gslab::orthogonal::cayley::{cayley, cayley_with_inverse, skew_dim};
+use gslab::orthogonal::layers::OrthoGs;
+use gslab::plot::{self, BarPlot, Plot, Scale, Series, XyPlot};
+use gslab::structured::{
+    BlockDiag, BlockShape, Butterfly, ChainLayout, Gs, GsChain, LinearOp, Monarch,
+};
+use gslab::{Error, Real, Result, Tape, Tensor};
+use rand::{SeedableRng, rngs::StdRng};
+use rayon::ThreadPool;
+use serde::Serialize;
+use serde_json::{Value, json};
+use std::hint::black_box;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Instant;
+
+/// Wall-clock sweep of the structured kernels against dense GEMM on 1 and 2 threads.
+#[derive(Parser)]
+#[command(name = "speed", version, about)]
+struct Args {
+    #[command(flatten)]
+    common: CommonArgs,
+    /// Timing budget of one measurement in milliseconds (repeats = budget / one call, at least
+    /// 5; 3 with --quick). Default 150 (3 with --quick).
+    #[arg(long, value_name = "MS", value_parser = clap::value_parser!(u64).range(1..=60_000))]
+    budget_ms: Option<u64>,
+}
+
+fn main() -> ExitCode {
+    run_main("speed", |args: Args| {
+        let run = args.common.setup("speed")?;
+        // Thread counts {1, T}, T = --threads (default 2).
+        let mut threads = vec![1, args.common.threads.map_or(2, |t| t as usize)];
+        threads.dedup();
+        let default_ms = if run.quick { 3 } else { 150 };
+        let cfg = Config {
+            grid: if run.quick {
+                Grid::quick()
+            } else {
+                Grid::full()
+            },
+            threads,
+            budget: args.budget_ms.unwrap_or(default_ms) as f64 * 1e-3,
+            min_reps: if run.quick { 3 } else { 5 },
+        };
+        sweep(&run, &cfg)
+    })
+}
+
+/// The operations of the sweep, in output order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Op {
+    Gs,
+    GsChain3,
+    Monarch,
+    Boft,
+    BlockDiag,
+    Dense,
+    Cayley,
+    OrthoGsStep,
+}
+
+impl Op {
+    const ALL: [Op; 8] = [
+        Op::Gs,
+        Op::GsChain3,
+        Op::Monarch,
+        Op::Boft,
+        Op::BlockDiag,
+        Op::Dense,
+        Op::Cayley,
+        Op::OrthoGsStep,
+    ];
+
+    fn name(self) -> &'static str {
+        match self {
+            Op::Gs => "gs",
+            Op::GsChain3 => "gs_chain3",
+            Op::Monarch => "monarch",
+            Op::Boft => "boft",
+            Op::BlockDiag => "block_diag",
+            Op::Dense => "dense",
+            Op::Cayley => "cayley",
+            Op::OrthoGsStep => "orthogs_step",
+        }
+    }
+
+    /// The passes measured: a training step is forward+backward only.
+    fn passes(self) -> &'static [Pass] {
+        match self {
+            Op::OrthoGsStep => &[Pass::FwdBwd],
+            _ => &[Pass::Fwd, Pass::FwdBwd],
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Pass {
+    Fwd,
+    FwdBwd,
+}
+
+impl Pass {
+    fn name(self) -> &'static str {
+        match self {
+            Pass::Fwd => "fwd",
+            Pass::FwdBwd => "fwdbwd",
+        }
+    }
+}
+
+/// A size point `(n, b, batch)`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+struct Point {
+    n: usize,
+    b: usize,
+    batch: usize,
+}
+
+/// The sizes swept, and where the targets are read.
+#[derive(Clone, Debug, Serialize)]
+struct Grid {
+    ns: Vec<usize>,
+    bs: Vec<usize>,
+    batches: Vec<usize>,
+    /// The target point (n = 1024, b = 32, batch = 256).
+    target: Point,
+    /// `n` of the threading target (4096).
+    big_n: usize,
+    /// Ops measured in f64 too, at the target point only.
+    #[serde(skip)]
+    f64_ops: Vec<Op>,
+}
+
+impl Grid {
+    fn full() -> Self {
+        Self {
+            ns: vec![256, 1024, 4096],
+            bs: vec![16, 32, 64],
+            batches: vec![32, 256],
+            target: Point {
+                n: 1024,
+                b: 32,
+                batch: 256,
+            },
+            big_n: 4096,
+            f64_ops: vec![Op::Gs, Op::BlockDiag, Op::Dense, Op::Cayley],
+        }
+    }
+
+    fn quick() -> Self {
+        Self {
+            ns: vec![64, 256],
+            bs: vec![8, 16],
+            batches: vec![8, 32],
+            target: Point {
+                n: 256,
+                b: 16,
+                batch: 32,
+            },
+            big_n: 256,
+            f64_ops: vec![Op::Gs, Op::Dense],
+        }
+    }
+
+    /// Every `(op, point)` of the f32 sweep. Monarch only where `b = √n` (square blocks, the
+    /// only Monarch with a single block size); dense ignores `b` (stored as `b = n`); Cayley
+    /// ignores the batch (stored as 0). A block size needs `b | n` and at least 2 blocks.
+    fn cases(&self) -> Vec<(Op, Point)> {
+        let mut out = Vec::new();
+        for op in Op::ALL {
+            for &n in &self.ns {
+                let bs: Vec<usize> = match op {
+                    Op::Dense => vec![n],
+                    Op::Monarch => self.bs.iter().copied().filter(|b| b * b == n).collect(),
+                    _ => self
+                        .bs
+                        .iter()
+                        .copied()
+                        .filter(|b| n % b == 0 && n / b >= 2)
+                        .collect(),
+                };
+                let batches = if op == Op::Cayley {
+                    vec![0]
+                } else {
+                    self.batches.clone()
+                };
+                for &b in &bs {
+                    for &batch in &batches {
+                        out.push((op, Point { n, b, batch }));
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// The f64 points: [`Grid::f64_ops`] at the target point.
+    fn f64_cases(&self) -> Vec<(Op, Point)> {
+        self.f64_ops
+            .iter()
+            .map(|&op| (op, self.point_for(op, self.target)))
+            .collect()
+    }
+
+    /// `p` with the row conventions of `op` applied (dense `b = n`, Cayley `batch = 0`).
+    fn point_for(&self, op: Op, p: Point) -> Point {
+        match op {
+            Op::Dense => Point { b: p.n, ..p },
+            Op::Cayley => Point { batch: 0, ..p },
+            _ => p,
+        }
+    }
+}
+
+struct Config {
+    grid: Grid,
+    threads: Vec<usize>,
+    budget: f64,
+    min_reps: usize,
+}
+
+/// One CSV row.
+#[derive(Clone, Debug, Serialize)]
+struct Row {
+    op: &'static str,
+    n: usize,
+    b: usize,
+    batch: usize,
+    threads: usize,
+    dtype: &'static str,
+    pass: &'static str,
+    median_s: f64,
+    gflops: f64,
+}
+
+/// A workload with its data, built once per `(op, point, dtype)` and timed on every pool.
+enum Work<T: Real> {
+    Chain {
+        layout: Arc<ChainLayout>,
+        blocks: Vec<Tensor<T>>,
+        x: Tensor<T>,
+        dy: Tensor<T>,
+    },
+    Dense {
+        w: Mat<T>,
+        x: Mat<T>,
+        dy: Mat<T>,
+        y: Mat<T>,
+        dx: Mat<T>,
+        dw: Mat<T>,
+    },
+    Cayley {
+        theta: Tensor<T>,
+        g: Tensor<T>,
+        b: usize,
+    },
+    Step {
+        /// The initial state (the fingerprint always starts from it).
+        init: OrthoGs<T>,
+        /// The timed state, updated by every timed step.
+        layer: OrthoGs<T>,
+        adam: Adam<T>,
+        x: Tensor<T>,
+        g: Tensor<T>,
+    },
+}
+
+const ADAM_LR: f64 = 1e-3;
+/// Standard deviation of the random skew parameters (a generic, non-identity Cayley input).
+const THETA_STD: f64 = 0.1;
+
+fn randn<T: Real>(shape: &[usize], rng: &mut StdRng) -> Tensor<T> {
+    Tensor::randn(shape, 1.0, rng)
+}
+
+fn randn_mat<T: Real>(rows: usize, cols: usize, rng: &mut StdRng) -> Mat<T> {
+    randn::<T>(&[rows, cols], rng).to_mat()
+}
+
+fn chain_work<T: Real, O: LinearOp<T>>(op: &O, batch: usize, rng: &mut StdRng) -> Work<T> {
+    let (n_out, n_in) = op.shape();
+    Work::Chain {
+        layout: Arc::clone(op.layout_arc()),
+        blocks: op.blocks().to_vec(),
+        x: randn(&[batch, n_in], rng),
+        dy: randn(&[batch, n_out], rng),
+    }
+}
+
+/// Number of BOFT factors that makes the butterfly dense: `1 + log2 r`.
+fn boft_factors(r: usize) -> usize {
+    1 + r.trailing_zeros() as usize
+}
+
+impl<T: Real> Work<T> {
+    fn build(op: Op, p: Point, rng: &mut StdRng) -> Result<Self> {
+        let Point { n, b, batch } = p;
+        let k = n / b;
+        Ok(match op {
+            Op::Gs => chain_work(&Gs::<T>::gsoft_random(k, b, rng)?, batch, rng),
+            Op::GsChain3 => {
+                let f = [BlockShape::square(k, b); 3];
+                chain_work(&GsChain::<T>::random_shuffled(&f, rng)?, batch, rng)
+            }
+            // R: k blocks of b × b, L: b blocks of k × k (b = k = √n in the sweep).
+            Op::Monarch => chain_work(&Monarch::<T>::random_square(b, k, rng)?, batch, rng),
+            Op::Boft => chain_work(
+                &Butterfly::<T>::random(n, k, boft_factors(k), rng)?,
+                batch,
+                rng,
+            ),
+            Op::BlockDiag => chain_work(&BlockDiag::<T>::random(k, b, b, rng)?, batch, rng),
+            Op::Dense => Work::Dense {
+                w: randn_mat(n, n, rng),
+                x: randn_mat(batch, n, rng),
+                dy: randn_mat(batch, n, rng),
+                y: Mat::zeros(batch, n),
+                dx: Mat::zeros(batch, n),
+                dw: Mat::zeros(n, n),
+            },
+            Op::Cayley => Work::Cayley {
+                theta: Tensor::randn(&[k, skew_dim(b)], THETA_STD, rng),
+                g: randn(&[k, b, b], rng),
+                b,
+            },
+            Op::OrthoGsStep => {
+                let mut layer = OrthoGs::<T>::new(n, k, OrthoMap::Cayley)?;
+                let params = (0..2)
+                    .map(|_| Tensor::randn(&[k, skew_dim(b)], THETA_STD, rng))
+                    .collect();
+                layer.set_params(params)?;
+                Work::Step {
+                    init: layer.clone(),
+                    layer,
+                    adam: Adam::new(ADAM_LR),
+                    x: randn(&[batch, n], rng),
+                    g: randn(&[batch, n], rng),
+                }
+            }
+        })
+    }
+
+    /// Runs one pass. With `keep`, returns every output as a flat vector (forward: `Y`;
+    /// forward+backward: `Y`, `dX` and the weight gradients; a training step: the parameters
+    /// after one step from the initial state, leaving the timed state untouched).
+    fn run(&mut self, pass: Pass, par: Par, keep: bool) -> Option<Vec<T>> {
+        match self {
+            Work::Chain {
+                layout,
+                blocks,
+                x,
+                dy,
+            } => {
+                let out = match pass {
+                    Pass::Fwd => vec![chain_forward(layout, blocks, x, par)],
+                    Pass::FwdBwd => {
+                        let (y, saved) = chain_forward_saved(layout, blocks, x, par);
+                        let (dx, mut dbs) = chain_backward(layout, blocks, &saved, dy, par);
+                        dbs.insert(0, dx);
+                        dbs.insert(0, y);
+                        dbs
+                    }
+                };
+                keep.then(|| flatten(&out))
+            }
+            Work::Dense {
+                w,
+                x,
+                dy,
+                y,
+                dx,
+                dw,
+            } => {
+                let one = T::one();
+                matmul(
+                    y.as_mut(),
+                    Accum::Replace,
+                    x.as_ref(),
+                    w.transpose(),
+                    one,
+                    par,
+                );
+                let mut mats = vec![&*y];
+                if pass == Pass::FwdBwd {
+                    matmul(
+                        dx.as_mut(),
+                        Accum::Replace,
+                        dy.as_ref(),
+                        w.as_ref(),
+                        one,
+                        par,
+                    );
+                    matmul(
+                        dw.as_mut(),
+                        Accum::Replace,
+                        dy.transpose(),
+                        x.as_ref(),
+                        one,
+                        par,
+                    );
+                    mats.extend([&*dx, &*dw]);
+                }
+                black_box(&mats);
+                keep.then(|| mats.iter().flat_map(|m| mat_values(m)).collect())
+            }
+            Work::Cayley { theta, g, b } => {
+                let out = match pass {
+                    Pass::Fwd => cayley_with_inverse(theta, *b).0,
+                    Pass::FwdBwd => {
+                        let tape = Tape::new();
+                        let t = tape.leaf(theta.clone());
+                        let q = cayley(t, *b);
+                        tape.backward_with(q, g.clone()).wrt(t)
+                    }
+                };
+                keep.then(|| out.into_vec())
+            }
+            Work::Step {
+                init,
+                layer,
+                adam,
+                x,
+                g,
+            } => {
+                if keep {
+                    let mut l = init.clone();
+                    ortho_step(&mut l, &mut Adam::new(ADAM_LR), x, g);
+                    let ps: Vec<Tensor<T>> = l.params().into_iter().cloned().collect();
+                    Some(flatten(&ps))
+                } else {
+                    ortho_step(layer, adam, x, g);
+                    None
+                }
+            }
+        }
+    }
+
+    /// FLOPs of one pass (module docs).
+    fn flops(&self, p: Point, pass: Pass) -> f64 {
+        let cayley_fb = |blocks: usize, b: usize| blocks as f64 * (20.0 / 3.0) * (b as f64).powi(3);
+        let fb = |fwd: f64| match pass {
+            Pass::Fwd => fwd,
+            Pass::FwdBwd => 3.0 * fwd,
+        };
+        match self {
+            Work::Chain { layout, x, .. } => {
+                fb(2.0 * layout.macs_per_vector() as f64 * x.shape()[0] as f64)
+            }
+            Work::Dense { .. } => fb(2.0 * (p.batch * p.n * p.n) as f64),
+            Work::Cayley { .. } => {
+                let k = (p.n / p.b) as f64;
+                let b3 = (p.b as f64).powi(3);
+                match pass {
+                    Pass::Fwd => k * (8.0 / 3.0) * b3,
+                    Pass::FwdBwd => cayley_fb(p.n / p.b, p.b),
+                }
+            }
+            Work::Step { .. } => {
+                3.0 * 2.0 * (p.batch * 2 * p.n * p.b) as f64 + cayley_fb(2 * p.n / p.b, p.b)
+            }
+        }
+    }
+}
+
+/// One training step of an `OrthoGs` layer on the loss `ℓ = ⟨Y, G⟩`: Cayley map of both
+/// factors, the GS product, backward through both, one Adam update.
+fn ortho_step<T: Real>(layer: &mut OrthoGs<T>, adam: &mut Adam<T>, x: &Tensor<T>, g: &Tensor<T>) {
+    let grads = {
+        let tape = Tape::new();
+        let leaves = layer.leaves(&tape);
+        let xv = tape.constant(x.clone());
+        let y = layer.forward_with(xv, &leaves);
+        let mut grads = tape.backward_with(y, g.clone());
+        leaves
+            .iter()
+            .map(|l| {
+                grads
+                    .take(*l)
+                    .expect("every parameter leaf gets a gradient")
+            })
+            .collect::<Vec<_>>()
+    };
+    adam.step(&mut layer.params_mut(), &grads);
+}
+
+fn flatten<T: Real>(ts: &[Tensor<T>]) -> Vec<T> {
+    ts.iter().flat_map(|t| t.data().iter().copied()).collect()
+}
+
+fn mat_values<T: Real>(m: &Mat<T>) -> Vec<T> {
+    (0..m.ncols())
+        .flat_map(|j| (0..m.nrows()).map(move |i| m[(i, j)]))
+        .collect()
+}
+
+/// Bitwise equality of two output vectors (f32 → f64 is exact, so comparing the f64 bits
+/// compares the original bits of every non-NaN value).
+fn bitwise_equal<T: Real>(a: &[T], b: &[T]) -> bool {
+    a.len() == b.len()
+        && a.iter()
+            .zip(b)
+            .all(|(&x, &y)| Real::to_f64(x).to_bits() == Real::to_f64(y).to_bits())
+}
+
+const MAX_REPS: usize = 200;
+
+/// Median wall time of `f`: warm-up for a quarter of `budget` (at least one call), then
+/// `clamp(budget / t_call, min_reps, MAX_REPS)` timed calls.
+fn median_time(mut f: impl FnMut(), budget: f64, min_reps: usize) -> f64 {
+    let mut timed = || {
+        let t = Instant::now();
+        f();
+        t.elapsed().as_secs_f64()
+    };
+    let mut last = timed();
+    let mut warm = last;
+    while warm < 0.25 * budget {
+        last = timed();
+        warm += last;
+    }
+    let reps = ((budget / last.max(1e-9)).ceil() as usize).clamp(min_reps, MAX_REPS);
+    let mut ts: Vec<f64> = (0..reps).map(|_| timed()).collect();
+    ts.sort_by(f64::total_cmp);
+    let m = ts.len() / 2;
+    if ts.len() % 2 == 1 {
+        ts[m]
+    } else {
+        0.5 * (ts[m - 1] + ts[m])
+    }
+}
+
+/// A 1-vs-t-thread output comparison.
+#[derive(Clone, Debug, Serialize)]
+struct Identity {
+    op: &'static str,
+    n: usize,
+    b: usize,
+    batch: usize,
+    dtype: &'static str,
+    pass: &'static str,
+    identical: bool,
+}
+
+/// Results of the sweep.
+struct Sweep {
+    rows: Vec<Row>,
+    identity: Vec<Identity>,
+}
+
+fn dtype_name<T: Real>() -> &'static str {
+    if T::DTYPE == "F32" { "f32" } else { "f64" }
+}
+
+/// Measures every pass of `(op, p)` on every pool, appending rows and 1-vs-t comparisons.
+fn measure_case<T: Real>(
+    op: Op,
+    p: Point,
+    cfg: &Config,
+    pools: &[(usize, ThreadPool)],
+    rng: &mut StdRng,
+    out: &mut Sweep,
+    tick: &dyn Fn(),
+) -> Result<()> {
+    let mut work = Work::<T>::build(op, p, rng)?;
+    for &pass in op.passes() {
+        let flops = work.flops(p, pass);
+        let mut outputs: Vec<Vec<T>> = Vec::new();
+        for (t, pool) in pools {
+            let par = if *t == 1 { Par::Seq } else { Par::rayon(*t) };
+            let (secs, kept) = pool.install(|| {
+                let kept = work.run(pass, par, true);
+                let secs = median_time(
+                    || {
+                        black_box(work.run(pass, par, false));
+                    },
+                    cfg.budget,
+                    cfg.min_reps,
+                );
+                (secs, kept)
+            });
+            outputs.extend(kept);
+            out.rows.push(Row {
+                op: op.name(),
+                n: p.n,
+                b: p.b,
+                batch: p.batch,
+                threads: *t,
+                dtype: dtype_name::<T>(),
+                pass: pass.name(),
+                median_s: secs,
+                gflops: flops / secs * 1e-9,
+            });
+            tick();
+        }
+        if outputs.len() >= 2 {
+            let identical = outputs[1..].iter().all(|o| bitwise_equal(&outputs[0], o));
+            out.identity.push(Identity {
+                op: op.name(),
+                n: p.n,
+                b: p.b,
+                batch: p.batch,
+                dtype: dtype_name::<T>(),
+                pass: pass.name(),
+                identical,
+            });
+        }
+    }
+    Ok(())
+}
+
+fn load_average() -> Option<String> {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+}
+
+fn sweep(run: &Run, cfg: &Config) -> Result<()> {
+    let load_start = load_average();
+    let started = Instant::now();
+    let pools = cfg
+        .threads
+        .iter()
+        .map(|&t| {
+            rayon::ThreadPoolBuilder::new()
+                .num_threads(t)
+                .build()
+                .map(|p| (t, p))
+                .map_err(|e| {
+                    Error::InvalidArgument(format!("cannot build a pool of {t} threads: {e}"))
+                })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let cases32 = cfg.grid.cases();
+    let cases64 = cfg.grid.f64_cases();
+    let total: usize = cases32
+        .iter()
+        .chain(&cases64)
+        .map(|(op, _)| op.passes().len() * pools.len())
+        .sum();
+    let pb = run.progress(total as u64, "speed");
+    let mut rng = StdRng::seed_from_u64(run.seed);
+    let mut sw = Sweep {
+        rows: Vec::new(),
+        identity: Vec::new(),
+    };
+    let tick = || pb.inc(1);
+    for &(op, p) in &cases32 {
+        pb.set_message(format!("{} n={} b={}", op.name(), p.n, p.b));
+        measure_case::<f32>(op, p, cfg, &pools, &mut rng, &mut sw, &tick)?;
+    }
+    for &(op, p) in &cases64 {
+        pb.set_message(format!("{} f64 n={}", op.name(), p.n));
+        measure_case::<f64>(op, p, cfg, &pools, &mut rng, &mut sw, &tick)?;
+    }
+    pb.finish_and_clear();
+    let elapsed = started.elapsed().as_secs_f64();
+    run.write_csv("speed.csv", &sw.rows)?;
+    let targets = evaluate_targets(&sw, cfg);
+    let summary = summary_json(run, cfg, &sw, &targets, load_start, elapsed);
+    run.write_json("summary.json", &summary)?;
+    plot::register_font()?;
+    write_figures(run, cfg, &sw)?;
+    print_report(cfg, &sw, &targets, elapsed);
+    println!("outputs written to {}", run.out.display());
+    Ok(())
+}
+
+/// Finds the row of `op` at `p` (row conventions applied), `threads`, `dtype`, `pass`.
+fn find<'a>(
+    sw: &'a Sweep,
+    grid: &Grid,
+    op: Op,
+    p: Point,
+    threads: usize,
+    dtype: &str,
+    pass: Pass,
+) -> Option<&'a Row> {
+    let p = grid.point_for(op, p);
+    sw.rows.iter().find(|r| {
+        r.op == op.name()
+            && r.n == p.n
+            && r.b == p.b
+            && r.batch == p.batch
+            && r.threads == threads
+            && r.dtype == dtype
+            && r.pass == pass.name()
+    })
+}
+
+/// One evaluated target.
+#[derive(Clone, Debug, Serialize)]
+struct Target {
+    name: &'static str,
+    description: String,
+    /// The measured value (`null` if a needed row is missing, e.g. only one thread count).
+    measured: Value,
+    requirement: &'static str,
+    /// `null` when not measured.
+    pass: Option<bool>,
+}
+
+fn ratio_target(
+    name: &'static str,
+    description: String,
+    value: Option<f64>,
+    requirement: &'static str,
+    ok: impl Fn(f64) -> bool,
+) -> Target {
+    Target {
+        name,
+        description,
+        measured: value.map_or(Value::Null, |v| json!(v)),
+        requirement,
+        pass: value.map(ok),
+    }
+}
+
+fn evaluate_targets(sw: &Sweep, cfg: &Config) -> Vec<Target> {
+    let g = &cfg.grid;
+    let tp = g.target;
+    let t_hi = *cfg.threads.iter().max().unwrap_or(&1);
+    let at = |op, p, t, pass| find(sw, g, op, p, t, "f32", pass);
+    let gfl = |op, pass| at(op, tp, t_hi, pass).map(|r| r.gflops);
+    let secs = |op, p, t, pass| at(op, p, t, pass).map(|r| r.median_s);
+    let div = |a: Option<f64>, b: Option<f64>| a.zip(b).map(|(a, b)| a / b);
+    let where_ = format!(
+        "n={}, b={}, batch={}, f32, {t_hi} threads",
+        tp.n, tp.b, tp.batch
+    );
+    let m_boft = boft_factors(tp.n / tp.b);
+    let big = Point { n: g.big_n, ..tp };
+    let fwd_ids: Vec<&Identity> = sw
+        .identity
+        .iter()
+        .filter(|i| i.pass == "fwd" && i.op != "dense")
+        .collect();
+    vec![
+        ratio_target(
+            "gs_fwd_gflops_vs_dense",
+            format!(
+                "GS (m=2) forward GFLOP/s / faer dense GEMM GFLOP/s on the equivalent dense product, {where_}"
+            ),
+            div(gfl(Op::Gs, Pass::Fwd), gfl(Op::Dense, Pass::Fwd)),
+            ">= 0.5",
+            |v| v >= 0.5,
+        ),
+        ratio_target(
+            "gs_fwdbwd_gflops_vs_dense",
+            format!("GS forward+backward GFLOP/s / dense forward+backward GFLOP/s, {where_}"),
+            div(gfl(Op::Gs, Pass::FwdBwd), gfl(Op::Dense, Pass::FwdBwd)),
+            ">= 0.4",
+            |v| v >= 0.4,
+        ),
+        ratio_target(
+            "boft_time_vs_gs",
+            format!("BOFT with {m_boft} factors (dense) forward time / GS forward time, {where_}"),
+            div(
+                secs(Op::Boft, tp, t_hi, Pass::Fwd),
+                secs(Op::Gs, tp, t_hi, Pass::Fwd),
+            ),
+            "in [2.2, 3.9]",
+            |v| (2.2..=3.9).contains(&v),
+        ),
+        ratio_target(
+            "cayley_fwdbwd_time_vs_gs_fwdbwd",
+            format!(
+                "Cayley map with backward for {} blocks of {b}x{b} / GS forward+backward time, {where_}",
+                tp.n / tp.b,
+                b = tp.b
+            ),
+            div(
+                secs(Op::Cayley, tp, t_hi, Pass::FwdBwd),
+                secs(Op::Gs, tp, t_hi, Pass::FwdBwd),
+            ),
+            "<= 0.10",
+            |v| v <= 0.10,
+        ),
+        ratio_target(
+            "gs_fwdbwd_speedup_threads",
+            format!(
+                "GS forward+backward time on 1 thread / on {t_hi} threads, n={}, b={}, batch={}, f32",
+                big.n, big.b, big.batch
+            ),
+            if t_hi > 1 {
+                div(
+                    secs(Op::Gs, big, 1, Pass::FwdBwd),
+                    secs(Op::Gs, big, t_hi, Pass::FwdBwd),
+                )
+            } else {
+                None
+            },
+            ">= 1.6",
+            |v| v >= 1.6,
+        ),
+        Target {
+            name: "fwd_bitwise_identical_threads",
+            description: format!(
+                "forward outputs bitwise identical on 1 and {t_hi} threads for every structured op and the Cayley map ({} comparisons)",
+                fwd_ids.len()
+            ),
+            measured: if fwd_ids.is_empty() {
+                Value::Null
+            } else {
+                json!(fwd_ids.iter().all(|i| i.identical))
+            },
+            requirement: "true",
+            pass: (!fwd_ids.is_empty()).then(|| fwd_ids.iter().all(|i| i.identical)),
+        },
+    ]
+}
+
+/// GFLOP/s of `op` at `p` divided by dense GEMM's at the same `n`, batch, threads, pass, dtype
+/// (Cayley has no batch: compared with dense at the target batch).
+fn fraction_of_dense(sw: &Sweep, cfg: &Config, op: Op, p: Point, t: usize, pass: Pass) -> f64 {
+    let g = &cfg.grid;
+    let dp = Point {
+        batch: if op == Op::Cayley {
+            g.target.batch
+        } else {
+            p.batch
+        },
+        ..p
+    };
+    let mine = find(sw, g, op, p, t, "f32", pass);
+    let dense = find(sw, g, Op::Dense, dp, t, "f32", pass);
+    match (mine, dense) {
+        (Some(a), Some(d)) => a.gflops / d.gflops,
+        _ => f64::NAN,
+    }
+}
+
+fn summary_json(
+    run: &Run,
+    cfg: &Config,
+    sw: &Sweep,
+    targets: &[Target],
+    load_start: Option<String>,
+    elapsed: f64,
+) -> Value {
+    let t_hi = *cfg.threads.iter().max().unwrap_or(&1);
+    let ids = |pass: &str| {
+        let v: Vec<&Identity> = sw
+            .identity
+            .iter()
+            .filter(|i| i.pass == pass && i.op != "dense")
+            .collect();
+        (!v.is_empty()).then(|| v.iter().all(|i| i.identical))
+    };
+    let mismatches: Vec<&Identity> = sw.identity.iter().filter(|i| !i.identical).collect();
+    let fractions: Vec<Value> = Op::ALL
+        .iter()
+        .filter(|&&op| op != Op::Dense)
+        .flat_map(|&op| {
+            op.passes().iter().map(move |&pass| {
+                let p = cfg.grid.point_for(op, cfg.grid.target);
+                json!({
+                    "op": op.name(),
+                    "pass": pass.name(),
+                    "gflops_fraction_of_dense": fraction_of_dense(sw, cfg, op, p, t_hi, pass),
+                })
+            })
+        })
+        .collect();
+    json!({
+        "quick": run.quick,
+        "seed": run.seed,
+        "threads": cfg.threads,
+        "budget_s": cfg.budget,
+        "min_reps": cfg.min_reps,
+        "grid": cfg.grid,
+        "f64_ops": cfg.grid.f64_ops.iter().map(|o| o.name()).collect::<Vec<_>>(),
+        "load_average_start": load_start,
+        "load_average_end": load_average(),
+        "elapsed_s": elapsed,
+        "rows": sw.rows.len(),
+        "targets": targets,
+        "fwd_bitwise_identical_1_vs_2_threads": ids("fwd"),
+        "fwdbwd_bitwise_identical_1_vs_2_threads": ids("fwdbwd"),
+        "dense_bitwise_identical_1_vs_2_threads": sw.identity.iter().filter(|i| i.op == "dense").all(|i| i.identical),
+        "bitwise_comparisons": sw.identity.len(),
+        "bitwise_mismatches": mismatches,
+        "fraction_of_dense_at_target": fractions,
+        "flop_convention": "2 per multiply-add; chain fwd 2*batch*sum_i k_i*b1_i*b2_i, dense fwd 2*batch*n^2, fwdbwd = 3*fwd; cayley fwd k*(8/3)b^3, fwdbwd k*(20/3)b^3; orthogs_step = GS fwdbwd + cayley fwdbwd of 2n/b blocks",
+    })
+}
+
+fn write_figures(run: &Run, cfg: &Config, sw: &Sweep) -> Result<()> {
+    let g = &cfg.grid;
+    let t_hi = *cfg.threads.iter().max().unwrap_or(&1);
+    let panel = |pass: Pass| {
+        let mut plot = XyPlot::new(
+            format!(
+                "{} (b={} or √n for monarch, batch={}, f32, {t_hi} threads)",
+                pass.name(),
+                g.target.b,
+                g.target.batch
+            ),
+            "n",
+            "median time (s)",
+        )
+        .scales(Scale::Log, Scale::Log);
+        for op in Op::ALL.iter().filter(|op| op.passes().contains(&pass)) {
+            let pts: Vec<(f64, f64)> =
+                g.ns.iter()
+                    .filter_map(|&n| {
+                        let b = if *op == Op::Monarch {
+                            (n as f64).sqrt().round() as usize
+                        } else {
+                            g.target.b
+                        };
+                        let p = Point {
+                            n,
+                            b,
+                            batch: g.target.batch,
+                        };
+                        find(sw, g, *op, p, t_hi, "f32", pass).map(|r| (n as f64, r.median_s))
+                    })
+                    .collect();
+            if !pts.is_empty() {
+                plot = plot.with(Series::line(op.name(), pts));
+            }
+        }
+        Plot::Xy(plot)
+    };
+    plot::save_grid(
+        &run.path("time_vs_n"),
+        "speed: median wall time against n",
+        &[panel(Pass::Fwd), panel(Pass::FwdBwd)],
+        2,
+        (760, 560),
+    )?;
+    let tp = g.target;
+    let ops: Vec<Op> = Op::ALL.into_iter().filter(|&o| o != Op::Dense).collect();
+    let mut series = Vec::new();
+    for pass in [Pass::Fwd, Pass::FwdBwd] {
+        for &t in &cfg.threads {
+            let vals = ops
+                .iter()
+                .map(|&op| fraction_of_dense(sw, cfg, op, g.point_for(op, tp), t, pass))
+                .collect();
+            series.push((format!("{} {t}T", pass.name()), vals));
+        }
+    }
+    let bars = BarPlot {
+        title: format!(
+            "GFLOP/s / dense GEMM GFLOP/s (n={}, b={}, batch={}, f32)",
+            tp.n, tp.b, tp.batch
+        ),
+        value_label: "fraction of dense GEMM GFLOP/s (same run)".into(),
+        categories: ops.iter().map(|o| o.name().to_string()).collect(),
+        series,
+        scale: Scale::Linear,
+    };
+    run.plot("fraction_of_dense", &Plot::Bars(bars))?;
+    Ok(())
+}
+
+fn print_report(cfg: &Config, sw: &Sweep, targets: &[Target], elapsed: f64) {
+    let g = &cfg.grid;
+    let tp = g.target;
+    let header = ["op", "pass", "threads", "median ms", "GFLOP/s", "/ dense"];
+    let mut rows = Vec::new();
+    for op in Op::ALL {
+        for &pass in op.passes() {
+            for &t in &cfg.threads {
+                let p = g.point_for(op, tp);
+                if let Some(r) = find(sw, g, op, p, t, "f32", pass) {
+                    rows.push(vec![
+                        op.name().to_string(),
+                        pass.name().to_string(),
+                        t.to_string(),
+                        format!("{:.3}", r.median_s * 1e3),
+                        format!("{:.1}", r.gflops),
+                        format!("{:.2}", fraction_of_dense(sw, cfg, op, p, t, pass)),
+                    ]);
+                }
+            }
+        }
+    }
+    println!(
+        "speed at n={}, b={}, batch={}, f32 ({} measurements in {elapsed:.1} s):",
+        tp.n,
+        tp.b,
+        tp.batch,
+        sw.rows.len()
+    );
+    print!("{}", format_table(&header, &rows));
+    let trows: Vec<Vec<String>> = targets
+        .iter()
+        .map(|t| {
+            vec![
+                t.name.to_string(),
+                match &t.measured {
+                    Value::Number(x) => format!("{:.3}", x.as_f64().unwrap_or(f64::NAN)),
+                    v => v.to_string(),
+                },
+                t.requirement.to_string(),
+                match t.pass {
+                    Some(true) => "pass".into(),
+                    Some(false) => "FAIL".into(),
+                    None => "n/a".into(),
+                },
+            ]
+        })
+        .collect();
+    println!();
+    print!(
+        "{}",
+        format_table(&["target", "measured", "requirement", "result"], &trows)
+    );
+}
