@@ -1,1 +1,284 @@
-fn main() {}
+//! Criterion benchmarks of the structured chain kernels against faer's dense GEMM, the Cayley
+//! map and one full `OrthoGs` training step.
+//!
+//! IDs are `OP/PASS/nN_bB_BBATCH` (e.g. `gs/fwd/n1024_b32_B256`), so `cargo bench -- gs/` or
+//! `cargo bench -- n1024` select subsets. Throughput is `Throughput::Elements(flops)`, so
+//! criterion's "Gelem/s" reads as **GFLOP/s** (2 per multiply-add; permutations are free):
+//! chain forward `2·batch·Σ_i k_i·b_i¹·b_i²` (GS `m = 2`: `2·batch·2·n·b`), dense forward
+//! `2·batch·n²`, forward+backward 3× forward (backward = data + weight gradients = 2× forward);
+//! Cayley of `k` blocks `b × b`: forward `k·(8/3)·b³` (LU + `b` right-hand sides), with backward
+//! `k·(20/3)·b³`; a training step: GS forward+backward plus the Cayley forward+backward of both
+//! factors.
+//!
+//! Everything runs on rayon's global pool (all cores) with `Par::rayon(0)`; see the `speed`
+//! binary for separate 1- and 2-thread pools.
+//!
+//! **Grid and pruning** (f32 unless noted; `n ∈ {256, 1024, 4096}`, `b ∈ {16, 32, 64}`,
+//! `batch ∈ {32, 256}`), about 70 benchmarks, ~1.5 s each with the config below:
+//! - `gs` (GSOFT, `m = 2`): the full grid, forward and forward+backward (36).
+//! - `gs_chain3` (3 factors), `boft` (`1 + log2 r` factors, `r = n/b`, which makes it dense),
+//!   `block_diag`: `n = 1024`, batch 256, every `b` (6 each).
+//! - `monarch`: square blocks only, `b = √n` (16, 32, 64 for the three `n`), batch 256 (6).
+//! - `dense` (faer GEMM `Y = X·Wᵀ`, backward `dX = dY·W`, `dW = dYᵀ·X`): every `n`, batch 256,
+//!   flat sampling (one `n = 4096` forward+backward is ~0.2–0.5 s) (6).
+//! - `cayley`: 32 blocks of 32×32, forward and with backward (2).
+//! - `orthogs_step`: one training step (Cayley, product, backward, Adam) at `n = 1024`, `b = 32`,
+//!   batch 256 (1).
+//! - `f64`: GS and dense forward at `n = 1024`, `b = 32`, batch 256 (2).
+//!
+//! `cargo bench -- --test` runs every benchmark once (a few seconds).
+
+use criterion::measurement::WallTime;
+use criterion::{
+    BenchmarkGroup, BenchmarkId, Criterion, SamplingMode, Throughput, criterion_group,
+    criterion_main,
+};
+use faer::linalg::matmul::matmul;
+use faer::{Accum, Mat, Par};
+use gslab::kernels::chain::{chain_backward, chain_forward, chain_forward_saved};
+use gslab::nn::optim::{Adam, Optimizer, Params};
+use gslab::orthogonal::OrthoMap;
+use gslab::orthogonal::cayley::{cayley, cayley_with_inverse, skew_dim};
+use gslab::orthogonal::layers::OrthoGs;
+use gslab::structured::{BlockDiag, BlockShape, Butterfly, Gs, GsChain, LinearOp, Monarch};
+use gslab::{Real, Tape, Tensor};
+use rand::{SeedableRng, rngs::StdRng};
+use std::hint::black_box;
+use std::time::Duration;
+
+const NS: [usize; 3] = [256, 1024, 4096];
+const BS: [usize; 3] = [16, 32, 64];
+const BATCHES: [usize; 2] = [32, 256];
+/// The reference point.
+const N0: usize = 1024;
+const B0: usize = 32;
+const BATCH0: usize = 256;
+
+type Group<'a> = BenchmarkGroup<'a, WallTime>;
+
+fn rng(seed: u64) -> StdRng {
+    StdRng::seed_from_u64(seed)
+}
+
+fn id(n: usize, b: usize, batch: usize) -> String {
+    format!("n{n}_b{b}_B{batch}")
+}
+
+/// Registers `fwd` and `fwdbwd` of a chain operator on `batch` random rows.
+fn chain_pair<T: Real, O: LinearOp<T>>(g: &mut Group<'_>, op: &O, b: usize, batch: usize) {
+    let (n_out, n_in) = op.shape();
+    let mut r = rng(7);
+    let x = Tensor::<T>::randn(&[batch, n_in], 1.0, &mut r);
+    let dy = Tensor::<T>::randn(&[batch, n_out], 1.0, &mut r);
+    let (layout, blocks) = (op.layout(), op.blocks());
+    let fwd = op.flops(batch) as u64;
+    let name = id(n_in, b, batch);
+    g.throughput(Throughput::Elements(fwd));
+    g.bench_function(BenchmarkId::new("fwd", &name), |bch| {
+        bch.iter(|| chain_forward(layout, blocks, black_box(&x), Par::rayon(0)))
+    });
+    g.throughput(Throughput::Elements(3 * fwd));
+    g.bench_function(BenchmarkId::new("fwdbwd", &name), |bch| {
+        bch.iter(|| {
+            let (y, saved) = chain_forward_saved(layout, blocks, black_box(&x), Par::rayon(0));
+            let grads = chain_backward(layout, blocks, &saved, &dy, Par::rayon(0));
+            (y, grads)
+        })
+    });
+}
+
+/// `2·n/b`-independent dense GEMM `Y = X·Wᵀ` (and its backward) at `(n, batch)`.
+fn dense_pair<T: Real>(g: &mut Group<'_>, n: usize, batch: usize, with_bwd: bool) {
+    let mut r = rng(11);
+    let mat = |rows, cols, r: &mut StdRng| Tensor::<T>::randn(&[rows, cols], 1.0, r).to_mat();
+    let (w, x, dy) = (
+        mat(n, n, &mut r),
+        mat(batch, n, &mut r),
+        mat(batch, n, &mut r),
+    );
+    let (mut y, mut dx, mut dw) = (
+        Mat::<T>::zeros(batch, n),
+        Mat::zeros(batch, n),
+        Mat::zeros(n, n),
+    );
+    let fwd = (2 * batch * n * n) as u64;
+    let par = Par::rayon(0);
+    let one = T::one();
+    let name = id(n, n, batch);
+    g.throughput(Throughput::Elements(fwd));
+    g.bench_function(BenchmarkId::new("fwd", &name), |bch| {
+        bch.iter(|| {
+            matmul(
+                y.as_mut(),
+                Accum::Replace,
+                black_box(&x),
+                w.transpose(),
+                one,
+                par,
+            )
+        })
+    });
+    if !with_bwd {
+        return;
+    }
+    g.throughput(Throughput::Elements(3 * fwd));
+    g.bench_function(BenchmarkId::new("fwdbwd", &name), |bch| {
+        bch.iter(|| {
+            matmul(
+                y.as_mut(),
+                Accum::Replace,
+                black_box(&x),
+                w.transpose(),
+                one,
+                par,
+            );
+            matmul(dx.as_mut(), Accum::Replace, &dy, &w, one, par);
+            matmul(dw.as_mut(), Accum::Replace, dy.transpose(), &x, one, par);
+        })
+    });
+}
+
+fn bench_gs(c: &mut Criterion) {
+    let mut g = c.benchmark_group("gs");
+    for n in NS {
+        for b in BS {
+            let op = Gs::<f32>::gsoft_random(n / b, b, &mut rng(1)).expect("gs");
+            for batch in BATCHES {
+                chain_pair(&mut g, &op, b, batch);
+            }
+        }
+    }
+    g.finish();
+}
+
+fn bench_others(c: &mut Criterion) {
+    let mut g = c.benchmark_group("gs_chain3");
+    for b in BS {
+        let f = [BlockShape::square(N0 / b, b); 3];
+        let op = GsChain::<f32>::random_shuffled(&f, &mut rng(2)).expect("gs chain");
+        chain_pair(&mut g, &op, b, BATCH0);
+    }
+    g.finish();
+    let mut g = c.benchmark_group("boft");
+    for b in BS {
+        let r = N0 / b;
+        let m = 1 + r.trailing_zeros() as usize;
+        let op = Butterfly::<f32>::random(N0, r, m, &mut rng(3)).expect("boft");
+        chain_pair(&mut g, &op, b, BATCH0);
+    }
+    g.finish();
+    let mut g = c.benchmark_group("block_diag");
+    for b in BS {
+        let op = BlockDiag::<f32>::random(N0 / b, b, b, &mut rng(4)).expect("block diag");
+        chain_pair(&mut g, &op, b, BATCH0);
+    }
+    g.finish();
+    let mut g = c.benchmark_group("monarch");
+    for (n, b) in NS.into_iter().zip(BS) {
+        let op = Monarch::<f32>::random_square(b, n / b, &mut rng(5)).expect("monarch");
+        chain_pair(&mut g, &op, b, BATCH0);
+    }
+    g.finish();
+    let mut g = c.benchmark_group("dense");
+    g.sampling_mode(SamplingMode::Flat);
+    for n in NS {
+        dense_pair::<f32>(&mut g, n, BATCH0, true);
+    }
+    g.finish();
+}
+
+/// Cayley FLOPs of `k` blocks of `b × b` (module docs).
+fn cayley_flops(k: usize, b: usize, with_bwd: bool) -> u64 {
+    let per = if with_bwd { 20.0 / 3.0 } else { 8.0 / 3.0 };
+    (k as f64 * per * (b as f64).powi(3)) as u64
+}
+
+fn bench_cayley(c: &mut Criterion) {
+    let (k, b) = (N0 / B0, B0);
+    let mut r = rng(6);
+    let theta = Tensor::<f32>::randn(&[k, skew_dim(b)], 0.1, &mut r);
+    let gq = Tensor::<f32>::randn(&[k, b, b], 1.0, &mut r);
+    let mut g = c.benchmark_group("cayley");
+    let name = format!("k{k}_b{b}");
+    g.throughput(Throughput::Elements(cayley_flops(k, b, false)));
+    g.bench_function(BenchmarkId::new("fwd", &name), |bch| {
+        bch.iter(|| cayley_with_inverse(black_box(&theta), b))
+    });
+    g.throughput(Throughput::Elements(cayley_flops(k, b, true)));
+    g.bench_function(BenchmarkId::new("fwdbwd", &name), |bch| {
+        bch.iter(|| {
+            let tape = Tape::new();
+            let t = tape.leaf(theta.clone());
+            let q = cayley(t, b);
+            tape.backward_with(q, gq.clone()).wrt(t)
+        })
+    });
+    g.finish();
+}
+
+/// One training step of an `OrthoGs` layer on `ℓ = ⟨Y, G⟩`: Cayley of both factors, the GS
+/// product, backward, Adam.
+fn bench_step(c: &mut Criterion) {
+    let (n, b, batch) = (N0, B0, BATCH0);
+    let k = n / b;
+    let mut r = rng(8);
+    let mut layer = OrthoGs::<f32>::new(n, k, OrthoMap::Cayley).expect("layer");
+    let params = (0..2)
+        .map(|_| Tensor::randn(&[k, skew_dim(b)], 0.1, &mut r))
+        .collect();
+    layer.set_params(params).expect("params");
+    let x = Tensor::<f32>::randn(&[batch, n], 1.0, &mut r);
+    let gy = Tensor::<f32>::randn(&[batch, n], 1.0, &mut r);
+    let mut adam = Adam::new(1e-3);
+    let flops = (3 * 2 * batch * 2 * n * b) as u64 + cayley_flops(2 * k, b, true);
+    let mut g = c.benchmark_group("orthogs_step");
+    g.throughput(Throughput::Elements(flops));
+    g.bench_function(BenchmarkId::new("fwdbwd", id(n, b, batch)), |bch| {
+        bch.iter(|| {
+            let grads = {
+                let tape = Tape::new();
+                let leaves = layer.leaves(&tape);
+                let y = layer.forward_with(tape.constant(x.clone()), &leaves);
+                let mut gr = tape.backward_with(y, gy.clone());
+                leaves
+                    .iter()
+                    .map(|l| gr.take(*l).expect("gradient"))
+                    .collect::<Vec<_>>()
+            };
+            adam.step(&mut layer.params_mut(), &grads);
+        })
+    });
+    g.finish();
+}
+
+/// The f64 point: GS and dense forward at the reference size.
+fn bench_f64(c: &mut Criterion) {
+    let mut g = c.benchmark_group("f64");
+    let op = Gs::<f64>::gsoft_random(N0 / B0, B0, &mut rng(9)).expect("gs");
+    let x = Tensor::<f64>::randn(&[BATCH0, N0], 1.0, &mut rng(10));
+    g.throughput(Throughput::Elements(op.flops(BATCH0) as u64));
+    g.bench_function(BenchmarkId::new("gs_fwd", id(N0, B0, BATCH0)), |bch| {
+        bch.iter(|| chain_forward(op.layout(), op.blocks(), black_box(&x), Par::rayon(0)))
+    });
+    g.finish();
+    let mut g = c.benchmark_group("f64_dense");
+    dense_pair::<f64>(&mut g, N0, BATCH0, false);
+    g.finish();
+}
+
+fn config() -> Criterion {
+    // `without_plots()` is required: plotters' ab_glyph feature is on and criterion registers no
+    // font (rust-notes §3, §5).
+    Criterion::default()
+        .sample_size(10)
+        .warm_up_time(Duration::from_millis(300))
+        .measurement_time(Duration::from_secs(1))
+        .without_plots()
+}
+
+criterion_group! {
+    name = benches;
+    config = config();
+    targets = bench_gs, bench_others, bench_cayley, bench_step, bench_f64
+}
+criterion_main!(benches);
