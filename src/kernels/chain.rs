@@ -286,7 +286,7 @@ fn strided_view<T>(
     unsafe { MatRef::from_raw_parts(src.as_ptr().add(start), rows, cols, rs, cs as isize) }
 }
 
-/// A mutable strided view of `dst` (see [`strided_view`]).
+/// A mutable strided view of `dst` (see [`strided_view`]); panics if two elements would alias.
 fn strided_view_mut<T>(
     dst: &mut [T],
     start: usize,
@@ -300,8 +300,13 @@ fn strided_view_mut<T>(
         last_row >= 0 && (last_row.max(start as isize) as usize) + (cols - 1) * cs < dst.len(),
         "strided_view_mut out of bounds"
     );
-    // SAFETY: as in `strided_view`; the view holds the unique borrow of `dst`. With `rs ≠ 0`
-    // and `|rs|·rows ≤ cs` or distinct positions (a permutation), elements do not alias.
+    assert!(
+        rows == 1 || (rs != 0 && rs.unsigned_abs() * (rows - 1) < cs.max(1)),
+        "strided_view_mut: strides ({rs}, {cs}) would alias"
+    );
+    // SAFETY: in bounds as in `strided_view`, and the view holds the unique borrow of `dst`.
+    // No two elements alias: within a column the offsets i·rs differ (rs ≠ 0); between columns
+    // they differ by at least cs > |rs|·(rows − 1), the span of one column.
     unsafe { MatMut::from_raw_parts_mut(dst.as_mut_ptr().add(start), rows, cols, rs, cs as isize) }
 }
 
