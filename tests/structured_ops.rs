@@ -673,3 +673,23 @@ fn low_rank_and_dense_errors() {
         "(1, n_out, n_in)",
     );
 }
+
+/// An empty batch gives empty outputs and zero block gradients.
+#[test]
+fn empty_batch() {
+    let op = Gs::<f64>::gsoft_random(3, 2, &mut rng(61)).unwrap();
+    let x = Tensor::<f64>::zeros(&[0, 6]);
+    assert_eq!(op.apply(&x).shape(), &[0, 6]);
+    let (y, saved) = chain_forward_saved(op.layout(), op.blocks(), &x, faer::Par::rayon(0));
+    assert_eq!(y.shape(), &[0, 6]);
+    let (dx, dbs) = chain_backward(op.layout(), op.blocks(), &saved, &y, faer::Par::rayon(0));
+    assert_eq!(dx.shape(), &[0, 6]);
+    assert!(dbs.iter().all(|d| d.max_abs() == 0.0));
+}
+
+#[test]
+#[should_panic(expected = "chain_forward: input of shape [2, 5]")]
+fn apply_panics_on_wrong_width() {
+    let op = BlockDiag::<f64>::new(2, 2, 2).unwrap();
+    op.apply(&Tensor::zeros(&[2, 5]));
+}

@@ -286,7 +286,7 @@ fn strided_view<T>(
     unsafe { MatRef::from_raw_parts(src.as_ptr().add(start), rows, cols, rs, cs as isize) }
 }
 
-/// A mutable strided view of `dst` (see [`strided_view`]).
+/// A mutable strided view of `dst` (see [`strided_view`]); panics if two elements would alias.
 fn strided_view_mut<T>(
     dst: &mut [T],
     start: usize,
@@ -300,8 +300,13 @@ fn strided_view_mut<T>(
         last_row >= 0 && (last_row.max(start as isize) as usize) + (cols - 1) * cs < dst.len(),
         "strided_view_mut out of bounds"
     );
-    // SAFETY: as in `strided_view`; the view holds the unique borrow of `dst`. With `rs ≠ 0`
-    // and `|rs|·rows ≤ cs` or distinct positions (a permutation), elements do not alias.
+    assert!(
+        rows == 1 || (rs != 0 && rs.unsigned_abs() * (rows - 1) < cs.max(1)),
+        "strided_view_mut: strides ({rs}, {cs}) would alias"
+    );
+    // SAFETY: in bounds as in `strided_view`, and the view holds the unique borrow of `dst`.
+    // No two elements alias: within a column the offsets i·rs differ (rs ≠ 0); between columns
+    // they differ by at least cs > |rs|·(rows − 1), the span of one column.
     unsafe { MatMut::from_raw_parts_mut(dst.as_mut_ptr().add(start), rows, cols, rs, cs as isize) }
 }
 
@@ -316,9 +321,11 @@ fn block_view<'a, T: Real>(step: &Step, w: &'a [T], j: usize) -> MatRef<'a, T> {
     }
 }
 
-/// Where a step reads its input: a contiguous panel, or (no gather) strided views of the source.
+/// Where a step reads its input: a gathered panel (borrowed scratch, or owned when saved for the
+/// backward pass), or (no gather) strided views of the source.
 enum Input<'a, T> {
     Panel(&'a [T]),
+    Owned(Vec<T>),
     Strided {
         src: &'a [T],
         base: &'a [usize],
@@ -353,6 +360,9 @@ fn block_products<T: Real>(
             Input::Panel(u) => {
                 MatRef::from_column_major_slice(&u[j * bsi..j * bsi + c * bi], bi, c)
             }
+            Input::Owned(u) => {
+                MatRef::from_column_major_slice(&u[j * bsi..j * bsi + c * bi], bi, c)
+            }
             Input::Strided { src, base, rs, ss } => {
                 strided_view(src, base[j * bi], bi, c, rs[j], *ss)
             }
@@ -374,6 +384,35 @@ fn block_products<T: Real>(
             T::one(),
             Par::Seq,
         );
+    }
+}
+
+/// A step's input on `c` samples read from `src` through the offsets `base` (per-sample stride
+/// `ss`): gathered into a new owned panel if `save`, else read in place through strided views if
+/// every block's offsets are affine, else gathered into the scratch `u`.
+fn step_input<'a, T: Real>(
+    step: &Step,
+    src: &'a [T],
+    base: &'a [usize],
+    ss: usize,
+    c: usize,
+    save: bool,
+    u: &'a mut [T],
+) -> Input<'a, T> {
+    let len = panel_len(step.k, step.b_in, c);
+    if save {
+        let mut panel = vec![T::zero(); len];
+        gather_panel(&mut panel, src, base, ss, step.k, step.b_in, c);
+        return Input::Owned(panel);
+    }
+    let rs: Option<Vec<isize>> = base.chunks_exact(step.b_in).map(affine_step).collect();
+    match rs {
+        Some(rs) => Input::Strided { src, base, rs, ss },
+        None => {
+            let dst = &mut u[..len];
+            gather_panel(dst, src, base, ss, step.k, step.b_in, c);
+            Input::Panel(dst)
+        }
     }
 }
 
@@ -399,31 +438,7 @@ fn run_chunk<T: Real>(
         let panel_b = (i > 0).then(|| plan.steps[i - 1].b_out);
         let src: &[T] = if i == 0 { x } else { z_prev };
         let ss = fill_base(&mut base[..n_step], &step.gather, panel_b, plan.n_in, c);
-        let bb = &base[..n_step];
-        let rs: Option<Vec<isize>> = if save {
-            None
-        } else {
-            bb.chunks_exact(step.b_in).map(affine_step).collect()
-        };
-        let mut saved = Vec::new();
-        let input = match rs {
-            Some(rs) => Input::Strided {
-                src,
-                base: bb,
-                rs,
-                ss,
-            },
-            None => {
-                let dst: &mut [T] = if save {
-                    saved = vec![T::zero(); panel_len(step.k, step.b_in, c)];
-                    &mut saved
-                } else {
-                    &mut u[..panel_len(step.k, step.b_in, c)]
-                };
-                gather_panel(dst, src, bb, ss, step.k, step.b_in, c);
-                Input::Panel(dst)
-            }
-        };
+        let input = step_input(step, src, &base[..n_step], ss, c, save, u);
         let out = match (&plan.out_direct, i == last) {
             (Some(starts), true) => Output::Rows {
                 y: &mut *y,
@@ -433,8 +448,8 @@ fn run_chunk<T: Real>(
             _ => Output::Panel(&mut z_next[..panel_len(step.k, step.b_out, c)]),
         };
         block_products(step, blocks[step.factor], &input, out, c);
-        if save {
-            saves.push(saved);
+        if let Input::Owned(panel) = input {
+            saves.push(panel);
         }
         std::mem::swap(&mut z_prev, &mut z_next);
     }
