@@ -24,6 +24,8 @@
 //! - `cayley`: 32 blocks of 32×32, forward and with backward (2).
 //! - `orthogs_step`: one training step (Cayley, product, backward, Adam) at `n = 1024`, `b = 32`,
 //!   batch 256 (1).
+//! - `gs_breakdown`: at `n = 1024`, `b = 32`, batch 256: forward, forward saving the factor
+//!   inputs, the transposed chain alone, `chain_backward` alone (4).
 //! - `f64`: GS and dense forward at `n = 1024`, `b = 32`, batch 256 (2).
 //!
 //! `cargo bench -- --test` runs every benchmark once (a few seconds).
@@ -35,7 +37,7 @@ use criterion::{
 };
 use faer::linalg::matmul::matmul;
 use faer::{Accum, Mat, Par};
-use gslab::kernels::chain::{chain_backward, chain_forward, chain_forward_saved};
+use gslab::kernels::chain::{chain_backward, chain_forward, chain_forward_saved, chain_forward_t};
 use gslab::nn::optim::{Adam, Optimizer, Params};
 use gslab::orthogonal::OrthoMap;
 use gslab::orthogonal::cayley::{cayley, cayley_with_inverse, skew_dim};
@@ -251,6 +253,37 @@ fn bench_step(c: &mut Criterion) {
     g.finish();
 }
 
+/// Where the GS forward+backward time goes, at the reference point: the plain forward, the
+/// forward that saves the factor inputs, the transposed chain alone (the data-gradient flow),
+/// and `chain_backward` alone on a saved forward (data flow + weight gradients).
+fn bench_breakdown(c: &mut Criterion) {
+    let op = Gs::<f32>::gsoft_random(N0 / B0, B0, &mut rng(1)).expect("gs");
+    let (layout, blocks) = (op.layout(), op.blocks());
+    let mut r = rng(12);
+    let x = Tensor::<f32>::randn(&[BATCH0, N0], 1.0, &mut r);
+    let dy = Tensor::<f32>::randn(&[BATCH0, N0], 1.0, &mut r);
+    let fwd = op.flops(BATCH0) as u64;
+    let name = id(N0, B0, BATCH0);
+    let par = Par::rayon(0);
+    let mut g = c.benchmark_group("gs_breakdown");
+    g.throughput(Throughput::Elements(fwd));
+    g.bench_function(BenchmarkId::new("fwd", &name), |bch| {
+        bch.iter(|| chain_forward(layout, blocks, black_box(&x), par))
+    });
+    g.bench_function(BenchmarkId::new("fwd_saved", &name), |bch| {
+        bch.iter(|| chain_forward_saved(layout, blocks, black_box(&x), par))
+    });
+    g.bench_function(BenchmarkId::new("fwd_t", &name), |bch| {
+        bch.iter(|| chain_forward_t(layout, blocks, black_box(&dy), par))
+    });
+    let (_, saved) = chain_forward_saved(layout, blocks, &x, par);
+    g.throughput(Throughput::Elements(2 * fwd));
+    g.bench_function(BenchmarkId::new("bwd", &name), |bch| {
+        bch.iter(|| chain_backward(layout, blocks, &saved, black_box(&dy), par))
+    });
+    g.finish();
+}
+
 /// The f64 point: GS and dense forward at the reference size.
 fn bench_f64(c: &mut Criterion) {
     let mut g = c.benchmark_group("f64");
@@ -279,6 +312,6 @@ fn config() -> Criterion {
 criterion_group! {
     name = benches;
     config = config();
-    targets = bench_gs, bench_others, bench_cayley, bench_step, bench_f64
+    targets = bench_gs, bench_others, bench_breakdown, bench_cayley, bench_step, bench_f64
 }
 criterion_main!(benches);
