@@ -66,13 +66,10 @@ struct Args {
 }
 
 fn parse_op(s: &str) -> std::result::Result<Op, String> {
-    Op::ALL
-        .into_iter()
-        .find(|o| o.name() == s)
-        .ok_or_else(|| {
-            let names: Vec<&str> = Op::ALL.iter().map(|o| o.name()).collect();
-            format!("unknown op '{s}' (expected one of {})", names.join(", "))
-        })
+    Op::ALL.into_iter().find(|o| o.name() == s).ok_or_else(|| {
+        let names: Vec<&str> = Op::ALL.iter().map(|o| o.name()).collect();
+        format!("unknown op '{s}' (expected one of {})", names.join(", "))
+    })
 }
 
 fn main() -> ExitCode {
@@ -558,7 +555,9 @@ const MAX_REPS: usize = 200;
 
 /// Median wall time of `f`: warm-up for a quarter of `budget` (at least one call), then
 /// `clamp(budget / t_call, min_reps, MAX_REPS)` timed calls.
-fn median_time(mut f: impl FnMut(), budget: f64, min_reps: usize) -> f64 {
+/// Also returns the minor page faults per timed call (a diagnostic: fresh pages for every
+/// allocation cost a fault each).
+fn median_time(mut f: impl FnMut(), budget: f64, min_reps: usize) -> (f64, f64) {
     let mut timed = || {
         let t = Instant::now();
         f();
@@ -571,14 +570,26 @@ fn median_time(mut f: impl FnMut(), budget: f64, min_reps: usize) -> f64 {
         warm += last;
     }
     let reps = ((budget / last.max(1e-9)).ceil() as usize).clamp(min_reps, MAX_REPS);
+    let faults0 = minor_faults();
     let mut ts: Vec<f64> = (0..reps).map(|_| timed()).collect();
+    let faults = minor_faults()
+        .zip(faults0)
+        .map_or(f64::NAN, |(a, b)| a.saturating_sub(b) as f64 / reps as f64);
     ts.sort_by(f64::total_cmp);
     let m = ts.len() / 2;
-    if ts.len() % 2 == 1 {
+    let median = if ts.len() % 2 == 1 {
         ts[m]
     } else {
         0.5 * (ts[m - 1] + ts[m])
-    }
+    };
+    (median, faults)
+}
+
+/// Minor page faults of this process so far (`/proc/self/stat` field 10), if readable.
+fn minor_faults() -> Option<u64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    let after = &stat[stat.rfind(')')? + 1..];
+    after.split_whitespace().nth(7)?.parse().ok()
 }
 
 /// A 1-vs-t-thread output comparison.
@@ -596,6 +607,8 @@ struct Identity {
 /// Results of the sweep.
 struct Sweep {
     rows: Vec<Row>,
+    /// Minor page faults per timed call, one per row.
+    faults: Vec<f64>,
     identity: Vec<Identity>,
 }
 
@@ -619,17 +632,18 @@ fn measure_case<T: Real>(
         let mut outputs: Vec<Vec<T>> = Vec::new();
         for (t, pool) in pools {
             let par = if *t == 1 { Par::Seq } else { Par::rayon(*t) };
-            let (secs, kept) = pool.install(|| {
+            let ((secs, faults), kept) = pool.install(|| {
                 let kept = work.run(pass, par, true);
-                let secs = median_time(
+                let timing = median_time(
                     || {
                         black_box(work.run(pass, par, false));
                     },
                     cfg.budget,
                     cfg.min_reps,
                 );
-                (secs, kept)
+                (timing, kept)
             });
+            out.faults.push(faults);
             outputs.extend(kept);
             out.rows.push(Row {
                 op: op.name(),
@@ -694,6 +708,7 @@ fn sweep(run: &Run, cfg: &Config) -> Result<()> {
     let mut rng = StdRng::seed_from_u64(run.seed);
     let mut sw = Sweep {
         rows: Vec::new(),
+        faults: Vec::new(),
         identity: Vec::new(),
     };
     let tick = || pb.inc(1);
@@ -728,8 +743,21 @@ fn find<'a>(
     dtype: &str,
     pass: Pass,
 ) -> Option<&'a Row> {
+    find_index(sw, grid, op, p, threads, dtype, pass).map(|i| &sw.rows[i])
+}
+
+/// The index of the row [`find`] returns.
+fn find_index(
+    sw: &Sweep,
+    grid: &Grid,
+    op: Op,
+    p: Point,
+    threads: usize,
+    dtype: &str,
+    pass: Pass,
+) -> Option<usize> {
     let p = grid.point_for(op, p);
-    sw.rows.iter().find(|r| {
+    sw.rows.iter().position(|r| {
         r.op == op.name()
             && r.n == p.n
             && r.b == p.b
@@ -906,10 +934,14 @@ fn summary_json(
         .flat_map(|&op| {
             op.passes().iter().map(move |&pass| {
                 let p = cfg.grid.point_for(op, cfg.grid.target);
+                let faults = |t: usize| {
+                    find_index(sw, &cfg.grid, op, p, t, "f32", pass).map(|i| sw.faults[i])
+                };
                 json!({
                     "op": op.name(),
                     "pass": pass.name(),
                     "gflops_fraction_of_dense": fraction_of_dense(sw, cfg, op, p, t_hi, pass),
+                    "minor_page_faults_per_call": cfg.threads.iter().map(|&t| json!({"threads": t, "faults": faults(t)})).collect::<Vec<_>>(),
                 })
             })
         })
@@ -1011,13 +1043,22 @@ fn write_figures(run: &Run, cfg: &Config, sw: &Sweep) -> Result<()> {
 fn print_report(cfg: &Config, sw: &Sweep, targets: &[Target], elapsed: f64) {
     let g = &cfg.grid;
     let tp = g.target;
-    let header = ["op", "pass", "threads", "median ms", "GFLOP/s", "/ dense"];
+    let header = [
+        "op",
+        "pass",
+        "threads",
+        "median ms",
+        "GFLOP/s",
+        "/ dense",
+        "faults/call",
+    ];
     let mut rows = Vec::new();
     for op in Op::ALL {
         for &pass in op.passes() {
             for &t in &cfg.threads {
                 let p = g.point_for(op, tp);
-                if let Some(r) = find(sw, g, op, p, t, "f32", pass) {
+                if let Some(i) = find_index(sw, g, op, p, t, "f32", pass) {
+                    let r = &sw.rows[i];
                     rows.push(vec![
                         op.name().to_string(),
                         pass.name().to_string(),
@@ -1025,6 +1066,7 @@ fn print_report(cfg: &Config, sw: &Sweep, targets: &[Target], elapsed: f64) {
                         format!("{:.3}", r.median_s * 1e3),
                         format!("{:.1}", r.gflops),
                         format!("{:.2}", fraction_of_dense(sw, cfg, op, p, t, pass)),
+                        format!("{:.0}", sw.faults[i]),
                     ]);
                 }
             }
