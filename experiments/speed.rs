@@ -239,6 +239,16 @@ impl Grid {
                 }
             }
         }
+        // Point-major order, so that the ops compared with each other (all ops at one point,
+        // dense at its (n, batch), Cayley with the largest batch) run back to back and see the
+        // same machine load. The sort is stable: ops keep their order within a point.
+        let max_batch = self.batches.iter().copied().max().unwrap_or(0);
+        let b_ref = self.target.b;
+        out.sort_by_key(|(_, p)| {
+            let batch = if p.batch == 0 { max_batch } else { p.batch };
+            let b = if p.b == p.n { b_ref } else { p.b };
+            (p.n, batch, b)
+        });
         out
     }
 
