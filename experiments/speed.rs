@@ -563,11 +563,23 @@ fn bitwise_equal<T: Real>(a: &[T], b: &[T]) -> bool {
 
 const MAX_REPS: usize = 200;
 
+/// Per-call diagnostics of a measurement, over the timed calls (not the warm-up).
+#[derive(Clone, Copy, Debug, Serialize)]
+struct Diag {
+    /// Minor page faults per call (every fresh page an allocation touches costs one).
+    faults: f64,
+    /// CPU time of all threads of the process per call, seconds (`/proc/self/task/*/schedstat`).
+    cpu_s: f64,
+    /// Time threads of the process spent runnable but waiting for a CPU, per call, seconds: the
+    /// direct measure of how much other load on the machine slowed this measurement. Summed over
+    /// all threads (a rayon worker spinning between jobs is runnable too), so it can exceed the
+    /// wall time.
+    runq_wait_s: f64,
+}
+
 /// Median wall time of `f`: warm-up for a quarter of `budget` (at least one call), then
-/// `clamp(budget / t_call, min_reps, MAX_REPS)` timed calls.
-/// Also returns the minor page faults per timed call (a diagnostic: fresh pages for every
-/// allocation cost a fault each).
-fn median_time(mut f: impl FnMut(), budget: f64, min_reps: usize) -> (f64, f64) {
+/// `clamp(budget / t_call, min_reps, MAX_REPS)` timed calls. Also returns [`Diag`].
+fn median_time(mut f: impl FnMut(), budget: f64, min_reps: usize) -> (f64, Diag) {
     let mut timed = || {
         let t = Instant::now();
         f();
@@ -580,11 +592,19 @@ fn median_time(mut f: impl FnMut(), budget: f64, min_reps: usize) -> (f64, f64) 
         warm += last;
     }
     let reps = ((budget / last.max(1e-9)).ceil() as usize).clamp(min_reps, MAX_REPS);
-    let faults0 = minor_faults();
+    let (f0, s0) = (minor_faults(), sched_totals());
     let mut ts: Vec<f64> = (0..reps).map(|_| timed()).collect();
-    let faults = minor_faults()
-        .zip(faults0)
-        .map_or(f64::NAN, |(a, b)| a.saturating_sub(b) as f64 / reps as f64);
+    let (f1, s1) = (minor_faults(), sched_totals());
+    let per = |a: Option<u64>, b: Option<u64>, scale: f64| {
+        a.zip(b).map_or(f64::NAN, |(a, b)| {
+            a.saturating_sub(b) as f64 * scale / reps as f64
+        })
+    };
+    let diag = Diag {
+        faults: per(f1, f0, 1.0),
+        cpu_s: per(s1.map(|s| s.0), s0.map(|s| s.0), 1e-9),
+        runq_wait_s: per(s1.map(|s| s.1), s0.map(|s| s.1), 1e-9),
+    };
     ts.sort_by(f64::total_cmp);
     let m = ts.len() / 2;
     let median = if ts.len() % 2 == 1 {
@@ -592,7 +612,7 @@ fn median_time(mut f: impl FnMut(), budget: f64, min_reps: usize) -> (f64, f64) 
     } else {
         0.5 * (ts[m - 1] + ts[m])
     };
-    (median, faults)
+    (median, diag)
 }
 
 /// Minor page faults of this process so far (`/proc/self/stat` field 10), if readable.
@@ -600,6 +620,19 @@ fn minor_faults() -> Option<u64> {
     let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
     let after = &stat[stat.rfind(')')? + 1..];
     after.split_whitespace().nth(7)?.parse().ok()
+}
+
+/// `(on-CPU ns, run-queue wait ns)` summed over the live threads of this process (Linux
+/// `/proc/self/task/*/schedstat`), if readable.
+fn sched_totals() -> Option<(u64, u64)> {
+    let mut tot = (0u64, 0u64);
+    for e in std::fs::read_dir("/proc/self/task").ok()? {
+        let s = std::fs::read_to_string(e.ok()?.path().join("schedstat")).ok()?;
+        let mut it = s.split_whitespace().map(|v| v.parse::<u64>().ok());
+        tot.0 += it.next()??;
+        tot.1 += it.next()??;
+    }
+    Some(tot)
 }
 
 /// A 1-vs-t-thread output comparison.
@@ -617,8 +650,10 @@ struct Identity {
 /// Results of the sweep.
 struct Sweep {
     rows: Vec<Row>,
-    /// Minor page faults per timed call, one per row.
-    faults: Vec<f64>,
+    /// Diagnostics, one per row.
+    diag: Vec<Diag>,
+    /// `(CPU s, run-queue wait s)` of the whole sweep, all threads of the process.
+    sched: Option<(f64, f64)>,
     identity: Vec<Identity>,
 }
 
@@ -642,7 +677,7 @@ fn measure_case<T: Real>(
         let mut outputs: Vec<Vec<T>> = Vec::new();
         for (t, pool) in pools {
             let par = if *t == 1 { Par::Seq } else { Par::rayon(*t) };
-            let ((secs, faults), kept) = pool.install(|| {
+            let ((secs, diag), kept) = pool.install(|| {
                 let kept = work.run(pass, par, true);
                 let timing = median_time(
                     || {
@@ -653,7 +688,7 @@ fn measure_case<T: Real>(
                 );
                 (timing, kept)
             });
-            out.faults.push(faults);
+            out.diag.push(diag);
             outputs.extend(kept);
             out.rows.push(Row {
                 op: op.name(),
@@ -716,9 +751,11 @@ fn sweep(run: &Run, cfg: &Config) -> Result<()> {
         .sum();
     let pb = run.progress(total as u64, "speed");
     let mut rng = StdRng::seed_from_u64(run.seed);
+    let sched0 = sched_totals();
     let mut sw = Sweep {
         rows: Vec::new(),
-        faults: Vec::new(),
+        diag: Vec::new(),
+        sched: None,
         identity: Vec::new(),
     };
     let tick = || pb.inc(1);
@@ -731,6 +768,9 @@ fn sweep(run: &Run, cfg: &Config) -> Result<()> {
         measure_case::<f64>(op, p, cfg, &pools, &mut rng, &mut sw, &tick)?;
     }
     pb.finish_and_clear();
+    sw.sched = sched_totals()
+        .zip(sched0)
+        .map(|(a, b)| ((a.0 - b.0) as f64 * 1e-9, (a.1 - b.1) as f64 * 1e-9));
     let elapsed = started.elapsed().as_secs_f64();
     run.write_csv("speed.csv", &sw.rows)?;
     let targets = evaluate_targets(&sw, cfg);
@@ -944,14 +984,14 @@ fn summary_json(
         .flat_map(|&op| {
             op.passes().iter().map(move |&pass| {
                 let p = cfg.grid.point_for(op, cfg.grid.target);
-                let faults = |t: usize| {
-                    find_index(sw, &cfg.grid, op, p, t, "f32", pass).map(|i| sw.faults[i])
+                let diag = |t: usize| {
+                    find_index(sw, &cfg.grid, op, p, t, "f32", pass).map(|i| sw.diag[i])
                 };
                 json!({
                     "op": op.name(),
                     "pass": pass.name(),
                     "gflops_fraction_of_dense": fraction_of_dense(sw, cfg, op, p, t_hi, pass),
-                    "minor_page_faults_per_call": cfg.threads.iter().map(|&t| json!({"threads": t, "faults": faults(t)})).collect::<Vec<_>>(),
+                    "per_call_diagnostics": cfg.threads.iter().map(|&t| json!({"threads": t, "diag": diag(t)})).collect::<Vec<_>>(),
                 })
             })
         })
@@ -967,6 +1007,9 @@ fn summary_json(
         "load_average_start": load_start,
         "load_average_end": load_average(),
         "elapsed_s": elapsed,
+        "process_cpu_s": sw.sched.map(|s| s.0),
+        "process_runq_wait_s": sw.sched.map(|s| s.1),
+        "runq_wait_note": "time the process's threads were runnable but waiting for a CPU (other load on the machine); per measurement in per_call_diagnostics",
         "rows": sw.rows.len(),
         "targets": targets,
         "fwd_bitwise_identical_1_vs_2_threads": ids("fwd"),
@@ -1060,7 +1103,9 @@ fn print_report(cfg: &Config, sw: &Sweep, targets: &[Target], elapsed: f64) {
         "median ms",
         "GFLOP/s",
         "/ dense",
-        "faults/call",
+        "cpu ms",
+        "runq ms",
+        "faults",
     ];
     let mut rows = Vec::new();
     for op in Op::ALL {
@@ -1076,7 +1121,9 @@ fn print_report(cfg: &Config, sw: &Sweep, targets: &[Target], elapsed: f64) {
                         format!("{:.3}", r.median_s * 1e3),
                         format!("{:.1}", r.gflops),
                         format!("{:.2}", fraction_of_dense(sw, cfg, op, p, t, pass)),
-                        format!("{:.0}", sw.faults[i]),
+                        format!("{:.3}", sw.diag[i].cpu_s * 1e3),
+                        format!("{:.3}", sw.diag[i].runq_wait_s * 1e3),
+                        format!("{:.0}", sw.diag[i].faults),
                     ]);
                 }
             }
