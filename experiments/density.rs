@@ -217,7 +217,10 @@ fn run(args: &Args) -> Result<()> {
 }
 
 /// `f` over `items` in parallel, stopping at the first error.
-fn par_map<T: Sync, U: Send>(items: &[T], f: impl Fn(&T) -> Result<U> + Sync + Send) -> Result<Vec<U>> {
+fn par_map<T: Sync, U: Send>(
+    items: &[T],
+    f: impl Fn(&T) -> Result<U> + Sync + Send,
+) -> Result<Vec<U>> {
     items.par_iter().map(f).collect()
 }
 
@@ -316,7 +319,8 @@ fn random_rows(n: usize, b: usize, trials: usize, seed: u64) -> Result<Vec<Rando
     for m in 1..threshold {
         // Seed per (n, b, m) so results do not depend on thread scheduling.
         let mut rng = StdRng::seed_from_u64(
-            seed ^ (n as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ ((b as u64) << 32)
+            seed ^ (n as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)
+                ^ ((b as u64) << 32)
                 ^ (m as u64) << 56,
         );
         let (mut lo, mut hi, mut any_dense) = (usize::MAX, 0, false);
@@ -470,7 +474,6 @@ fn draw_figures(out: &Path, support: &[SupportRow]) -> Result<Vec<String>> {
         Ok(())
     };
     save("density_vs_factors", &|p| density_plot(p, support))?;
-    save("row_nnz_vs_factors", &|p| row_nnz_plot(p, support))?;
     save("min_factors_bars", &|p| min_factors_bars(p, support))?;
     save("fig1_gs_i_p_i_n6", &fig1_spy)?;
     save("spy_gs_n64_b4", &|p| chain_spy(p, "gs", 64, 4, 3))?;
@@ -491,46 +494,35 @@ fn rows_of<'a>(
         .filter(move |s| s.family == fam && s.n == n && s.b == b)
 }
 
-/// Density `nnz/n²` against the number of factors (log y), GS and BOFT, for [`CURVES`].
+/// Density `nnz/n²` against the number of factors (log y), GS and BOFT, one panel per
+/// setting of [`CURVES`] (BOFT stops at PEFT's limit `1 + v₂(r)`).
 fn density_plot(stem: &Path, support: &[SupportRow]) -> Result<()> {
-    let mut plot = XyPlot::new(
-        "Density of the product vs number of factors",
-        "factors m",
-        "density nnz / n²",
-    )
-    .scales(Scale::Linear, Scale::Log);
-    for (fam, label) in [("gs", "GS"), ("boft", "BOFT")] {
-        for &(n, b) in &CURVES {
-            let pts: Vec<(f64, f64)> = rows_of(support, fam, n, b)
-                .map(|s| (s.m as f64, s.density))
-                .collect();
-            if !pts.is_empty() {
-                plot = plot.with(Series::line(format!("{label} n={n}, b={b}"), pts));
+    let panels: Vec<Plot> = CURVES
+        .iter()
+        .map(|&(n, b)| {
+            let mut plot = XyPlot::new(
+                format!("n = {n}, b = {b}, r = {}", n / b),
+                "factors m",
+                "density nnz / n²",
+            )
+            .scales(Scale::Linear, Scale::Log);
+            for (fam, label) in [("gs", "GS, P_(r,n)"), ("boft", "BOFT, PEFT perms")] {
+                let pts: Vec<(f64, f64)> = rows_of(support, fam, n, b)
+                    .map(|s| (s.m as f64, s.density))
+                    .collect();
+                plot = plot.with(Series::line(label, pts));
             }
-        }
-    }
-    plot::save(stem, &plot.into()).map(|_| ())
-}
-
-/// Nonzeros per row against the number of factors (log y) with the Theorem 2 bound `b^m`.
-fn row_nnz_plot(stem: &Path, support: &[SupportRow]) -> Result<()> {
-    let mut plot = XyPlot::new(
-        "Nonzeros per row vs number of factors",
-        "factors m",
-        "nonzeros per row",
+            plot.into()
+        })
+        .collect();
+    plot::save_grid(
+        stem,
+        "Density of the product vs number of factors (1 = dense)",
+        &panels,
+        panels.len(),
+        (560, 460),
     )
-    .scales(Scale::Linear, Scale::Log);
-    for (fam, label) in [("gs", "GS"), ("boft", "BOFT")] {
-        for &(n, b) in &CURVES {
-            let pts: Vec<(f64, f64)> = rows_of(support, fam, n, b)
-                .map(|s| (s.m as f64, s.row_max as f64))
-                .collect();
-            if !pts.is_empty() {
-                plot = plot.with(Series::line(format!("{label} n={n}, b={b}"), pts));
-            }
-        }
-    }
-    plot::save(stem, &plot.into()).map(|_| ())
+    .map(|_| ())
 }
 
 /// Grouped bars: first dense `m` of GS and BOFT per grid point (BOFT only where it gets dense).
@@ -545,12 +537,22 @@ fn min_factors_bars(stem: &Path, support: &[SupportRow]) -> Result<()> {
     let bars = BarPlot {
         title: "Factors needed for a dense product (BOFT: r a power of 2 only)".into(),
         value_label: "smallest dense m".into(),
-        categories: points.iter().map(|(n, b)| format!("n={n}, b={b}")).collect(),
+        categories: points
+            .iter()
+            .map(|&(n, b)| {
+                let never = first_dense("boft", n, b).is_nan();
+                let note = if never { " (BOFT never)" } else { "" };
+                format!("n={n}, b={b}{note}")
+            })
+            .collect(),
         series: ["gs", "boft"]
             .iter()
             .zip(["GS, P_(r,n)", "BOFT (PEFT perms)"])
             .map(|(fam, name)| {
-                let v = points.iter().map(|&(n, b)| first_dense(fam, n, b)).collect();
+                let v = points
+                    .iter()
+                    .map(|&(n, b)| first_dense(fam, n, b))
+                    .collect();
                 (name.to_string(), v)
             })
             .collect(),
@@ -561,13 +563,9 @@ fn min_factors_bars(stem: &Path, support: &[SupportRow]) -> Result<()> {
 
 /// A spy plot of a pattern.
 fn spy(title: &str, p: &Pattern) -> Result<Plot> {
-    SpyPlot::from_fn(
-        title,
-        p.n_out(),
-        p.n_in(),
-        plot::SPY_MAX_CELLS,
-        |i, j| p.get(i, j),
-    )
+    SpyPlot::from_fn(title, p.n_out(), p.n_in(), plot::SPY_MAX_CELLS, |i, j| {
+        p.get(i, j)
+    })
     .map(Plot::from)
 }
 
@@ -632,7 +630,12 @@ fn chain_spy(stem: &Path, fam: &str, n: usize, b: usize, max_m: usize) -> Result
 fn fig3_spy(stem: &Path) -> Result<()> {
     let panels = [3, 4, 6, 2]
         .iter()
-        .map(|&k| spy(&format!("P_({k},12)"), &Pattern::of_perm(&Perm::shuffle_gather(k, 12)?)))
+        .map(|&k| {
+            spy(
+                &format!("P_({k},12)"),
+                &Pattern::of_perm(&Perm::shuffle_gather(k, 12)?),
+            )
+        })
         .collect::<Result<Vec<_>>>()?;
     plot::save_grid(
         stem,
@@ -646,7 +649,7 @@ fn fig3_spy(stem: &Path) -> Result<()> {
 
 fn print_table(rows: &[MinRow], s: &Summary, out: &Path) {
     println!(
-        "{:>6} {:>4} {:>5} {:>7} {:>10} {:>9} {:>12}",
+        "{:>6} {:>4} {:>5} {:>7} {:>11} {:>9} {:>11}",
         "n", "b", "r", "GS min", "1+⌈log_b r⌉", "BOFT min", "1+⌈log₂ r⌉"
     );
     for r in rows {

@@ -123,7 +123,11 @@ fn t3_boft_minimal_factors_and_row_counts() {
         (4096, 64, 7, 2),
         (12, 3, 3, 3),
     ] {
-        assert_eq!(min_factors_boft(n, b, 10).unwrap(), Some(boft), "BOFT {n}/{b}");
+        assert_eq!(
+            min_factors_boft(n, b, 10).unwrap(),
+            Some(boft),
+            "BOFT {n}/{b}"
+        );
         let gs_m = min_factors_gs(n, b, 10, GsShuffle::default()).unwrap();
         assert_eq!(gs_m, Some(gs), "GS {n}/{b}");
     }
@@ -132,10 +136,7 @@ fn t3_boft_minimal_factors_and_row_counts() {
         assert_eq!(min_factors_boft(n, b, 10).unwrap(), m_boft, "BOFT {n}/{b}");
     }
     // Rows (and columns) of a BOFT product have b * 2^(m-1) nonzeros.
-    for (n, b, want) in [
-        (768, 8, [8, 16, 32, 64]),
-        (1024, 32, [32, 64, 128, 256]),
-    ] {
+    for (n, b, want) in [(768, 8, [8, 16, 32, 64]), (1024, 32, [32, 64, 128, 256])] {
         let steps = support_growth_boft(n, b, 4).unwrap();
         assert_eq!(steps.len(), 4);
         for (s, w) in steps.iter().zip(want) {
@@ -148,7 +149,10 @@ fn t3_boft_minimal_factors_and_row_counts() {
 
 #[test]
 fn t4_parameter_example() {
-    assert_eq!(boft_chain_layout(1024, 32, 6).unwrap().param_count(), 196_608);
+    assert_eq!(
+        boft_chain_layout(1024, 32, 6).unwrap().param_count(),
+        196_608
+    );
     let gs = gs_chain_layout(1024, 32, 2, GsShuffle::default()).unwrap();
     assert_eq!(gs.param_count(), 65_536);
 }
@@ -278,7 +282,13 @@ fn t8_figure2_shapes_by_hand() {
 }
 
 /// Numerical rank (σ > 1e-9 σ_max of the whole matrix) of each `h x w` block.
-fn numerical_block_ranks(a: &Tensor<f64>, h: usize, w: usize, kl: usize, kr: usize) -> Vec<Vec<usize>> {
+fn numerical_block_ranks(
+    a: &Tensor<f64>,
+    h: usize,
+    w: usize,
+    kl: usize,
+    kr: usize,
+) -> Vec<Vec<usize>> {
     let scale = a.max_abs();
     (0..kl)
         .map(|k1| {
@@ -332,7 +342,11 @@ fn strip_outer_inverts_outer_perms() {
     // M = P_L^T A P_R^T is the dense matrix of the same chain with identity outer perms.
     let mut r = rng(5);
     let sq = BlockShape::square(3, 4);
-    let (pl, p, pr) = (Perm::random(12, &mut r), Perm::random(12, &mut r), Perm::random(12, &mut r));
+    let (pl, p, pr) = (
+        Perm::random(12, &mut r),
+        Perm::random(12, &mut r),
+        Perm::random(12, &mut r),
+    );
     let layout = gs_layout(pl.clone(), sq, p.clone(), sq, pr.clone()).unwrap();
     let inner = gs_layout(Perm::identity(12), sq, p, sq, Perm::identity(12)).unwrap();
     let blocks = random_blocks(&layout, &mut r);
@@ -417,7 +431,10 @@ fn t9_monarch_projection_has_rank1_blocks() {
     for k1 in 0..3 {
         for k2 in 0..4 {
             let blk = Mat::<f64>::from_fn(4, 3, |u, c| ma.at2(k1 * 4 + u, k2 * 3 + c));
-            want += blk.singular_values().unwrap()[1..].iter().map(|s| s * s).sum::<f64>();
+            want += blk.singular_values().unwrap()[1..]
+                .iter()
+                .map(|s| s * s)
+                .sum::<f64>();
         }
     }
     assert!((frob(&a, &pa) - want.sqrt()).abs() < 1e-12);
@@ -427,10 +444,16 @@ fn t9_monarch_projection_has_rank1_blocks() {
 fn t9_projection_errors() {
     let layout = n12_layout();
     let a = Tensor::<f64>::zeros(&[12, 11]);
-    assert!(matches!(project_gs(&a, &layout), Err(Error::InvalidArgument(_))));
+    assert!(matches!(
+        project_gs(&a, &layout),
+        Err(Error::InvalidArgument(_))
+    ));
     let three = gs_chain_layout(12, 3, 3, GsShuffle::default()).unwrap();
     let a = Tensor::<f64>::zeros(&[12, 12]);
-    assert!(matches!(project_gs(&a, &three), Err(Error::BlockMismatch(_))));
+    assert!(matches!(
+        project_gs(&a, &three),
+        Err(Error::BlockMismatch(_))
+    ));
     assert!(block_rank_profile(&three).is_err());
 }
 
@@ -475,7 +498,8 @@ fn hide(layout: &ChainLayout, blocks: &[Tensor<f64>], r: &mut StdRng) -> Vec<Ten
                 (if i == j { 1.0 } else { 0.0 } + noise[(i, j)]) * scale.data()[j]
             });
             let l_s = Mat::<f64>::from_fn(bl, q, |x, t| lb.data()[(k1 * bl + x) * bl + s[t] % bl]);
-            let r_s = Mat::<f64>::from_fn(q, br, |t, c| rb.data()[(k2 * br + pi[s[t]] % br) * br + c]);
+            let r_s =
+                Mat::<f64>::from_fn(q, br, |t, c| rb.data()[(k2 * br + pi[s[t]] % br) * br + c]);
             let l_new = &l_s * &g;
             let r_new = g.partial_piv_lu().solve(&r_s);
             for (t, &i) in s.iter().enumerate() {

@@ -149,9 +149,7 @@ pub fn project_gs<T: Real>(a: &Tensor<T>, layout: &ChainLayout) -> Result<Vec<Te
             if slots.is_empty() {
                 continue;
             }
-            let blk = Mat::<T>::from_fn(ls.b1, rs.b2, |u, c| {
-                m.at2(k1 * ls.b1 + u, k2 * rs.b2 + c)
-            });
+            let blk = Mat::<T>::from_fn(ls.b1, rs.b2, |u, c| m.at2(k1 * ls.b1 + u, k2 * rs.b2 + c));
             let svd = blk.thin_svd().map_err(|e| {
                 Error::Numerical(format!("SVD of block ({k1}, {k2}) failed: {e:?}"))
             })?;

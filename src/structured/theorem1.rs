@@ -88,12 +88,9 @@ pub fn orthogonal_representation<T: Real>(
                 continue;
             }
             let q = s.len();
-            let l_s = Mat::<T>::from_fn(b_l, q, |x, t| {
-                l_old[(k1 * b_l + x) * b_l + s[t] % b_l]
-            });
-            let r_s = Mat::<T>::from_fn(q, b_r, |t, c| {
-                r_old[(k2 * b_r + pi[s[t]] % b_r) * b_r + c]
-            });
+            let l_s = Mat::<T>::from_fn(b_l, q, |x, t| l_old[(k1 * b_l + x) * b_l + s[t] % b_l]);
+            let r_s =
+                Mat::<T>::from_fn(q, b_r, |t, c| r_old[(k2 * b_r + pi[s[t]] % b_r) * b_r + c]);
             let qr = l_s.qr();
             let u = qr.compute_thin_Q();
             let vt = qr.thin_R() * &r_s;
