@@ -15,6 +15,7 @@
 
 use clap::Parser;
 use gslab::error::{Error, Result};
+use gslab::exp::{CommonArgs, Run, print_table, run_main, write_csv_records};
 use gslab::perm::Perm;
 use gslab::plot::{self, BarPlot, Plot, Scale, Series, SpyPlot, XyPlot};
 use gslab::structured::layout::{BlockShape, ChainLayout};
@@ -22,11 +23,12 @@ use gslab::structured::pattern::{
     GrowthStep, GsShuffle, Pattern, boft_formula, gs_formula, min_factors_boft, min_factors_gs,
     support_growth, support_growth_boft, support_growth_gs,
 };
-use indicatif::{ProgressBar, ProgressStyle};
+use indicatif::ProgressBar;
 use rand::{SeedableRng, rngs::StdRng};
 use rayon::prelude::*;
 use serde::Serialize;
-use std::path::{Path, PathBuf};
+use std::path::Path;
+use std::process::ExitCode;
 
 /// The `(n, b)` grid of the digest's T1 table, in its order.
 const GRID: [(usize, usize); 12] = [
@@ -47,28 +49,18 @@ const GRID: [(usize, usize); 12] = [
 /// Settings drawn in the density-vs-factors figure.
 const CURVES: [(usize, usize); 3] = [(1024, 32), (768, 8), (64, 4)];
 
-/// Command-line arguments.
+/// Command-line arguments: the common `--seed`, `--threads`, `--out`, `--quick` plus `--trials`.
 #[derive(Parser, Debug)]
 #[command(
     name = "density",
     about = "Theorem 2: factors needed for a dense GS / BOFT product"
 )]
 struct Args {
-    /// Seed of the random permutations used for the "nothing beats b^m" check.
-    #[arg(long, default_value_t = 0)]
-    seed: u64,
-    /// Worker threads (0 = all cores).
-    #[arg(long, default_value_t = 0)]
-    threads: usize,
-    /// Output directory (default results/density/).
-    #[arg(long)]
-    out: Option<PathBuf>,
-    /// Small run for tests: the grid rows with n <= 1024 and fewer random trials.
-    #[arg(long)]
-    quick: bool,
+    #[command(flatten)]
+    common: CommonArgs,
     /// Random permutation draws per (n, b, m) below the threshold (default 16, quick 3).
-    #[arg(long)]
-    trials: Option<usize>,
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=100_000))]
+    trials: Option<u64>,
 }
 
 /// One row of `min_factors.csv`.
@@ -139,81 +131,47 @@ struct Summary {
     min_factors: Vec<MinRow>,
 }
 
-fn main() {
-    let args = match Args::try_parse() {
-        Ok(a) => a,
-        Err(e) if !e.use_stderr() => {
-            // --help / --version.
-            print!("{e}");
-            return;
-        }
-        Err(e) => fail(e.to_string().lines().next().unwrap_or("invalid arguments")),
-    };
-    if let Err(e) = run(&args) {
-        fail(&e.to_string());
-    }
+fn main() -> ExitCode {
+    run_main("density", run)
 }
 
-/// Prints one error line and exits with status 2.
-fn fail(msg: &str) -> ! {
-    eprintln!("density: {msg}");
-    std::process::exit(2);
-}
-
-fn run(args: &Args) -> Result<()> {
-    let trials = args.trials.unwrap_or(if args.quick { 3 } else { 16 });
-    let out = args
-        .out
-        .clone()
-        .unwrap_or_else(|| PathBuf::from("results/density"));
-    std::fs::create_dir_all(&out).map_err(|e| io_err(&out, e))?;
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(args.threads)
-        .build()
-        .map_err(|e| Error::InvalidArgument(format!("--threads {}: {e}", args.threads)))?;
+fn run(args: Args) -> Result<()> {
+    let run = args.common.setup("density")?;
+    let trials = args
+        .trials
+        .map_or(if run.quick { 3 } else { 16 }, |t| t as usize);
+    // --quick: the T1 rows with n <= 1024 (10 of 12); the default run has all 12.
     let grid: Vec<(usize, usize)> = GRID
         .iter()
         .copied()
-        .filter(|&(n, _)| !args.quick || n <= 1024)
+        .filter(|&(n, _)| !run.quick || n <= 1024)
         .collect();
 
-    let bar = progress(grid.len() as u64 * 3, "patterns");
-    let (min_rows, support, random) = pool.install(|| -> Result<_> {
-        let min_rows = par_map(&grid, |&(n, b)| {
-            let row = min_row(n, b);
-            bar.inc(1);
-            row
-        })?;
-        let support = par_map(&grid, |&(n, b)| {
-            let s = support_rows(n, b);
-            bar.inc(1);
-            s
-        })?;
-        let random = par_map(&grid, |&(n, b)| {
-            let s = random_rows(n, b, trials, args.seed);
-            bar.inc(1);
-            s
-        })?;
-        Ok((
-            min_rows,
-            support.concat(),
-            random.into_iter().flatten().collect::<Vec<_>>(),
-        ))
+    let bar = run.progress(grid.len() as u64 * 3, "density patterns");
+    let seed = run.seed;
+    let (min_rows, support, random) = run.install(|| -> Result<_> {
+        let min_rows = par_map(&grid, |&(n, b)| tick(&bar, min_row(n, b)))?;
+        let support = par_map(&grid, |&(n, b)| tick(&bar, support_rows(n, b)))?;
+        let random = par_map(&grid, |&(n, b)| tick(&bar, random_rows(n, b, trials, seed)))?;
+        Ok((min_rows, support.concat(), random.concat()))
     })?;
     bar.finish_and_clear();
 
-    write_min_csv(&out.join("min_factors.csv"), &min_rows)?;
-    write_variants_csv(&out.join("min_factors_variants.csv"), &min_rows)?;
-    write_csv(&out.join("support.csv"), &support)?;
-    write_csv(&out.join("random_perms.csv"), &random)?;
-    let figures = draw_figures(&out, &support)?;
-    let summary = summarize(args, &min_rows, &support, &random, figures);
-    let json = serde_json::to_string_pretty(&summary)
-        .map_err(|e| Error::InvalidArgument(format!("summary JSON: {e}")))?;
-    let path = out.join("summary.json");
-    std::fs::write(&path, json + "\n").map_err(|e| io_err(&path, e))?;
-    print_table(&min_rows, &summary, &out);
+    write_min_csv(&run.path("min_factors.csv"), &min_rows)?;
+    write_variants_csv(&run.path("min_factors_variants.csv"), &min_rows)?;
+    run.write_csv("support.csv", &support)?;
+    run.write_csv("random_perms.csv", &random)?;
+    let figures = draw_figures(&run.out, &support)?;
+    let summary = summarize(&run, &min_rows, &support, &random, figures);
+    run.write_json("summary.json", &summary)?;
+    report(&min_rows, &summary, &run.out);
     Ok(())
+}
+
+/// Advances the progress bar by one step and passes `r` through.
+fn tick<R>(bar: &ProgressBar, r: R) -> R {
+    bar.inc(1);
+    r
 }
 
 /// `f` over `items` in parallel, stopping at the first error.
@@ -222,15 +180,6 @@ fn par_map<T: Sync, U: Send>(
     f: impl Fn(&T) -> Result<U> + Sync + Send,
 ) -> Result<Vec<U>> {
     items.par_iter().map(f).collect()
-}
-
-fn progress(len: u64, what: &str) -> ProgressBar {
-    let bar = ProgressBar::new(len);
-    if let Ok(style) = ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} {elapsed}") {
-        bar.set_style(style.progress_chars("=> "));
-    }
-    bar.set_message(what.to_string());
-    bar
 }
 
 /// `r = n/b`.
@@ -351,7 +300,7 @@ fn random_rows(n: usize, b: usize, trials: usize, seed: u64) -> Result<Vec<Rando
 }
 
 fn summarize(
-    args: &Args,
+    run: &Run,
     rows: &[MinRow],
     support: &[SupportRow],
     random: &[RandomRow],
@@ -365,8 +314,8 @@ fn summarize(
             .all(|s| s.row_min == s.expected_per_row && s.row_max == s.expected_per_row)
     };
     Summary {
-        quick: args.quick,
-        seed: args.seed,
+        quick: run.quick,
+        seed: run.seed,
         rows: rows.len(),
         gs_all_match_formula: rows.iter().all(|r| r.gs_min_factors == Some(r.gs_formula)),
         gs_variants_all_match_formula: rows
@@ -394,22 +343,10 @@ fn opt(v: Option<usize>) -> String {
     v.map(|x| x.to_string()).unwrap_or_default()
 }
 
-fn csv_err(path: &Path, e: impl std::fmt::Display) -> Error {
-    Error::Io {
-        path: path.display().to_string(),
-        msg: e.to_string(),
-    }
-}
-
-fn io_err(path: &Path, e: std::io::Error) -> Error {
-    csv_err(path, e)
-}
-
 /// `min_factors.csv` with header `n,b,r,gs_min_factors,gs_formula,boft_min_factors,boft_formula`
 /// (BOFT columns empty where `r` is not a power of 2, GS minimum empty if never dense).
 fn write_min_csv(path: &Path, rows: &[MinRow]) -> Result<()> {
-    let mut w = csv::Writer::from_path(path).map_err(|e| csv_err(path, e))?;
-    w.write_record([
+    let header = [
         "n",
         "b",
         "r",
@@ -417,27 +354,27 @@ fn write_min_csv(path: &Path, rows: &[MinRow]) -> Result<()> {
         "gs_formula",
         "boft_min_factors",
         "boft_formula",
-    ])
-    .map_err(|e| csv_err(path, e))?;
-    for r in rows {
-        w.write_record([
-            r.n.to_string(),
-            r.b.to_string(),
-            r.r.to_string(),
-            opt(r.gs_min_factors),
-            r.gs_formula.to_string(),
-            opt(r.boft_min_factors),
-            opt(r.boft_formula),
-        ])
-        .map_err(|e| csv_err(path, e))?;
-    }
-    w.flush().map_err(|e| io_err(path, e))
+    ];
+    let recs: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| {
+            vec![
+                r.n.to_string(),
+                r.b.to_string(),
+                r.r.to_string(),
+                opt(r.gs_min_factors),
+                r.gs_formula.to_string(),
+                opt(r.boft_min_factors),
+                opt(r.boft_formula),
+            ]
+        })
+        .collect();
+    write_csv_records(path, &header, &recs)
 }
 
 /// GS minimum for the four readings of `P_(k,n)` (digest §3.5 table).
 fn write_variants_csv(path: &Path, rows: &[MinRow]) -> Result<()> {
-    let mut w = csv::Writer::from_path(path).map_err(|e| csv_err(path, e))?;
-    w.write_record([
+    let header = [
         "n",
         "b",
         "r",
@@ -446,23 +383,17 @@ fn write_variants_csv(path: &Path, rows: &[MinRow]) -> Result<()> {
         "scatter_k_b",
         "scatter_k_r",
         "gs_formula",
-    ])
-    .map_err(|e| csv_err(path, e))?;
-    for r in rows {
-        let mut rec = vec![r.n.to_string(), r.b.to_string(), r.r.to_string()];
-        rec.extend(r.gs_variants.iter().map(|v| opt(*v)));
-        rec.push(r.gs_formula.to_string());
-        w.write_record(&rec).map_err(|e| csv_err(path, e))?;
-    }
-    w.flush().map_err(|e| io_err(path, e))
-}
-
-fn write_csv<S: Serialize>(path: &Path, rows: &[S]) -> Result<()> {
-    let mut w = csv::Writer::from_path(path).map_err(|e| csv_err(path, e))?;
-    for r in rows {
-        w.serialize(r).map_err(|e| csv_err(path, e))?;
-    }
-    w.flush().map_err(|e| io_err(path, e))
+    ];
+    let recs: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| {
+            let mut rec = vec![r.n.to_string(), r.b.to_string(), r.r.to_string()];
+            rec.extend(r.gs_variants.iter().map(|v| opt(*v)));
+            rec.push(r.gs_formula.to_string());
+            rec
+        })
+        .collect();
+    write_csv_records(path, &header, &recs)
 }
 
 /// Draws every figure; returns the stems written (each as `.png` and `.svg`).
@@ -647,27 +578,39 @@ fn fig3_spy(stem: &Path) -> Result<()> {
     .map(|_| ())
 }
 
-fn print_table(rows: &[MinRow], s: &Summary, out: &Path) {
-    println!(
-        "{:>6} {:>4} {:>5} {:>7} {:>11} {:>9} {:>11}",
-        "n", "b", "r", "GS min", "1+⌈log_b r⌉", "BOFT min", "1+⌈log₂ r⌉"
-    );
-    for r in rows {
-        println!(
-            "{:>6} {:>4} {:>5} {:>7} {:>11} {:>9} {:>11}",
-            r.n,
-            r.b,
-            r.r,
-            opt(r.gs_min_factors),
-            r.gs_formula,
-            if r.boft_formula.is_some() {
+/// Prints the measured table and the checks.
+fn report(rows: &[MinRow], s: &Summary, out: &Path) {
+    let recs: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| {
+            let boft_min = if r.boft_formula.is_some() {
                 opt(r.boft_min_factors)
             } else {
                 "n/a".into()
-            },
-            opt(r.boft_formula),
-        );
-    }
+            };
+            vec![
+                r.n.to_string(),
+                r.b.to_string(),
+                r.r.to_string(),
+                opt(r.gs_min_factors),
+                r.gs_formula.to_string(),
+                boft_min,
+                opt(r.boft_formula),
+            ]
+        })
+        .collect();
+    print_table(
+        &[
+            "n",
+            "b",
+            "r",
+            "GS min",
+            "1+⌈log_b r⌉",
+            "BOFT min",
+            "1+⌈log₂ r⌉",
+        ],
+        &recs,
+    );
     println!(
         "GS matches 1+⌈log_b r⌉: {} (all 4 P_(k,n) readings: {}); BOFT matches 1+⌈log₂ r⌉: {} ({} rows)",
         s.gs_all_match_formula,
