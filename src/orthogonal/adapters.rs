@@ -1,1 +1,570 @@
-//! (in progress)
+//! Parameter-efficient adapters on a frozen linear layer `y = x W₀ᵀ + bias` (`W₀` is
+//! `out × in`, the torch convention), and saving/loading trained parameters with safetensors.
+//!
+//! Orthogonal adapters ([`OrthoAdapter`]) learn `W' = diag(s)·Q_out·W₀·Q̃_in` with the scale
+//! `s ∈ ℝ^out` starting at ones and orthogonal chains starting at the identity, so the adapted
+//! layer equals the base layer exactly at init (digest §8, T6):
+//! - **GSOFT** ([`OrthoAdapter::gsoft`]): `W' = diag(s)·W₀·Q`, `Q = Pᵀ L P R` on the input side,
+//!   as the official `GSOFTLayer` (`s * F.linear(gs_ort(x), W) + bias`, digest §4.1); or
+//!   `W' = diag(s)·Q·W₀` on the output side ([`OrthoAdapter::gsoft_output`], [C2] `is_left=False`).
+//! - **Double GSOFT** ([`OrthoAdapter::double_gsoft`]): `W' = diag(s)·Q_out·W₀·Q_in` (§4.2).
+//! - **OFT / BOFT** ([`OrthoAdapter::oft`], [`OrthoAdapter::boft`]) as PEFT builds them
+//!   (digest §2.5): `W' = (M W₀ᵀ)ᵀ·s = diag(s)·W₀·Mᵀ` with `M = F_{m−1}⋯F_0` the butterfly
+//!   ([`Boft`]; OFT is `m = 1`, block-diagonal). So `x` is multiplied by `M` itself:
+//!   `y = x·M·W₀ᵀ·diag(s)`, computed with the transposed chain ([`OrthoChain::forward_t_with`]).
+//!
+//! [`Lora`]: `W' = W₀ + (α/r)·B A`, `A ∈ ℝ^{r×in}` random, `B ∈ ℝ^{out×r}` zero.
+//!
+//! The forward passes never form `W'`: the chain products act on the activations. `merge()` forms
+//! the plain dense weight for inference (no overhead); merged and unmerged outputs agree to
+//! rounding.
+
+use crate::autodiff::tape::{Tape, Var};
+use crate::error::{Error, Result};
+use crate::nn::optim::Params;
+use crate::orthogonal::layers::{Boft, OrthoChain, OrthoGs};
+use crate::orthogonal::map::OrthoMap;
+use crate::real::Real;
+use crate::tensor::Tensor;
+use rand::Rng;
+use std::collections::HashMap;
+use std::path::Path;
+
+/// A plain dense linear layer `y = x Wᵀ + bias` (`W` is `out × in`): the frozen base of every
+/// adapter and the result of `merge()`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DenseLinear<T: Real> {
+    /// The weight, `(out, in)`.
+    pub weight: Tensor<T>,
+    /// The bias, `(out)`, if any.
+    pub bias: Option<Tensor<T>>,
+}
+
+impl<T: Real> DenseLinear<T> {
+    /// Validates `weight` `(out, in)` and `bias` `(out)`.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] naming the shapes if they do not fit.
+    pub fn new(weight: Tensor<T>, bias: Option<Tensor<T>>) -> Result<Self> {
+        if weight.ndim() != 2 {
+            return Err(Error::InvalidArgument(format!(
+                "linear weight must be (out, in), got {:?}",
+                weight.shape()
+            )));
+        }
+        if let Some(b) = &bias {
+            if b.shape() != [weight.shape()[0]] {
+                return Err(Error::InvalidArgument(format!(
+                    "bias of shape {:?} for a weight of shape {:?}",
+                    b.shape(),
+                    weight.shape()
+                )));
+            }
+        }
+        Ok(Self { weight, bias })
+    }
+
+    /// Output features.
+    pub fn out_features(&self) -> usize {
+        self.weight.shape()[0]
+    }
+
+    /// Input features.
+    pub fn in_features(&self) -> usize {
+        self.weight.shape()[1]
+    }
+
+    /// `y = x Wᵀ + bias` without a tape.
+    ///
+    /// # Panics
+    /// If `x` is not `(batch, in)`.
+    pub fn forward(&self, x: &Tensor<T>) -> Tensor<T> {
+        let y = x.matmul_t(false, &self.weight, true);
+        match &self.bias {
+            Some(b) => add_row(&y, b),
+            None => y,
+        }
+    }
+
+    /// `y = x Wᵀ + bias` on a tape with the weight and bias as constants.
+    fn forward_var<'t>(&self, x: Var<'t, T>) -> Var<'t, T> {
+        let tape = x.tape();
+        let y = x.matmul_t(false, tape.constant(self.weight.clone()), true);
+        self.add_bias(y)
+    }
+
+    fn add_bias<'t>(&self, y: Var<'t, T>) -> Var<'t, T> {
+        match &self.bias {
+            Some(b) => y.add_row(y.tape().constant(b.clone())),
+            None => y,
+        }
+    }
+}
+
+/// `y[i, j] = x[i, j] + b[j]`.
+fn add_row<T: Real>(x: &Tensor<T>, b: &Tensor<T>) -> Tensor<T> {
+    let n = b.numel();
+    let mut y = x.clone();
+    for row in y.data_mut().chunks_mut(n) {
+        row.iter_mut().zip(b.data()).for_each(|(v, &c)| *v += c);
+    }
+    y
+}
+
+/// The rotation on the input side of an [`OrthoAdapter`].
+#[derive(Clone, Debug)]
+enum InputRotation<T: Real> {
+    /// `W₀·Q` (GSOFT): `x ↦ x·Qᵀ`.
+    Direct(OrthoChain<T>),
+    /// `W₀·Mᵀ` (PEFT OFT/BOFT): `x ↦ x·M`.
+    Transposed(OrthoChain<T>),
+}
+
+impl<T: Real> InputRotation<T> {
+    fn chain(&self) -> &OrthoChain<T> {
+        match self {
+            Self::Direct(c) | Self::Transposed(c) => c,
+        }
+    }
+    fn chain_mut(&mut self) -> &mut OrthoChain<T> {
+        match self {
+            Self::Direct(c) | Self::Transposed(c) => c,
+        }
+    }
+}
+
+/// An orthogonal adapter `W' = diag(s)·Q_out·W₀·Q̃_in` on a frozen [`DenseLinear`] (module docs).
+/// Trainable: the free parameters of the input chain, of the output chain, then `s`.
+#[derive(Clone, Debug)]
+pub struct OrthoAdapter<T: Real> {
+    base: DenseLinear<T>,
+    q_in: Option<InputRotation<T>>,
+    q_out: Option<OrthoChain<T>>,
+    scale: Option<Tensor<T>>,
+}
+
+impl<T: Real> OrthoAdapter<T> {
+    fn build(
+        base: DenseLinear<T>,
+        q_in: Option<InputRotation<T>>,
+        q_out: Option<OrthoChain<T>>,
+        scale: bool,
+    ) -> Result<Self> {
+        if let Some(q) = &q_in {
+            check_size(q.chain().n(), base.in_features(), "input")?;
+        }
+        if let Some(q) = &q_out {
+            check_size(q.n(), base.out_features(), "output")?;
+        }
+        let scale = scale.then(|| Tensor::ones(&[base.out_features()]));
+        Ok(Self {
+            base,
+            q_in,
+            q_out,
+            scale,
+        })
+    }
+
+    /// GSOFT: `W' = diag(s)·W₀·Q` with `Q` = [`OrthoGs`] on `in` features with `r` blocks.
+    ///
+    /// # Errors
+    /// If `r` does not divide `in_features`.
+    pub fn gsoft(base: DenseLinear<T>, r: usize, map: OrthoMap, scale: bool) -> Result<Self> {
+        let q = OrthoGs::new(base.in_features(), r, map)?.0;
+        Self::build(base, Some(InputRotation::Direct(q)), None, scale)
+    }
+
+    /// GSOFT on the output side: `W' = diag(s)·Q·W₀` with `Q` = [`OrthoGs`] on `out` features.
+    ///
+    /// # Errors
+    /// If `r` does not divide `out_features`.
+    pub fn gsoft_output(
+        base: DenseLinear<T>,
+        r: usize,
+        map: OrthoMap,
+        scale: bool,
+    ) -> Result<Self> {
+        let q = OrthoGs::new(base.out_features(), r, map)?.0;
+        Self::build(base, None, Some(q), scale)
+    }
+
+    /// Double GSOFT: `W' = diag(s)·Q_out·W₀·Q_in`, `r_in` and `r_out` blocks.
+    ///
+    /// # Errors
+    /// If a block count does not divide its dimension.
+    pub fn double_gsoft(
+        base: DenseLinear<T>,
+        r_in: usize,
+        r_out: usize,
+        map: OrthoMap,
+        scale: bool,
+    ) -> Result<Self> {
+        let qi = OrthoGs::new(base.in_features(), r_in, map)?.0;
+        let qo = OrthoGs::new(base.out_features(), r_out, map)?.0;
+        Self::build(base, Some(InputRotation::Direct(qi)), Some(qo), scale)
+    }
+
+    /// PEFT BOFT: `W' = diag(s)·W₀·Mᵀ` with `M` = [`Boft`]`(in, r, m)`.
+    ///
+    /// # Errors
+    /// See [`Boft::new`].
+    pub fn boft(
+        base: DenseLinear<T>,
+        r: usize,
+        m: usize,
+        map: OrthoMap,
+        scale: bool,
+    ) -> Result<Self> {
+        let q = Boft::new(base.in_features(), r, m, map)?.0;
+        Self::build(base, Some(InputRotation::Transposed(q)), None, scale)
+    }
+
+    /// PEFT OFT (BOFT with one factor): `W' = diag(s)·W₀·Mᵀ`, `M` block-diagonal with `r`
+    /// blocks.
+    ///
+    /// # Errors
+    /// See [`Boft::new`] (the block size must be even, as in PEFT).
+    pub fn oft(base: DenseLinear<T>, r: usize, map: OrthoMap, scale: bool) -> Result<Self> {
+        Self::boft(base, r, 1, map, scale)
+    }
+
+    /// The frozen base layer.
+    pub fn base(&self) -> &DenseLinear<T> {
+        &self.base
+    }
+
+    /// The input-side chain, if any.
+    pub fn input_chain(&self) -> Option<&OrthoChain<T>> {
+        self.q_in.as_ref().map(InputRotation::chain)
+    }
+
+    /// The output-side chain, if any.
+    pub fn output_chain(&self) -> Option<&OrthoChain<T>> {
+        self.q_out.as_ref()
+    }
+
+    /// The scale vector `s`, if any.
+    pub fn scale(&self) -> Option<&Tensor<T>> {
+        self.scale.as_ref()
+    }
+
+    /// `y = x W'ᵀ + bias` on the tape, the parameters given as leaves in [`Params`] order:
+    /// `x ↦ x·Q̃_inᵀ ↦ ·W₀ᵀ ↦ ·Q_outᵀ ↦ ⊙s ↦ +bias`.
+    ///
+    /// # Panics
+    /// If `x` is not `(batch, in)` or `leaves` does not match [`Params::params`].
+    pub fn forward_with<'t>(&self, x: Var<'t, T>, leaves: &[Var<'t, T>]) -> Var<'t, T> {
+        let want = self.params().len();
+        assert!(
+            leaves.len() == want,
+            "OrthoAdapter::forward_with: {} leaves for {want} parameters",
+            leaves.len()
+        );
+        let mut rest = leaves;
+        let mut h = x;
+        if let Some(q) = &self.q_in {
+            let (mine, tail) = rest.split_at(q.chain().m());
+            h = match q {
+                InputRotation::Direct(c) => c.forward_with(h, mine),
+                InputRotation::Transposed(c) => c.forward_t_with(h, mine),
+            };
+            rest = tail;
+        }
+        let tape = x.tape();
+        h = h.matmul_t(false, tape.constant(self.base.weight.clone()), true);
+        if let Some(q) = &self.q_out {
+            let (mine, tail) = rest.split_at(q.m());
+            h = q.forward_with(h, mine);
+            rest = tail;
+        }
+        if self.scale.is_some() {
+            h = h.mul_row(rest[0]);
+        }
+        self.base.add_bias(h)
+    }
+
+    /// `y = x W'ᵀ + bias` on the tape; returns the output and the parameter leaves.
+    ///
+    /// # Panics
+    /// If `x` is not `(batch, in)`.
+    pub fn forward<'t>(&self, tape: &'t Tape<T>, x: Var<'t, T>) -> (Var<'t, T>, Vec<Var<'t, T>>) {
+        let leaves = self.leaves(tape);
+        (self.forward_with(x, &leaves), leaves)
+    }
+
+    /// The effective weight `W' = diag(s)·Q_out·W₀·Q̃_in` (dense) and the bias.
+    pub fn merge(&self) -> DenseLinear<T> {
+        let mut w = self.base.weight.clone();
+        match &self.q_in {
+            Some(InputRotation::Direct(c)) => w = w.matmul(&c.matrix()),
+            Some(InputRotation::Transposed(c)) => w = w.matmul_t(false, &c.matrix(), true),
+            None => {}
+        }
+        if let Some(c) = &self.q_out {
+            w = c.matrix().matmul(&w);
+        }
+        if let Some(s) = &self.scale {
+            let n = w.shape()[1];
+            for (row, &si) in w.data_mut().chunks_mut(n).zip(s.data()) {
+                row.iter_mut().for_each(|v| *v *= si);
+            }
+        }
+        DenseLinear {
+            weight: w,
+            bias: self.base.bias.clone(),
+        }
+    }
+
+    /// Trainable parameter count with free skew storage (chains' `Σ k·b(b−1)/2` plus `out` for
+    /// the scale).
+    pub fn free_param_count(&self) -> usize {
+        self.chains()
+            .map(OrthoChain::free_param_count)
+            .sum::<usize>()
+            + self.scale_len()
+    }
+
+    /// Trainable parameter count in the paper's convention (`Σ k·b²` plus `out`), digest §3.6.
+    pub fn paper_param_count(&self) -> usize {
+        self.chains()
+            .map(OrthoChain::paper_param_count)
+            .sum::<usize>()
+            + self.scale_len()
+    }
+
+    fn scale_len(&self) -> usize {
+        self.scale.as_ref().map_or(0, Tensor::numel)
+    }
+
+    fn chains(&self) -> impl Iterator<Item = &OrthoChain<T>> {
+        self.input_chain().into_iter().chain(self.q_out.as_ref())
+    }
+}
+
+fn check_size(chain_n: usize, dim: usize, side: &str) -> Result<()> {
+    if chain_n != dim {
+        return Err(Error::InvalidArgument(format!(
+            "{side} rotation of size {chain_n} for {dim} {side} features"
+        )));
+    }
+    Ok(())
+}
+
+impl<T: Real> Params<T> for OrthoAdapter<T> {
+    fn params(&self) -> Vec<&Tensor<T>> {
+        let mut v: Vec<&Tensor<T>> = Vec::new();
+        for c in self.chains() {
+            v.extend(c.params());
+        }
+        v.extend(self.scale.as_ref());
+        v
+    }
+    fn params_mut(&mut self) -> Vec<&mut Tensor<T>> {
+        let mut v: Vec<&mut Tensor<T>> = Vec::new();
+        if let Some(q) = &mut self.q_in {
+            v.extend(q.chain_mut().params_mut());
+        }
+        if let Some(q) = &mut self.q_out {
+            v.extend(q.params_mut());
+        }
+        v.extend(self.scale.as_mut());
+        v
+    }
+    fn param_names(&self) -> Vec<String> {
+        let mut v = Vec::new();
+        if let Some(q) = &self.q_in {
+            v.extend((0..q.chain().m()).map(|i| format!("in.factor{i}")));
+        }
+        if let Some(q) = &self.q_out {
+            v.extend((0..q.m()).map(|i| format!("out.factor{i}")));
+        }
+        if self.scale.is_some() {
+            v.push("scale".into());
+        }
+        v
+    }
+}
+
+/// LoRA: `W' = W₀ + (α/r)·B A` with `A ∈ ℝ^{r×in}` drawn uniform in `±1/√in` (PEFT's
+/// Kaiming-uniform bound) and `B ∈ ℝ^{out×r}` zero, so `W' = W₀` exactly at init.
+/// Trainable: `A`, then `B`.
+#[derive(Clone, Debug)]
+pub struct Lora<T: Real> {
+    base: DenseLinear<T>,
+    a: Tensor<T>,
+    b: Tensor<T>,
+    alpha: f64,
+}
+
+impl<T: Real> Lora<T> {
+    /// Rank `r ≥ 1`, scaling `α` (PEFT's GLUE setting is `α = r`), `A` drawn from `rng`.
+    ///
+    /// # Errors
+    /// If `r = 0`.
+    pub fn new<R: Rng + ?Sized>(
+        base: DenseLinear<T>,
+        r: usize,
+        alpha: f64,
+        rng: &mut R,
+    ) -> Result<Self> {
+        if r == 0 {
+            return Err(Error::InvalidArgument("LoRA needs rank r >= 1".into()));
+        }
+        let bound = 1.0 / (base.in_features() as f64).sqrt();
+        let a = Tensor::rand_uniform(&[r, base.in_features()], -bound, bound, rng);
+        let b = Tensor::zeros(&[base.out_features(), r]);
+        Ok(Self { base, a, b, alpha })
+    }
+
+    /// The rank `r`.
+    pub fn rank(&self) -> usize {
+        self.a.shape()[0]
+    }
+
+    fn factor(&self) -> T {
+        T::from_f64(self.alpha / self.rank() as f64)
+    }
+
+    /// `y = x W₀ᵀ + (α/r)·(x Aᵀ) Bᵀ + bias` on the tape, leaves `[A, B]`.
+    ///
+    /// # Panics
+    /// If `x` is not `(batch, in)` or there are not two leaves.
+    pub fn forward_with<'t>(&self, x: Var<'t, T>, leaves: &[Var<'t, T>]) -> Var<'t, T> {
+        assert!(
+            leaves.len() == 2,
+            "Lora::forward_with: expected leaves [A, B]"
+        );
+        let tape = x.tape();
+        let base = x.matmul_t(false, tape.constant(self.base.weight.clone()), true);
+        let delta = x
+            .matmul_t(false, leaves[0], true)
+            .matmul_t(false, leaves[1], true)
+            .mul_scalar(self.factor());
+        self.base.add_bias(base.add(delta))
+    }
+
+    /// `y = x W'ᵀ + bias` on the tape; returns the output and the leaves `[A, B]`.
+    ///
+    /// # Panics
+    /// If `x` is not `(batch, in)`.
+    pub fn forward<'t>(&self, tape: &'t Tape<T>, x: Var<'t, T>) -> (Var<'t, T>, Vec<Var<'t, T>>) {
+        let leaves = self.leaves(tape);
+        (self.forward_with(x, &leaves), leaves)
+    }
+
+    /// The frozen base layer's output on the tape (for comparisons).
+    pub fn base_forward<'t>(&self, x: Var<'t, T>) -> Var<'t, T> {
+        self.base.forward_var(x)
+    }
+
+    /// `W' = W₀ + (α/r)·B A` and the bias.
+    pub fn merge(&self) -> DenseLinear<T> {
+        let ba = self.b.matmul(&self.a).scale(self.factor());
+        DenseLinear {
+            weight: self.base.weight.add(&ba),
+            bias: self.base.bias.clone(),
+        }
+    }
+
+    /// Trainable parameters `r·(in + out)`.
+    pub fn param_count(&self) -> usize {
+        self.a.numel() + self.b.numel()
+    }
+}
+
+impl<T: Real> Params<T> for Lora<T> {
+    fn params(&self) -> Vec<&Tensor<T>> {
+        vec![&self.a, &self.b]
+    }
+    fn params_mut(&mut self) -> Vec<&mut Tensor<T>> {
+        vec![&mut self.a, &mut self.b]
+    }
+    fn param_names(&self) -> Vec<String> {
+        vec!["lora_A".into(), "lora_B".into()]
+    }
+}
+
+fn io_err(path: &Path, msg: impl std::fmt::Display) -> Error {
+    Error::Io {
+        path: path.display().to_string(),
+        msg: msg.to_string(),
+    }
+}
+
+/// Saves a model's parameters to a safetensors file, one tensor per [`Params::param_names`]
+/// entry, in the model's dtype (`F32`/`F64`).
+///
+/// # Errors
+/// [`Error::Io`] if serialization or writing fails.
+pub fn save_params<T: Real, M: Params<T>>(model: &M, path: &Path) -> Result<()> {
+    let dtype = match T::DTYPE {
+        "F32" => safetensors::Dtype::F32,
+        _ => safetensors::Dtype::F64,
+    };
+    let bytes: Vec<(String, Vec<u8>, Vec<usize>)> = model
+        .param_names()
+        .into_iter()
+        .zip(model.params())
+        .map(|(name, p)| {
+            let data = p
+                .data()
+                .iter()
+                .flat_map(|&x| match dtype {
+                    safetensors::Dtype::F32 => (Real::to_f64(x) as f32).to_le_bytes().to_vec(),
+                    _ => Real::to_f64(x).to_le_bytes().to_vec(),
+                })
+                .collect();
+            (name, data, p.shape().to_vec())
+        })
+        .collect();
+    let views = bytes
+        .iter()
+        .map(|(name, data, shape)| {
+            safetensors::tensor::TensorView::new(dtype, shape.clone(), data)
+                .map(|v| (name.clone(), v))
+                .map_err(|e| io_err(path, e))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    safetensors::serialize_to_file(views, None::<HashMap<String, String>>, path)
+        .map_err(|e| io_err(path, e))
+}
+
+/// Loads parameters saved by [`save_params`] into `model`, by name; `F32` and `F64` files are
+/// both accepted and converted to `T`.
+///
+/// # Errors
+/// [`Error::Io`] if the file cannot be read or parsed, a name is missing, or a shape or dtype
+/// does not match.
+pub fn load_params<T: Real, M: Params<T>>(model: &mut M, path: &Path) -> Result<()> {
+    let buf = std::fs::read(path).map_err(|e| io_err(path, e))?;
+    let st = safetensors::SafeTensors::deserialize(&buf).map_err(|e| io_err(path, e))?;
+    let names = model.param_names();
+    for (name, p) in names.iter().zip(model.params_mut()) {
+        let view = st.tensor(name).map_err(|e| io_err(path, e))?;
+        if view.shape() != p.shape() {
+            return Err(io_err(
+                path,
+                format!(
+                    "{name}: shape {:?} in file, {:?} expected",
+                    view.shape(),
+                    p.shape()
+                ),
+            ));
+        }
+        let vals: Vec<T> = match view.dtype() {
+            safetensors::Dtype::F32 => view
+                .data()
+                .chunks_exact(4)
+                .map(|c| T::from_f64(f32::from_le_bytes(c.try_into().unwrap()) as f64))
+                .collect(),
+            safetensors::Dtype::F64 => view
+                .data()
+                .chunks_exact(8)
+                .map(|c| T::from_f64(f64::from_le_bytes(c.try_into().unwrap())))
+                .collect(),
+            d => return Err(io_err(path, format!("{name}: unsupported dtype {d:?}"))),
+        };
+        p.data_mut().copy_from_slice(&vals);
+    }
+    Ok(())
+}

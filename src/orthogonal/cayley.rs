@@ -1,1 +1,262 @@
-//! (in progress)
+//! The Cayley map over a stack of blocks, from the free parameters of skew-symmetric generators.
+//!
+//! **Free parameters.** A stack of `k` skew-symmetric `b × b` generators is stored as a `(k, p)`
+//! tensor `θ` with `p = b(b−1)/2`: row `j` holds the strict upper triangle of `K_j` in row-major
+//! order, `(0,1), (0,2), …, (0,b−1), (1,2), …, (b−2,b−1)`, and
+//!
+//! ```text
+//! K_il = θ_(i,l),   K_li = −θ_(i,l)   (i < l),   K_ii = 0.
+//! ```
+//!
+//! This is half the storage of the paper's `K = A − Aᵀ` with a full `A` (digest §3.6, T18); the
+//! `counts` conventions report both.
+//!
+//! **Map.** The paper's and the official code's Cayley transform (digest §1, §4.1),
+//!
+//! ```text
+//! Q = (I + K)(I − K)⁻¹ = (I − K)⁻¹(I + K) = 2N − I,   N = (I − K)⁻¹,
+//! ```
+//!
+//! where the two products agree because `I + K` and `(I − K)⁻¹` commute, and
+//! `(I + K)N = (2I − (I − K))N = 2N − I`. One LU with partial pivoting of `I − K` per block gives
+//! `N`; then `Q = 2N − I`. `I − K` is never singular: `K` is normal with eigenvalues `±iλ`, so the
+//! singular values of `I − K` are `√(1 + λ²) ≥ 1` and `‖N‖₂ ≤ 1`. All-zero parameters give
+//! `I − K = I`, `N = I` and `Q = I` bit for bit.
+//!
+//! **Backward.** With `M = I − K`, `dN = −M⁻¹ dM M⁻¹ = N dK N`, so `dQ = 2 N dK N`. For an upstream
+//! gradient `G = ∂ℓ/∂Q`,
+//!
+//! ```text
+//! ∂ℓ/∂K = 2 Nᵀ G Nᵀ,        ∂ℓ/∂θ_(i,l) = (∂ℓ/∂K)_il − (∂ℓ/∂K)_li   (i < l),
+//! ```
+//!
+//! the last step because `θ_(i,l)` enters `K` at `(i,l)` with sign `+` and at `(l,i)` with `−`.
+//! The forward keeps `N` per block, so the backward is two small matrix products per block.
+//! Blocks run in parallel with rayon; every faer call inside a block is sequential (`Par::Seq`).
+
+use crate::autodiff::tape::Var;
+use crate::real::Real;
+use crate::tensor::Tensor;
+use faer::dyn_stack::{MemBuffer, MemStack};
+use faer::linalg::lu::partial_pivoting::{factor, solve};
+use faer::linalg::matmul::matmul;
+use faer::{Accum, Mat, MatMut, MatRef, Par};
+use rayon::prelude::*;
+
+/// Number of free parameters of one `b × b` skew-symmetric generator, `b(b−1)/2`.
+pub fn skew_dim(b: usize) -> usize {
+    b * b.saturating_sub(1) / 2
+}
+
+/// Checks that `theta` is `(k, b(b−1)/2)` and returns `k`.
+///
+/// # Panics
+/// If the shape does not match, naming `op`, the shape and `b`.
+pub(crate) fn check_free<T: Real>(theta: &Tensor<T>, b: usize, op: &str) -> usize {
+    let p = skew_dim(b);
+    assert!(
+        b >= 1 && theta.ndim() == 2 && theta.shape()[1] == p,
+        "{op}: free parameters must have shape (k, b(b-1)/2) = (k, {p}) for b = {b}, got {:?}",
+        theta.shape()
+    );
+    theta.shape()[0]
+}
+
+/// Writes `sign·K + diag·I` of one block into `dst` (column-major faer view), where `K` is the
+/// skew generator of the free parameters `t` (length `b(b−1)/2`, strict upper triangle row-major).
+fn fill_skew<T: Real>(t: &[T], b: usize, sign: T, diag: T, mut dst: MatMut<'_, T>) {
+    let mut idx = 0;
+    for i in 0..b {
+        dst[(i, i)] = diag;
+        for l in i + 1..b {
+            dst[(i, l)] = sign * t[idx];
+            dst[(l, i)] = -(sign * t[idx]);
+            idx += 1;
+        }
+    }
+}
+
+/// The `(k, b, b)` stack of skew-symmetric generators `K_j` of free parameters `θ` (`(k, p)`).
+///
+/// # Panics
+/// If `theta` is not `(k, b(b−1)/2)`.
+pub fn skew_from_free<T: Real>(theta: &Tensor<T>, b: usize) -> Tensor<T> {
+    let k = check_free(theta, b, "skew_from_free");
+    let p = skew_dim(b);
+    let mut out = Tensor::zeros(&[k, b, b]);
+    for (j, dst) in out.data_mut().chunks_mut(b * b).enumerate() {
+        let t = &theta.data()[j * p..(j + 1) * p];
+        fill_skew(
+            t,
+            b,
+            T::one(),
+            T::zero(),
+            MatMut::from_row_major_slice_mut(dst, b, b),
+        );
+    }
+    out
+}
+
+/// Projects a `(k, b, b)` gradient with respect to `K` onto the free parameters:
+/// `g_θ(i,l) = g_K[i,l] − g_K[l,i]` for `i < l`, returned as `(k, b(b−1)/2)`.
+///
+/// # Panics
+/// If `g` is not `(k, b, b)`.
+pub fn free_grad_from_skew<T: Real>(g: &Tensor<T>, b: usize) -> Tensor<T> {
+    assert!(
+        g.ndim() == 3 && g.shape()[1] == b && g.shape()[2] == b,
+        "free_grad_from_skew: expected (k, {b}, {b}), got {:?}",
+        g.shape()
+    );
+    let k = g.shape()[0];
+    let p = skew_dim(b);
+    let mut out = Tensor::zeros(&[k, p]);
+    for (j, dst) in out.data_mut().chunks_mut(p.max(1)).enumerate().take(k) {
+        let gb = &g.data()[j * b * b..(j + 1) * b * b];
+        let mut idx = 0;
+        for i in 0..b {
+            for l in i + 1..b {
+                dst[idx] = gb[i * b + l] - gb[l * b + i];
+                idx += 1;
+            }
+        }
+    }
+    out
+}
+
+/// Reusable workspace for solving `A X = B` with small square `A` by LU with partial pivoting,
+/// sequentially and without allocation after construction.
+pub(crate) struct LuSolver<T: Real> {
+    lu: Mat<T>,
+    perm: Vec<usize>,
+    perm_inv: Vec<usize>,
+    mem: MemBuffer,
+}
+
+impl<T: Real> LuSolver<T> {
+    /// A workspace for `n × n` systems with up to `rhs_cols` right-hand sides.
+    pub(crate) fn new(n: usize, rhs_cols: usize) -> Self {
+        let req = factor::lu_in_place_scratch::<usize, T>(n, n, Par::Seq, Default::default()).or(
+            solve::solve_in_place_scratch::<usize, T>(n, rhs_cols, Par::Seq),
+        );
+        Self {
+            lu: Mat::zeros(n, n),
+            perm: vec![0; n],
+            perm_inv: vec![0; n],
+            mem: MemBuffer::new(req),
+        }
+    }
+
+    /// The matrix to factor; fill it, then call [`LuSolver::solve_in_place`].
+    pub(crate) fn matrix_mut(&mut self) -> MatMut<'_, T> {
+        self.lu.as_mut()
+    }
+
+    /// Factors the matrix written through [`LuSolver::matrix_mut`] and overwrites `rhs` with
+    /// `A⁻¹ rhs`.
+    pub(crate) fn solve_in_place(&mut self, rhs: MatMut<'_, T>) {
+        let stack = MemStack::new(&mut self.mem);
+        let (_, p) = factor::lu_in_place(
+            self.lu.as_mut(),
+            &mut self.perm,
+            &mut self.perm_inv,
+            Par::Seq,
+            stack,
+            Default::default(),
+        );
+        let lu = self.lu.as_ref();
+        solve::solve_in_place(lu, lu, p, rhs, Par::Seq, stack);
+    }
+}
+
+/// Forward Cayley map without a tape: returns `(Q, N)`, both `(k, b, b)`, with
+/// `N_j = (I − K_j)⁻¹` and `Q_j = 2N_j − I = (I + K_j)(I − K_j)⁻¹`.
+///
+/// # Panics
+/// If `theta` is not `(k, b(b−1)/2)`.
+pub fn cayley_with_inverse<T: Real>(theta: &Tensor<T>, b: usize) -> (Tensor<T>, Tensor<T>) {
+    let k = check_free(theta, b, "cayley");
+    let p = skew_dim(b);
+    let mut q = Tensor::zeros(&[k, b, b]);
+    let mut n = Tensor::zeros(&[k, b, b]);
+    let two = T::one() + T::one();
+    q.data_mut()
+        .par_chunks_mut(b * b)
+        .zip(n.data_mut().par_chunks_mut(b * b))
+        .enumerate()
+        .for_each_init(
+            || (LuSolver::<T>::new(b, b), Mat::<T>::zeros(b, b)),
+            |(solver, rhs), (j, (qb, nb))| {
+                let t = &theta.data()[j * p..(j + 1) * p];
+                fill_skew(t, b, -T::one(), T::one(), solver.matrix_mut()); // I − K
+                rhs.fill(T::zero());
+                rhs.diagonal_mut().fill(T::one());
+                solver.solve_in_place(rhs.as_mut());
+                for i in 0..b {
+                    for l in 0..b {
+                        let v = rhs[(i, l)];
+                        nb[i * b + l] = v;
+                        qb[i * b + l] = if i == l { two * v - T::one() } else { two * v };
+                    }
+                }
+            },
+        );
+    (q, n)
+}
+
+/// The Cayley map `Q_j = (I + K_j)(I − K_j)⁻¹` of every block, without a tape; `(k, b, b)`.
+///
+/// # Panics
+/// If `theta` is not `(k, b(b−1)/2)`.
+pub fn cayley_tensor<T: Real>(theta: &Tensor<T>, b: usize) -> Tensor<T> {
+    cayley_with_inverse(theta, b).0
+}
+
+/// `∂ℓ/∂θ` from `G = ∂ℓ/∂Q` and the stored inverses `N`: `∂ℓ/∂K = 2 Nᵀ G Nᵀ`, then
+/// [`free_grad_from_skew`].
+fn cayley_backward<T: Real>(g: &Tensor<T>, n: &Tensor<T>, b: usize) -> Tensor<T> {
+    let k = n.shape()[0];
+    let mut gk = Tensor::zeros(&[k, b, b]);
+    let two = T::one() + T::one();
+    gk.data_mut()
+        .par_chunks_mut(b * b)
+        .enumerate()
+        .for_each_init(
+            || Mat::<T>::zeros(b, b),
+            |tmp, (j, dst)| {
+                let nj = MatRef::from_row_major_slice(&n.data()[j * b * b..(j + 1) * b * b], b, b);
+                let gj = MatRef::from_row_major_slice(&g.data()[j * b * b..(j + 1) * b * b], b, b);
+                matmul(
+                    tmp.as_mut(),
+                    Accum::Replace,
+                    nj.transpose(),
+                    gj,
+                    two,
+                    Par::Seq,
+                );
+                let d = MatMut::from_row_major_slice_mut(dst, b, b);
+                matmul(
+                    d,
+                    Accum::Replace,
+                    tmp.as_ref(),
+                    nj.transpose(),
+                    T::one(),
+                    Par::Seq,
+                );
+            },
+        );
+    free_grad_from_skew(&gk, b)
+}
+
+/// Tape op: the Cayley map of every block, `(k, b(b−1)/2)` free parameters → `(k, b, b)`
+/// orthogonal blocks `Q_j = (I + K_j)(I − K_j)⁻¹`, with the exact backward
+/// `∂ℓ/∂K = 2 Nᵀ G Nᵀ` (module docs).
+///
+/// # Panics
+/// If `theta` is not `(k, b(b−1)/2)`.
+pub fn cayley<'t, T: Real>(theta: Var<'t, T>, b: usize) -> Var<'t, T> {
+    let (q, n) = cayley_with_inverse(&theta.value(), b);
+    theta.tape().push_op(q, &[theta], move |g, needs| {
+        vec![needs[0].then(|| cayley_backward(g, &n, b))]
+    })
+}

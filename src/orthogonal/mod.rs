@@ -5,3 +5,6 @@ pub mod adapters;
 pub mod cayley;
 pub mod expm;
 pub mod layers;
+pub mod map;
+
+pub use map::{OrthoMap, orthogonality_error};
