@@ -1,4 +1,4 @@
-//! `density`: Theorem 2 of Group-and-Shuffle ([P] §5.2), measured by symbolic pattern
+//! `density`: Theorem 2 of Group-and-Shuffle (paper §5.2), measured by symbolic pattern
 //! propagation.
 //!
 //! For every `(n, b)` of the digest's T1 table it finds the smallest number of factors making
