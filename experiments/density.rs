@@ -24,6 +24,9 @@ use gslab::structured::pattern::{
     support_growth, support_growth_boft, support_growth_gs,
 };
 use indicatif::ProgressBar;
+use plotters::coord::Shift;
+use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
 use rand::{SeedableRng, rngs::StdRng};
 use rayon::prelude::*;
 use serde::Serialize;
@@ -410,6 +413,9 @@ fn draw_figures(out: &Path, support: &[SupportRow]) -> Result<Vec<String>> {
     save("spy_gs_n64_b4", &|p| chain_spy(p, "gs", 64, 4, 3))?;
     save("spy_boft_n64_b4", &|p| chain_spy(p, "boft", 64, 4, 5))?;
     save("fig3_shuffles_n12", &fig3_spy)?;
+    save("fig1_graph", &fig1_graph)?;
+    save("fig3_graph", &fig3_graph)?;
+    save("fig5_information_flow", &fig5_graph)?;
     Ok(stems)
 }
 
@@ -627,4 +633,257 @@ fn report(rows: &[MinRow], s: &Summary, out: &Path) {
         s.random_max_row_nnz_within_b_pow_m
     );
     println!("outputs in {}", out.display());
+}
+
+// ---------------------------------------------------------------------------------------------
+// Layer diagrams (Figures 1, 3 and 5 of the paper). `gslab::plot` has no graph/arrow figure, so
+// this small renderer draws one with plotters directly (same font, PNG + SVG).
+// ---------------------------------------------------------------------------------------------
+
+/// A layered graph: `levels.len()` columns of `n` nodes, node `i` of a column drawn at row `i`
+/// (top to bottom); `edges[t]` links column `t` to column `t + 1` as `(from, to, highlighted)`.
+struct Layered {
+    title: String,
+    n: usize,
+    levels: Vec<String>,
+    edges: Vec<Vec<(usize, usize, bool)>>,
+}
+
+/// Edges of a block-diagonal factor with full `b1 × b2` blocks: input `j·b2 + t` feeds output
+/// `j·b1 + u`.
+fn block_edges(shape: BlockShape) -> Vec<(usize, usize, bool)> {
+    let mut e = Vec::new();
+    for j in 0..shape.k {
+        for u in 0..shape.b1 {
+            for t in 0..shape.b2 {
+                e.push((j * shape.b2 + t, j * shape.b1 + u, false));
+            }
+        }
+    }
+    e
+}
+
+/// Edges of a permutation in the gather reading: output `i` takes input `σ(i)`.
+fn perm_edges(p: &Perm) -> Vec<(usize, usize, bool)> {
+    p.as_slice()
+        .iter()
+        .enumerate()
+        .map(|(i, &s)| (s, i, false))
+        .collect()
+}
+
+/// Marks the edges reachable from input node `src` (the paths of Figure 5).
+fn highlight_from(edges: &mut [Vec<(usize, usize, bool)>], n: usize, src: usize) {
+    let mut reach = vec![false; n];
+    reach[src] = true;
+    for level in edges.iter_mut() {
+        let mut next = vec![false; n];
+        for e in level.iter_mut() {
+            if reach[e.0] {
+                e.2 = true;
+                next[e.1] = true;
+            }
+        }
+        reach = next;
+    }
+}
+
+/// Writes `stem.png` and `stem.svg` with the diagrams side by side under `title`.
+fn save_layered(stem: &Path, title: &str, panels: &[Layered], panel: (u32, u32)) -> Result<()> {
+    plot::register_font()?;
+    let size = (panel.0 * panels.len() as u32, panel.1 + 50);
+    let (png, svg) = plot::output_paths(stem);
+    let err = |p: &Path, e: String| Error::Io {
+        path: p.display().to_string(),
+        msg: e,
+    };
+    {
+        let root = BitMapBackend::new(&png, size).into_drawing_area();
+        draw_layered_all(&root, title, panels).map_err(|e| err(&png, e))?;
+        root.present().map_err(|e| err(&png, e.to_string()))?;
+    }
+    let root = SVGBackend::new(&svg, size).into_drawing_area();
+    draw_layered_all(&root, title, panels).map_err(|e| err(&svg, e))?;
+    root.present().map_err(|e| err(&svg, e.to_string()))
+}
+
+fn draw_layered_all<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    title: &str,
+    panels: &[Layered],
+) -> std::result::Result<(), String> {
+    root.fill(&WHITE).map_err(|e| e.to_string())?;
+    let body = root
+        .titled(title, ("sans-serif", 24))
+        .map_err(|e| e.to_string())?;
+    for (p, area) in panels.iter().zip(body.split_evenly((1, panels.len()))) {
+        draw_layered(&area, p)?;
+    }
+    Ok(())
+}
+
+fn draw_layered<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    p: &Layered,
+) -> std::result::Result<(), String> {
+    let e = |e: DrawingAreaErrorKind<DB::ErrorType>| e.to_string();
+    let last = (p.levels.len() - 1) as f64;
+    let mut chart = ChartBuilder::on(area)
+        .caption(&p.title, ("sans-serif", 18))
+        .margin(16)
+        .x_label_area_size(30)
+        .build_cartesian_2d(-0.35f64..last + 0.35, (p.n as f64 - 0.4)..-0.6f64)
+        .map_err(e)?;
+    let grey = RGBColor(160, 160, 160);
+    let red = RGBColor(214, 39, 40);
+    for (t, level) in p.edges.iter().enumerate() {
+        let x = t as f64;
+        // Plain edges first so highlighted paths are drawn on top.
+        for hl in [false, true] {
+            let style = if hl {
+                red.stroke_width(2)
+            } else {
+                grey.stroke_width(1)
+            };
+            chart
+                .draw_series(level.iter().filter(|q| q.2 == hl).map(|&(a, b, _)| {
+                    PathElement::new(vec![(x, a as f64), (x + 1.0, b as f64)], style)
+                }))
+                .map_err(e)?;
+        }
+    }
+    let radius = if p.n <= 16 { 5 } else { 3 };
+    for (t, label) in p.levels.iter().enumerate() {
+        let x = t as f64;
+        chart
+            .draw_series((0..p.n).map(|i| Circle::new((x, i as f64), radius, BLACK.filled())))
+            .map_err(e)?;
+        chart
+            .draw_series(std::iter::once(Text::new(
+                label.clone(),
+                (x, p.n as f64 - 0.4),
+                TextStyle::from(("sans-serif", 14).into_font())
+                    .pos(Pos::new(HPos::Center, VPos::Top)),
+            )))
+            .map_err(e)?;
+    }
+    if p.n <= 16 {
+        let style = TextStyle::from(("sans-serif", 12).into_font())
+            .pos(Pos::new(HPos::Right, VPos::Center));
+        chart
+            .draw_series(
+                (0..p.n).map(|i| Text::new(i.to_string(), (-0.12, i as f64), style.clone())),
+            )
+            .map_err(e)?;
+    }
+    Ok(())
+}
+
+/// Figure 1 as a graph: x → R (3 blocks 2×2) → P_(3,6) → L (2 blocks 3×3) → y.
+fn fig1_graph(stem: &Path) -> Result<()> {
+    let panel = Layered {
+        title: "y = L P R x".into(),
+        n: 6,
+        levels: vec![
+            "x".into(),
+            "R x".into(),
+            "P R x".into(),
+            "y = L P R x".into(),
+        ],
+        edges: vec![
+            block_edges(BlockShape::square(3, 2)),
+            perm_edges(&Perm::shuffle_gather(3, 6)?),
+            block_edges(BlockShape::square(2, 3)),
+        ],
+    };
+    save_layered(
+        stem,
+        "Figure 1: GS(I, P, I), n = 6: group by R, shuffle by P, group by L",
+        &[panel],
+        (860, 420),
+    )
+}
+
+/// Figure 3 as arrows: input position `σ(i)` to output position `i` of `P_(k,12)` (gather).
+fn fig3_graph(stem: &Path) -> Result<()> {
+    let panels = [3, 4, 6, 2]
+        .iter()
+        .map(|&k| {
+            Ok(Layered {
+                title: format!("P_({k},12)"),
+                n: 12,
+                levels: vec!["x".into(), "P x".into()],
+                edges: vec![perm_edges(&Perm::shuffle_gather(k, 12)?)],
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    save_layered(
+        stem,
+        "Figure 3: P_(k,12), (P x)_i = x_σ(i), σ(i) = (i mod k)·(12/k) + ⌊i/k⌋",
+        &panels,
+        (300, 460),
+    )
+}
+
+/// The layered graph of a chain `P_{m+1} B_m P_m ⋯ B_1 P_1` (identity permutations skipped),
+/// with the paths from input 0 highlighted; each block level is labelled with the number of
+/// nodes reached so far.
+fn chain_graph(title: String, layout: &ChainLayout) -> Layered {
+    let n = layout.n_in();
+    let mut edges = Vec::new();
+    let mut kinds = Vec::new();
+    for (i, p) in layout.perms().iter().enumerate() {
+        if !p.is_identity() {
+            edges.push(perm_edges(p));
+            kinds.push(None);
+        }
+        if let Some(f) = layout.factors().get(i) {
+            edges.push(block_edges(*f));
+            kinds.push(Some(i + 1));
+        }
+    }
+    highlight_from(&mut edges, n, 0);
+    let mut levels = vec!["x".to_string()];
+    for (level, kind) in edges.iter().zip(&kinds) {
+        let mut hit: Vec<usize> = level.iter().filter(|e| e.2).map(|e| e.1).collect();
+        hit.sort_unstable();
+        hit.dedup();
+        levels.push(match kind {
+            Some(t) => format!("B{t}: {}", hit.len()),
+            None => "P".into(),
+        });
+    }
+    Layered {
+        title,
+        n,
+        levels,
+        edges,
+    }
+}
+
+/// Figure 5: information flow. GS with `P_(r,n)` reaches `b^m` nodes after `m` factors
+/// (`n = 8, b = 2`: 2, 4, 8; `n = 16, b = 4`: 4, 16), BOFT with PEFT's permutations only
+/// `b·2^{m−1}` (`n = 16, b = 4`: 4, 8, 16, one factor more than GS).
+fn fig5_graph(stem: &Path) -> Result<()> {
+    use gslab::structured::pattern::{boft_chain_layout, gs_chain_layout};
+    let panels = [
+        chain_graph(
+            "GS, n = 8, b = 2, r = 4, P = P_(r,n)".into(),
+            &gs_chain_layout(8, 2, 3, GsShuffle::default())?,
+        ),
+        chain_graph(
+            "GS, n = 16, b = 4, r = 4, P = P_(r,n)".into(),
+            &gs_chain_layout(16, 4, 2, GsShuffle::default())?,
+        ),
+        chain_graph(
+            "BOFT, n = 16, b = 4, r = 4, PEFT perms".into(),
+            &boft_chain_layout(16, 4, 3)?,
+        ),
+    ];
+    save_layered(
+        stem,
+        "Figure 5: information flow from input 0 (red); Bm: k = nodes reached after m factors",
+        &panels,
+        (600, 560),
+    )
 }

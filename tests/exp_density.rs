@@ -140,6 +140,14 @@ fn quick_run_matches_closed_forms() {
     assert_eq!(json["random_any_dense_below_threshold"], false);
     assert_eq!(json["t4_boft_dense_params_1024_32"], 196_608);
     assert_eq!(json["t4_gs_dense_params_1024_32"], 65_536);
+    let figures = json["figures"].as_array().expect("figures list");
+    assert!(figures.len() >= 8, "{figures:?}");
+    for stem in figures {
+        let stem = stem.as_str().unwrap();
+        for ext in ["png", "svg"] {
+            nonempty(&dir.join(format!("{stem}.{ext}")));
+        }
+    }
     let _ = std::fs::remove_dir_all(&dir);
 }
 
