@@ -478,7 +478,11 @@ fn min_factors_bars(stem: &Path, support: &[SupportRow]) -> Result<()> {
             .iter()
             .map(|&(n, b)| {
                 let never = first_dense("boft", n, b).is_nan();
-                let note = if never { " (BOFT never)" } else { "" };
+                let note = if never {
+                    format!(" (r={}: BOFT never dense)", n / b)
+                } else {
+                    String::new()
+                };
                 format!("n={n}, b={b}{note}")
             })
             .collect(),
