@@ -1,0 +1,646 @@
+//! Structured operators and the chain kernels, checked against independent computations:
+//! - every operator: the fast kernel, `to_dense()` + dense matmul, and the naive
+//!   `reference_apply` agree in f64;
+//! - digest T10: GSOFT's `y = Pᵀ L P R x` against a hand transcription of the official code's
+//!   index arithmetic (digest §8) and against explicit 0/1 permutation matrices;
+//! - BOFT against the explicit product of `P_i B_i P_iᵀ`;
+//! - gradcheck of `chain_apply`; thread-count independence; every constructor error.
+
+use gslab::autodiff::ops::chain::chain_apply;
+use gslab::kernels::chain::{chain_backward, chain_forward, chain_forward_saved, chunk_rows};
+use gslab::structured::layout::{reference_apply, reference_dense};
+use gslab::structured::*;
+use gslab::{Error, Perm, Tape, Tensor, Var, gradcheck};
+use rand::{SeedableRng, rngs::StdRng};
+use std::sync::Arc;
+
+fn rng(seed: u64) -> StdRng {
+    StdRng::seed_from_u64(seed)
+}
+
+fn max_diff(a: &Tensor<f64>, b: &Tensor<f64>) -> f64 {
+    assert_eq!(a.shape(), b.shape());
+    a.data()
+        .iter()
+        .zip(b.data())
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f64::max)
+}
+
+/// Fast kernel vs `to_dense()` + matmul vs naive `reference_apply`, forward and transposed.
+fn check_three_ways(name: &str, op: &dyn LinearOp<f64>, batch: usize, seed: u64) {
+    let (n_out, n_in) = op.shape();
+    let x = Tensor::<f64>::randn(&[batch, n_in], 1.0, &mut rng(seed));
+    let fast = op.apply(&x);
+    let dense = op.to_dense();
+    assert_eq!(dense.shape(), &[n_out, n_in], "{name}");
+    let via_dense = x.matmul_t(false, &dense, true);
+    let mut naive = Tensor::zeros(&[batch, n_out]);
+    for s in 0..batch {
+        let y = reference_apply(
+            op.layout(),
+            op.blocks(),
+            &x.data()[s * n_in..(s + 1) * n_in],
+        );
+        naive.data_mut()[s * n_out..(s + 1) * n_out].copy_from_slice(&y);
+    }
+    let scale = 1.0 + naive.max_abs();
+    assert!(
+        max_diff(&fast, &naive) < 1e-13 * scale,
+        "{name}: kernel vs reference"
+    );
+    assert!(
+        max_diff(&via_dense, &naive) < 1e-13 * scale,
+        "{name}: dense vs reference"
+    );
+    let ref_dense = reference_dense(op.layout(), op.blocks());
+    assert!(
+        max_diff(&dense, &ref_dense) < 1e-14 * (1.0 + ref_dense.max_abs()),
+        "{name}: to_dense"
+    );
+    // apply_t(X) = X·A, against the reference dense matrix.
+    let xt = Tensor::<f64>::randn(&[batch, n_out], 1.0, &mut rng(seed + 1));
+    let want = xt.matmul(&ref_dense);
+    assert!(
+        max_diff(&op.apply_t(&xt), &want) < 1e-13 * (1.0 + want.max_abs()),
+        "{name}: apply_t"
+    );
+}
+
+fn operators() -> Vec<(&'static str, Box<dyn LinearOp<f64>>)> {
+    let r = &mut rng(11);
+    let gs_perms = |r: &mut StdRng| (Perm::random(15, r), Perm::random(12, r), Perm::random(8, r));
+    let (pl, p, pr) = gs_perms(r);
+    let chain_f = vec![
+        BlockShape::new(4, 3, 2),
+        BlockShape::new(3, 2, 4),
+        BlockShape::new(2, 5, 3),
+    ];
+    let chain_p = vec![
+        Perm::random(8, r),
+        Perm::random(12, r),
+        Perm::random(6, r),
+        Perm::random(10, r),
+    ];
+    vec![
+        (
+            "BlockDiag 3x(4x2)",
+            Box::new(BlockDiag::random(3, 4, 2, r).unwrap()) as Box<dyn LinearOp<f64>>,
+        ),
+        (
+            "Gs rectangular, random perms",
+            Box::new(
+                Gs::random(
+                    pl,
+                    BlockShape::new(3, 5, 4),
+                    p,
+                    BlockShape::new(4, 3, 2),
+                    pr,
+                    r,
+                )
+                .unwrap(),
+            ),
+        ),
+        ("Gs gsoft 4x3", Box::new(Gs::gsoft_random(4, 3, r).unwrap())),
+        (
+            "GsChain m=3 random perms",
+            Box::new(GsChain::random(chain_f, chain_p, r).unwrap()),
+        ),
+        (
+            "GsChain m=3 shuffles",
+            Box::new(GsChain::random_shuffled(&[BlockShape::square(9, 3); 3], r).unwrap()),
+        ),
+        (
+            "Monarch rectangular",
+            Box::new(
+                Monarch::random(BlockShape::new(4, 3, 2), BlockShape::new(2, 4, 5), r).unwrap(),
+            ),
+        ),
+        (
+            "Monarch square 4x3",
+            Box::new(Monarch::random_square(4, 3, r).unwrap()),
+        ),
+        (
+            "Butterfly n=16 r=4 m=3",
+            Box::new(Butterfly::random(16, 4, 3, r).unwrap()),
+        ),
+        (
+            "Butterfly n=12 r=4 m=3",
+            Box::new(Butterfly::random(12, 4, 3, r).unwrap()),
+        ),
+        (
+            "LowRank 7x9 rank 2",
+            Box::new(LowRank::random(7, 9, 2, r).unwrap()),
+        ),
+        ("Dense 6x5", Box::new(Dense::random(6, 5, r).unwrap())),
+    ]
+}
+
+#[test]
+fn every_operator_three_ways() {
+    for (i, (name, op)) in operators().iter().enumerate() {
+        check_three_ways(name, op.as_ref(), 5, 100 + i as u64);
+        // A batch spanning several chunks of the kernel.
+        let batch = 2 * chunk_rows(op.layout()) + 3;
+        check_three_ways(name, op.as_ref(), batch, 200 + i as u64);
+    }
+}
+
+/// Larger widths, where the kernel uses small chunks (many chunks per batch).
+#[test]
+fn wide_operators_three_ways() {
+    let r = &mut rng(5);
+    let gs = Gs::gsoft_random(16, 64, r).unwrap();
+    check_three_ways("gsoft 16x64", &gs, 70, 1);
+    let bf = Butterfly::random(1024, 32, 2, r).unwrap();
+    check_three_ways("butterfly 1024", &bf, 20, 2);
+}
+
+/// T10 block entries with Python's non-negative modulo.
+fn t10_blocks() -> (Tensor<f64>, Tensor<f64>) {
+    let r = Tensor::from_fn(&[4, 3, 3], |idx| {
+        let (blk, i, j) = (idx / 9, (idx / 3) % 3, idx % 3);
+        ((blk * 7 + i * 3 + j) % 5) as f64 - 2.0
+    });
+    let l = Tensor::from_fn(&[4, 3, 3], |idx| {
+        let (blk, i, j) = (idx / 9, (idx / 3) % 3, idx % 3);
+        ((blk * 5 + i * 2 + j * 3) % 7) as f64 - 3.0
+    });
+    (l, r)
+}
+
+/// Digest §8 "Reference algorithm" transcribed as plain loops: R with k blocks of q×p, L with
+/// l blocks of s×r.
+fn official_reference(l: &Tensor<f64>, r: &Tensor<f64>, x: &[f64]) -> Vec<f64> {
+    let (k, q, p) = (r.shape()[0], r.shape()[1], r.shape()[2]);
+    let (nl, s, rr) = (l.shape()[0], l.shape()[1], l.shape()[2]);
+    let rb = |j: usize, u: usize, t: usize| r.data()[(j * q + u) * p + t];
+    let lb = |a: usize, v: usize, c: usize| l.data()[(a * s + v) * rr + c];
+    // 1. f[j·q+u] = Σ_t R_j[u][t] · x[j·p+t]
+    let mut f = vec![0.0; k * q];
+    for j in 0..k {
+        for u in 0..q {
+            f[j * q + u] = (0..p).map(|t| rb(j, u, t) * x[j * p + t]).sum();
+        }
+    }
+    let mut y = vec![0.0; nl * s];
+    for a in 0..nl {
+        // 2. g_a[c] = f[c·l + a]
+        let g: Vec<f64> = (0..rr).map(|c| f[c * nl + a]).collect();
+        // 3. h_a = L_a g_a; 4. y[v·l + a] = h_a[v]
+        for v in 0..s {
+            y[v * nl + a] = (0..rr).map(|c| lb(a, v, c) * g[c]).sum();
+        }
+    }
+    y
+}
+
+#[test]
+fn t10_official_code_product() {
+    let (l, r) = t10_blocks();
+    let x: Vec<f64> = (1..=12).map(f64::from).collect();
+    let want = official_reference(&l, &r, &x);
+    let gs = Gs::gsoft(l.clone(), r.clone()).unwrap();
+    let got = gs.apply(&Tensor::from_vec(&[1, 12], x.clone()).unwrap());
+    // Integer data: every intermediate is an exactly representable integer.
+    assert_eq!(got.data(), &want[..]);
+    assert!(want.iter().any(|&v| v != 0.0));
+
+    // Independent third route: explicit matrices, P[σ_(4,12)(i), i] = 1, Q = Pᵀ L P R.
+    let n = 12;
+    let sigma: Vec<usize> = (0..n).map(|i| (i % 4) * 3 + i / 4).collect();
+    let mut pm = Tensor::<f64>::zeros(&[n, n]);
+    for (i, &s) in sigma.iter().enumerate() {
+        pm.data_mut()[s * n + i] = 1.0;
+    }
+    let bd = |t: &Tensor<f64>| {
+        let mut m = Tensor::<f64>::zeros(&[n, n]);
+        for idx in 0..t.numel() {
+            let (blk, i, j) = (idx / 9, (idx / 3) % 3, idx % 3);
+            m.data_mut()[(blk * 3 + i) * n + blk * 3 + j] = t.data()[idx];
+        }
+        m
+    };
+    let q = pm
+        .matmul_t(true, &bd(&l), false)
+        .matmul(&pm)
+        .matmul(&bd(&r));
+    let qx = q.matmul(&Tensor::from_vec(&[n, 1], x).unwrap());
+    assert_eq!(qx.data(), &want[..]);
+    assert_eq!(gs.to_dense().data(), q.data());
+}
+
+/// BOFT: the chain equals the explicit product `F_{m−1}⋯F_0`, `F_i = P_i B_i P_iᵀ`, built
+/// from 0/1 matrices `P_i[a, perm_i[a]] = 1` (PEFT's `perm2mat`).
+#[test]
+fn butterfly_matches_explicit_factor_product() {
+    for (n, r_blocks, m) in [(16, 4, 3), (12, 4, 2), (32, 8, 4)] {
+        let bf = Butterfly::<f64>::random(n, r_blocks, m, &mut rng(3)).unwrap();
+        let b = n / r_blocks;
+        let mut q = Tensor::<f64>::eye(n);
+        for (i, blocks) in bf.blocks().iter().enumerate() {
+            let perm = Perm::block_butterfly(n, r_blocks >> i, b / 2).unwrap();
+            let mut pm = Tensor::<f64>::zeros(&[n, n]);
+            for (a, &s) in perm.as_slice().iter().enumerate() {
+                pm.data_mut()[a * n + s] = 1.0;
+            }
+            let mut bd = Tensor::<f64>::zeros(&[n, n]);
+            for idx in 0..blocks.numel() {
+                let (blk, u, t) = (idx / (b * b), (idx / b) % b, idx % b);
+                bd.data_mut()[(blk * b + u) * n + blk * b + t] = blocks.data()[idx];
+            }
+            let f = pm.matmul(&bd).matmul_t(false, &pm, true);
+            q = f.matmul(&q);
+        }
+        assert!(
+            max_diff(&bf.to_dense(), &q) < 1e-13,
+            "n={n} r={r_blocks} m={m}"
+        );
+    }
+}
+
+/// Square Monarch is Dao et al.'s `P L Pᵀ R`: `P₁ = P₂ᵀ`, `P_R = I`; identity blocks give `I`.
+#[test]
+fn monarch_square_is_p_l_pt_r() {
+    let m = Monarch::<f64>::random_square(4, 3, &mut rng(9)).unwrap();
+    assert_eq!(m.gs().p_l(), &m.gs().p().inverse());
+    assert!(m.gs().p_r().is_identity());
+    // Identity blocks give P₁ P₂ = I.
+    let id = Monarch::<f64>::new(BlockShape::square(4, 3), BlockShape::square(3, 4)).unwrap();
+    assert_eq!(max_diff(&id.to_dense(), &Tensor::eye(12)), 0.0);
+}
+
+/// Identity initialisations: GSOFT, BOFT, block-diagonal and GS chains with identity blocks are
+/// exactly `I` (`Pᵀ I P I = I`).
+#[test]
+fn identity_initialisations() {
+    let eye = Tensor::<f64>::eye(12);
+    let gsoft = Gs::<f64>::gsoft(
+        Tensor::from_fn(&[4, 3, 3], |i| if (i / 3) % 3 == i % 3 { 1.0 } else { 0.0 }),
+        Tensor::from_fn(&[4, 3, 3], |i| if (i / 3) % 3 == i % 3 { 1.0 } else { 0.0 }),
+    )
+    .unwrap();
+    assert_eq!(gsoft.to_dense(), eye);
+    assert_eq!(Butterfly::<f64>::new(12, 4, 3).unwrap().to_dense(), eye);
+    assert_eq!(BlockDiag::<f64>::new(4, 3, 3).unwrap().to_dense(), eye);
+    assert_eq!(Dense::<f64>::new(12, 12).unwrap().to_dense(), eye);
+}
+
+/// Parameter and FLOP counts of digest T4/T15 (n = 1024, b = 32).
+#[test]
+fn t4_param_and_flop_counts() {
+    let gs = Gs::<f32>::gsoft(Tensor::zeros(&[32, 32, 32]), Tensor::zeros(&[32, 32, 32])).unwrap();
+    assert_eq!(gs.param_count(), 65_536);
+    assert_eq!(gs.flops(1), 2 * 65_536);
+    let bf = Butterfly::<f32>::new(1024, 32, 6).unwrap();
+    assert_eq!(bf.param_count(), 196_608);
+    assert_eq!(bf.flops(10), 2 * 196_608 * 10);
+    assert_eq!(
+        Dense::<f32>::new(1024, 1024).unwrap().param_count(),
+        1_048_576
+    );
+    assert_eq!(LowRank::<f32>::new(10, 20, 3).unwrap().param_count(), 90);
+    assert_eq!(BlockDiag::<f32>::new(3, 4, 2).unwrap().shape(), (12, 6));
+}
+
+#[test]
+fn accessors() {
+    let (l, r) = t10_blocks();
+    let gs = Gs::gsoft(l.clone(), r.clone()).unwrap();
+    assert_eq!(gs.l(), &l);
+    assert_eq!(gs.r(), &r);
+    assert_eq!(gs.p(), &Perm::shuffle_scatter(4, 12).unwrap());
+    assert_eq!(gs.p_l(), &gs.p().inverse());
+    assert!(gs.p_r().is_identity());
+    assert_eq!(gs.s(), 12);
+    let u = Tensor::<f64>::randn(&[5, 2], 1.0, &mut rng(1));
+    let v = Tensor::<f64>::randn(&[4, 2], 1.0, &mut rng(2));
+    let lr = LowRank::from_factors(&u, &v).unwrap();
+    assert_eq!(lr.rank(), 2);
+    assert_eq!(lr.u()[(3, 1)], u.at2(3, 1));
+    assert_eq!(lr.v()[(2, 0)], v.at2(2, 0));
+    let uvt = u.matmul_t(false, &v, true);
+    assert!(max_diff(&lr.to_dense(), &uvt) < 1e-15);
+    let w = Tensor::<f64>::randn(&[3, 4], 1.0, &mut rng(4));
+    assert_eq!(Dense::from_matrix(&w).unwrap().to_dense(), w);
+    let bf = Butterfly::<f64>::new(16, 4, 2).unwrap();
+    assert_eq!((bf.r(), bf.b(), bf.m()), (4, 4, 2));
+}
+
+// ---------------------------------------------------------------- gradients
+
+/// Σ W ⊙ Y for a fixed weight W, as a one-node tape op (gradient W).
+fn weighted_sum<'t>(y: Var<'t, f64>) -> Var<'t, f64> {
+    let yv = y.value();
+    let w = Tensor::from_fn(yv.shape(), |i| (0.37 * i as f64 + 0.1).sin());
+    let value = Tensor::scalar(yv.mul(&w).sum());
+    y.tape()
+        .push_op(value, &[y], move |g, _| vec![Some(w.scale(g.item()))])
+}
+
+fn gradcheck_op(name: &str, op: &dyn LinearOp<f64>, batch: usize) {
+    let layout = Arc::clone(op.layout_arc());
+    let x = Tensor::randn(&[batch, op.shape().1], 1.0, &mut rng(21));
+    let mut inputs = vec![x];
+    inputs.extend(op.blocks().iter().cloned());
+    let rep = gradcheck(
+        |_t, v| weighted_sum(chain_apply(v[0], &v[1..], &layout)),
+        &inputs,
+        1e-6,
+    );
+    assert!(rep.max_rel_err < 1e-6, "{name}: {rep}");
+}
+
+#[test]
+fn gradcheck_chain_apply() {
+    let r = &mut rng(31);
+    gradcheck_op("Gs gsoft", &Gs::gsoft_random(3, 2, r).unwrap(), 3);
+    let (pl, p, pr) = (Perm::random(10, r), Perm::random(6, r), Perm::random(4, r));
+    let gs = Gs::random(
+        pl,
+        BlockShape::new(2, 5, 3),
+        p,
+        BlockShape::new(2, 3, 2),
+        pr,
+        r,
+    )
+    .unwrap();
+    gradcheck_op("Gs rectangular", &gs, 3);
+    let chain = GsChain::random(
+        vec![
+            BlockShape::new(2, 3, 2),
+            BlockShape::new(3, 2, 2),
+            BlockShape::new(2, 2, 3),
+        ],
+        vec![
+            Perm::random(4, r),
+            Perm::random(6, r),
+            Perm::random(6, r),
+            Perm::random(4, r),
+        ],
+        r,
+    )
+    .unwrap();
+    gradcheck_op("GsChain m=3", &chain, 3);
+    gradcheck_op("BOFT", &Butterfly::random(8, 4, 3, r).unwrap(), 3);
+    gradcheck_op(
+        "BlockDiag rectangular",
+        &BlockDiag::random(3, 2, 3, r).unwrap(),
+        4,
+    );
+    gradcheck_op("LowRank", &LowRank::random(5, 4, 2, r).unwrap(), 3);
+    gradcheck_op("Monarch", &Monarch::random_square(2, 3, r).unwrap(), 2);
+    gradcheck_op("Dense", &Dense::random(3, 4, r).unwrap(), 2);
+}
+
+/// Backward over many chunks equals the sum of single-row backward passes (each row is one
+/// chunk, already validated by gradcheck): `dB = Σ_s dB(row s)` and `dX` row by row.
+#[test]
+fn backward_multi_chunk_equals_sum_of_rows() {
+    let r = &mut rng(41);
+    let op = Gs::<f64>::gsoft_random(32, 64, r).unwrap(); // n = 2048: chunks of 8 rows
+    let batch = 21;
+    assert!(chunk_rows(op.layout()) < batch);
+    let x = Tensor::<f64>::randn(&[batch, 2048], 1.0, r);
+    let dy = Tensor::<f64>::randn(&[batch, 2048], 1.0, r);
+    let (_, saved) = chain_forward_saved(op.layout(), op.blocks(), &x, faer::Par::rayon(0));
+    let (dx, dbs) = chain_backward(op.layout(), op.blocks(), &saved, &dy, faer::Par::rayon(0));
+    let mut sum: Vec<Tensor<f64>> = dbs.iter().map(|d| Tensor::zeros(d.shape())).collect();
+    for s in 0..batch {
+        let row = |t: &Tensor<f64>| {
+            Tensor::from_vec(&[1, 2048], t.data()[s * 2048..(s + 1) * 2048].to_vec()).unwrap()
+        };
+        let (_, sv) = chain_forward_saved(op.layout(), op.blocks(), &row(&x), faer::Par::Seq);
+        let (dxs, dbs_s) = chain_backward(op.layout(), op.blocks(), &sv, &row(&dy), faer::Par::Seq);
+        assert!(max_diff(&dxs, &row(&dx)) < 1e-12);
+        for (acc, d) in sum.iter_mut().zip(&dbs_s) {
+            acc.add_assign(d);
+        }
+    }
+    for (a, b) in sum.iter().zip(&dbs) {
+        assert!(max_diff(a, b) < 1e-11);
+    }
+    // dX = dY · A against the dense matrix.
+    let a = op.to_dense();
+    assert!(max_diff(&dx, &dy.matmul(&a)) < 1e-11);
+}
+
+#[test]
+#[should_panic(expected = "chain_apply")]
+fn chain_apply_panics_on_wrong_input_width() {
+    let op = BlockDiag::<f64>::new(2, 2, 2).unwrap();
+    let tape = Tape::<f64>::new();
+    let x = tape.leaf(Tensor::zeros(&[3, 5]));
+    let b = tape.leaf(op.blocks()[0].clone());
+    chain_apply(x, &[b], op.layout_arc());
+}
+
+#[test]
+#[should_panic(expected = "chain_apply: factor 0 needs blocks of shape")]
+fn chain_apply_panics_on_wrong_block_shape() {
+    let op = BlockDiag::<f64>::new(2, 2, 2).unwrap();
+    let tape = Tape::<f64>::new();
+    let x = tape.leaf(Tensor::zeros(&[3, 4]));
+    let b = tape.leaf(Tensor::zeros(&[2, 2, 3]));
+    chain_apply(x, &[b], op.layout_arc());
+}
+
+// ---------------------------------------------------------------- determinism
+
+fn in_pool<R: Send>(threads: usize, f: impl FnOnce() -> R + Send) -> R {
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .unwrap()
+        .install(f)
+}
+
+#[test]
+fn forward_and_backward_bitwise_identical_for_1_and_2_threads() {
+    let r = &mut rng(51);
+    let op = Gs::<f32>::gsoft_random(32, 32, r).unwrap();
+    let batch = 100; // several chunks at n = 1024
+    assert!(chunk_rows(op.layout()) * 2 < batch);
+    let x = Tensor::<f32>::randn(&[batch, 1024], 1.0, r);
+    let dy = Tensor::<f32>::randn(&[batch, 1024], 1.0, r);
+    let run = || {
+        let (y, saved) = chain_forward_saved(op.layout(), op.blocks(), &x, faer::Par::rayon(0));
+        let (dx, dbs) = chain_backward(op.layout(), op.blocks(), &saved, &dy, faer::Par::rayon(0));
+        (y, dx, dbs)
+    };
+    let one = in_pool(1, run);
+    let two = in_pool(2, run);
+    assert_eq!(one.0.data(), two.0.data());
+    assert_eq!(one.1.data(), two.1.data());
+    assert_eq!(one.2, two.2);
+    let seq = chain_forward(op.layout(), op.blocks(), &x, faer::Par::Seq);
+    assert_eq!(seq.data(), one.0.data());
+}
+
+// ---------------------------------------------------------------- constructor errors
+
+fn block_mismatch<T: std::fmt::Debug>(r: Result<T, Error>, needle: &str) {
+    match r {
+        Err(Error::BlockMismatch(msg)) => assert!(msg.contains(needle), "{msg:?} lacks {needle:?}"),
+        other => panic!("expected BlockMismatch containing {needle:?}, got {other:?}"),
+    }
+}
+
+fn invalid_arg<T: std::fmt::Debug>(r: Result<T, Error>, needle: &str) {
+    match r {
+        Err(Error::InvalidArgument(msg)) => {
+            assert!(msg.contains(needle), "{msg:?} lacks {needle:?}")
+        }
+        other => panic!("expected InvalidArgument containing {needle:?}, got {other:?}"),
+    }
+}
+
+#[test]
+fn block_diag_errors() {
+    block_mismatch(BlockDiag::<f64>::new(0, 2, 2), "k=0");
+    block_mismatch(BlockDiag::<f64>::new(2, 0, 2), "b1=0");
+    block_mismatch(
+        BlockDiag::<f64>::from_blocks(Tensor::zeros(&[4, 4])),
+        "[4, 4]",
+    );
+}
+
+#[test]
+fn gs_errors() {
+    let id = Perm::identity;
+    // s mismatch: b_L²·k_L = 4·2 = 8 but b_R¹·k_R = 3·3 = 9.
+    block_mismatch(
+        Gs::<f64>::new(
+            id(6),
+            BlockShape::new(2, 3, 4),
+            id(8),
+            BlockShape::new(3, 3, 3),
+            id(9),
+        ),
+        "b_L²=4, k_L=2 (s=8) and b_R¹=3, k_R=3 (s=9)",
+    );
+    let (l, r) = (BlockShape::new(2, 3, 4), BlockShape::new(4, 2, 5)); // s = 8, m = 6, n = 20
+    block_mismatch(Gs::<f64>::new(id(7), l, id(8), r, id(20)), "P_L has size 7");
+    block_mismatch(Gs::<f64>::new(id(6), l, id(9), r, id(20)), "P has size 9");
+    block_mismatch(
+        Gs::<f64>::new(id(6), l, id(8), r, id(19)),
+        "P_R has size 19",
+    );
+    assert!(Gs::<f64>::new(id(6), l, id(8), r, id(20)).is_ok());
+    block_mismatch(
+        Gs::<f64>::new(id(6), BlockShape::new(2, 3, 0), id(8), r, id(20)),
+        "L",
+    );
+    block_mismatch(
+        Gs::<f64>::from_blocks(
+            id(6),
+            Tensor::zeros(&[6, 4]),
+            id(8),
+            Tensor::zeros(&[4, 2, 5]),
+            id(20),
+        ),
+        "L must be",
+    );
+    block_mismatch(
+        Gs::<f64>::gsoft(Tensor::zeros(&[4, 3, 3]), Tensor::zeros(&[3, 3, 3])),
+        "b_L²=3, k_L=4 (s=12) and b_R¹=3, k_R=3 (s=9)",
+    );
+    block_mismatch(Gs::<f64>::gsoft_random(0, 3, &mut rng(0)), "k=0");
+}
+
+#[test]
+fn gs_chain_errors() {
+    let id = Perm::identity;
+    // factor 0 outputs 12 but factor 1 takes 3·3 = 9
+    block_mismatch(
+        GsChain::<f64>::new(
+            vec![BlockShape::new(4, 3, 2), BlockShape::new(3, 2, 3)],
+            vec![id(8), id(12), id(6)],
+        ),
+        "factor 1",
+    );
+    block_mismatch(
+        GsChain::<f64>::new(vec![BlockShape::new(4, 3, 2)], vec![id(8)]),
+        "m + 1 permutations",
+    );
+    block_mismatch(
+        GsChain::<f64>::with_shuffles(vec![Tensor::zeros(&[4, 3, 2]), Tensor::zeros(&[3, 2, 3])]),
+        "factor 0 outputs length 12",
+    );
+    block_mismatch(GsChain::<f64>::with_shuffles(vec![]), "at least one factor");
+    block_mismatch(
+        GsChain::from_blocks(vec![Tensor::<f64>::zeros(&[2, 2, 2])], vec![id(4), id(4)])
+            .and_then(|mut c| c.set_blocks(vec![Tensor::zeros(&[2, 2, 3])])),
+        "factor 0 needs blocks of shape",
+    );
+}
+
+#[test]
+fn monarch_errors() {
+    // Digest T16: n = 768 with square blocks of 8 in both factors (k_L = k_R = 96) is GS but
+    // not Monarch; (96, 8) is Monarch.
+    let b8 = BlockShape::square(96, 8);
+    block_mismatch(
+        Monarch::<f32>::new(b8, b8),
+        "k_L=96, b_R¹=8, k_R=96, b_L²=8",
+    );
+    assert!(Gs::<f32>::gsoft(Tensor::zeros(&[96, 8, 8]), Tensor::zeros(&[96, 8, 8])).is_ok());
+    assert!(Monarch::<f32>::new(BlockShape::square(96, 8), BlockShape::square(8, 96)).is_ok());
+    block_mismatch(
+        Monarch::<f64>::from_blocks(Tensor::zeros(&[4, 3, 2]), Tensor::zeros(&[2, 3, 5])),
+        "k_L=4, b_R¹=3",
+    );
+    block_mismatch(Monarch::<f64>::random_square(0, 3, &mut rng(0)), "Monarch");
+}
+
+#[test]
+fn butterfly_errors() {
+    invalid_arg(Butterfly::<f64>::new(12, 3, 1), "power of 2, got r=3");
+    invalid_arg(
+        Butterfly::<f64>::new(16, 4, 4),
+        "1 + log2(r) = 3 factors, got m=4",
+    );
+    invalid_arg(Butterfly::<f64>::new(16, 4, 0), "got m=0");
+    invalid_arg(Butterfly::<f64>::new(18, 4, 1), "n=18, r=4");
+    invalid_arg(Butterfly::<f64>::new(4, 4, 1), "b = n/r >= 2");
+    invalid_arg(Butterfly::<f64>::from_blocks(vec![]), "at least one factor");
+    block_mismatch(
+        Butterfly::<f64>::from_blocks(vec![Tensor::zeros(&[4, 3, 2])]),
+        "square",
+    );
+    block_mismatch(
+        Butterfly::<f64>::from_blocks(vec![Tensor::zeros(&[4, 3, 3]), Tensor::zeros(&[4, 2, 2])]),
+        "factor 1 needs blocks of shape [4, 3, 3]",
+    );
+    invalid_arg(
+        Butterfly::<f64>::from_blocks(vec![Tensor::zeros(&[4, 3, 3]); 4]),
+        "got m=4",
+    );
+}
+
+#[test]
+fn low_rank_and_dense_errors() {
+    invalid_arg(LowRank::<f64>::new(4, 5, 0), "rank=0");
+    invalid_arg(
+        LowRank::from_factors(&Tensor::<f64>::zeros(&[4, 2]), &Tensor::zeros(&[5, 3])),
+        "U has rank 2 columns but V has 3",
+    );
+    invalid_arg(
+        LowRank::from_factors(&Tensor::<f64>::zeros(&[4, 2, 1]), &Tensor::zeros(&[5, 2])),
+        "2-D",
+    );
+    invalid_arg(
+        LowRank::<f64>::from_blocks(vec![Tensor::zeros(&[1, 2, 5])]),
+        "LowRank::from_blocks",
+    );
+    block_mismatch(
+        LowRank::<f64>::from_blocks(vec![Tensor::zeros(&[1, 2, 5]), Tensor::zeros(&[1, 4, 3])]),
+        "factor 1 needs blocks of shape [1, 4, 2]",
+    );
+    invalid_arg(Dense::<f64>::new(0, 3), "n_out=0");
+    invalid_arg(Dense::<f64>::from_matrix(&Tensor::zeros(&[2, 2, 2])), "2-D");
+    invalid_arg(
+        Dense::<f64>::from_blocks(Tensor::zeros(&[2, 2, 2])),
+        "(1, n_out, n_in)",
+    );
+}
