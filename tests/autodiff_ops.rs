@@ -1,7 +1,7 @@
 //! Every autodiff op: a gradcheck in f64 (central differences, max_rel_err < 1e-6), forward
 //! values against hand-worked numbers, f32 vs f64 agreement, and the panics on mismatched shapes.
 
-use gslab::{Real, Tape, Tensor, Var, gradcheck};
+use gslab::{Perm, Real, Tape, Tensor, Var, gradcheck};
 use rand::{SeedableRng, rngs::StdRng};
 
 const H: f64 = 1e-6;
@@ -265,6 +265,34 @@ fn grad_gather_last() {
         move |_, v| project(v[0].gather_last(&idx), 24),
         &[randn(&[3, 5], 34)],
     );
+}
+
+#[test]
+fn grad_permute_last() {
+    let perm = Perm::shuffle_gather(2, 6).unwrap();
+    check(
+        "permute_last",
+        move |_, v| project(v[0].permute_last(&perm), 30),
+        &[randn(&[3, 6], 55)],
+    );
+}
+
+#[test]
+fn forward_permute_last_matches_perm_apply_rows() {
+    let perm = Perm::random(7, &mut StdRng::seed_from_u64(56));
+    let x = randn(&[3, 7], 57);
+    let tape = Tape::<f64>::new();
+    let y = tape.constant(x.clone()).permute_last(&perm);
+    assert_eq!(*y.value(), perm.apply_rows(&x));
+}
+
+#[test]
+#[should_panic(expected = "permute_last: shape mismatch [2, 5] vs permutation of length 6")]
+fn permute_last_mismatch_panics() {
+    let tape = Tape::<f64>::new();
+    let _ = tape
+        .leaf(Tensor::zeros(&[2, 5]))
+        .permute_last(&Perm::identity(6));
 }
 
 // ---------------------------------------------------------------- reduce

@@ -46,6 +46,9 @@ fn same_shape<T: Real>(a: &Var<'_, T>, b: &Var<'_, T>, op: &str) {
     assert!(sa == sb, "{op}: shape mismatch {sa:?} vs {sb:?}");
 }
 
+// The `std::ops` traits are implemented below and forward to these methods; the inherent
+// methods exist so that chains like `x.mul(y).sum()` need no trait import.
+#[allow(clippy::should_implement_trait)]
 impl<'t, T: Real> Var<'t, T> {
     /// Elementwise sum `z = x + y`. Gradients: `dx = G`, `dy = G`.
     ///

@@ -1,7 +1,9 @@
 //! Shape ops: [`Var::transpose`], [`Var::reshape`] and [`Var::gather_last`] (an index map along
-//! the last axis, the building block for permutations and shuffles on the tape).
+//! the last axis, the building block for permutations and shuffles on the tape) and
+//! [`Var::permute_last`].
 
 use crate::autodiff::tape::Var;
+use crate::perm::Perm;
 use crate::real::Real;
 use crate::tensor::Tensor;
 
@@ -18,7 +20,8 @@ impl<'t, T: Real> Var<'t, T> {
         })
     }
 
-    /// Same data, new shape (row-major order is kept). Gradient: `dx = reshape(G, shape(x))`.
+    /// Same data, new shape (row-major order is kept; the buffer is copied once, since the tape
+    /// node owns its tensor). Gradient: `dx = reshape(G, shape(x))`.
     ///
     /// # Panics
     /// If the element counts differ; the message names `reshape` and both shapes.
@@ -75,5 +78,21 @@ impl<'t, T: Real> Var<'t, T> {
                 dx
             })]
         })
+    }
+
+    /// Applies a permutation to every slice along the last axis, in the gather convention of
+    /// [`Perm`]: `z[…, i] = x[…, σ(i)]` (the same as [`Perm::apply_rows`] on a 2-D `x`).
+    /// Gradient: `dx[…, σ(i)] = G[…, i]`, i.e. `dx = P⁻¹ G` row by row.
+    ///
+    /// # Panics
+    /// If the last axis of `x` is not `perm.len()`; the message names `permute_last` and both sizes.
+    pub fn permute_last(self, perm: &Perm) -> Var<'t, T> {
+        let shape = self.shape();
+        assert!(
+            shape.last() == Some(&perm.len()),
+            "permute_last: shape mismatch {shape:?} vs permutation of length {}",
+            perm.len()
+        );
+        self.gather_last(perm.as_slice())
     }
 }
