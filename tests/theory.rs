@@ -1,0 +1,631 @@
+//! The paper's theory checked against the digest's tables (§3.5, §10) and independent numerics:
+//! Theorem 2 (T1–T4), Proposition 1 (T8), Algorithm 1 (T9) and Theorem 1 (T7).
+
+use faer::Mat;
+use faer::prelude::*;
+use gslab::structured::layout::{BlockShape, ChainLayout, reference_dense};
+use gslab::structured::pattern::*;
+use gslab::structured::project::*;
+use gslab::structured::theorem1::*;
+use gslab::{Error, Perm, Tensor};
+use rand::{SeedableRng, rngs::StdRng};
+
+/// Digest §3.5 / §10 T1: (n, b, GS minimal m, BOFT minimal m or None when r is not 2^k).
+const TABLE: [(usize, usize, usize, Option<usize>); 12] = [
+    (1024, 32, 2, Some(6)),
+    (768, 8, 4, None),
+    (64, 4, 3, Some(5)),
+    (64, 8, 2, Some(4)),
+    (256, 16, 2, Some(5)),
+    (12, 3, 3, Some(3)),
+    (320, 10, 3, Some(6)),
+    (640, 20, 3, Some(6)),
+    (1280, 40, 2, Some(6)),
+    (1024, 16, 3, Some(7)),
+    (512, 8, 3, Some(7)),
+    (4096, 64, 2, Some(7)),
+];
+
+fn rng(seed: u64) -> StdRng {
+    StdRng::seed_from_u64(seed)
+}
+
+fn random_blocks(layout: &ChainLayout, r: &mut StdRng) -> Vec<Tensor<f64>> {
+    layout
+        .factors()
+        .iter()
+        .map(|f| Tensor::randn(&f.tensor_shape(), 1.0, r))
+        .collect()
+}
+
+fn max_abs_diff(a: &Tensor<f64>, b: &Tensor<f64>) -> f64 {
+    a.sub(b).max_abs()
+}
+
+// ---------------------------------------------------------------- Theorem 2 (T1–T4)
+
+#[test]
+fn t1_closed_forms_match_table() {
+    for &(n, b, m_gs, m_boft) in &TABLE {
+        assert_eq!(gs_formula(n, b).unwrap(), m_gs, "gs_formula({n},{b})");
+        if let Some(mb) = m_boft {
+            assert_eq!(boft_formula(n, b).unwrap(), mb, "boft_formula({n},{b})");
+        }
+    }
+    // Exact integer logs at and around powers (a float log would be fragile here).
+    assert_eq!(ceil_log(8, 64).unwrap(), 2);
+    assert_eq!(ceil_log(8, 65).unwrap(), 3);
+    assert_eq!(ceil_log(3, 1).unwrap(), 0);
+    assert_eq!(ceil_log(2, 96).unwrap(), 7);
+    assert!(ceil_log(1, 4).is_err());
+    assert!(gs_formula(10, 3).is_err());
+    assert!(gs_formula(10, 1).is_err());
+}
+
+#[test]
+fn t1_gs_minimal_factors_every_row_every_shuffle() {
+    for &(n, b, m_gs, _) in &TABLE {
+        for sh in GsShuffle::ALL {
+            let got = min_factors_gs(n, b, m_gs + 1, sh).unwrap();
+            assert_eq!(got, Some(m_gs), "n={n} b={b} shuffle={sh:?}");
+        }
+    }
+}
+
+#[test]
+fn t1_no_permutations_reach_density_below_threshold() {
+    // For m < 1 + ceil(log_b r), random permutations everywhere: rows and columns have at most
+    // b^m < n nonzeros, so the product is never dense.
+    let mut r = rng(1);
+    for &(n, b, m_gs, _) in &TABLE {
+        let k = n / b;
+        for m in 1..m_gs {
+            let bm = b.pow(m as u32);
+            assert!(bm < n, "b^m = {bm} should be < n = {n}");
+            for _ in 0..2 {
+                let perms = (0..=m).map(|_| Perm::random(n, &mut r)).collect();
+                let layout = ChainLayout::new(vec![BlockShape::square(k, b); m], perms).unwrap();
+                let steps = support_growth(&layout, m);
+                let last = steps.last().unwrap();
+                assert!(last.row_range().1 <= bm && last.col_range().1 <= bm);
+                assert!(!last.dense);
+            }
+        }
+    }
+}
+
+#[test]
+fn t2_exact_support_growth() {
+    let cases: [(usize, usize, &[usize]); 3] = [
+        (768, 8, &[8, 64, 512, 768]),
+        (64, 4, &[4, 16, 64]),
+        (320, 10, &[10, 100, 320]),
+    ];
+    for (n, b, want) in cases {
+        for sh in GsShuffle::ALL {
+            let steps = support_growth_gs(n, b, want.len(), sh).unwrap();
+            for (s, &w) in steps.iter().zip(want) {
+                assert_eq!(s.row_range(), (w, w), "rows n={n} b={b} m={} {sh:?}", s.m);
+                assert_eq!(s.col_range(), (w, w), "cols n={n} b={b} m={} {sh:?}", s.m);
+                assert_eq!(s.nnz, n * w);
+                assert_eq!(s.dense, w == n);
+            }
+        }
+    }
+}
+
+#[test]
+fn t3_boft_minimal_factors_and_row_counts() {
+    // The T3 rows (GS count in brackets).
+    for (n, b, boft, gs) in [
+        (1024, 32, 6, 2),
+        (64, 4, 5, 3),
+        (4096, 64, 7, 2),
+        (12, 3, 3, 3),
+    ] {
+        assert_eq!(
+            min_factors_boft(n, b, 10).unwrap(),
+            Some(boft),
+            "BOFT {n}/{b}"
+        );
+        let gs_m = min_factors_gs(n, b, 10, GsShuffle::default()).unwrap();
+        assert_eq!(gs_m, Some(gs), "GS {n}/{b}");
+    }
+    // The rest of the table's BOFT column; r = 96 never becomes dense under PEFT's rule.
+    for &(n, b, _, m_boft) in &TABLE {
+        assert_eq!(min_factors_boft(n, b, 10).unwrap(), m_boft, "BOFT {n}/{b}");
+    }
+    // Rows (and columns) of a BOFT product have b * 2^(m-1) nonzeros.
+    for (n, b, want) in [(768, 8, [8, 16, 32, 64]), (1024, 32, [32, 64, 128, 256])] {
+        let steps = support_growth_boft(n, b, 4).unwrap();
+        assert_eq!(steps.len(), 4);
+        for (s, w) in steps.iter().zip(want) {
+            assert_eq!(s.row_range(), (w, w), "BOFT rows {n}/{b} m={}", s.m);
+            assert_eq!(s.col_range(), (w, w), "BOFT cols {n}/{b} m={}", s.m);
+        }
+    }
+    assert!(boft_chain_layout(1024, 32, 7).is_err()); // 2^6 does not divide r = 32
+}
+
+#[test]
+fn t4_parameter_example() {
+    assert_eq!(
+        boft_chain_layout(1024, 32, 6).unwrap().param_count(),
+        196_608
+    );
+    let gs = gs_chain_layout(1024, 32, 2, GsShuffle::default()).unwrap();
+    assert_eq!(gs.param_count(), 65_536);
+}
+
+// ---------------------------------------------------------------- Pattern vs numerics
+
+fn nonzero_pattern_equals(p: &Pattern, a: &Tensor<f64>) {
+    let (r, c) = (a.shape()[0], a.shape()[1]);
+    assert_eq!((p.n_out(), p.n_in()), (r, c));
+    for i in 0..r {
+        for j in 0..c {
+            assert_eq!(p.get(i, j), a.at2(i, j) != 0.0, "entry ({i},{j})");
+        }
+    }
+}
+
+fn sample_layouts(r: &mut StdRng) -> Vec<ChainLayout> {
+    let mut v = vec![
+        gs_chain_layout(12, 3, 2, GsShuffle::default()).unwrap(),
+        gs_chain_layout(64, 4, 2, GsShuffle::ALL[0]).unwrap(),
+        boft_chain_layout(16, 2, 3).unwrap(),
+        boft_chain_layout(12, 3, 2).unwrap(),
+        monarch_layout(4, 3).unwrap(),
+    ];
+    // Rectangular blocks and random permutations: 10 -> 12 -> 8 -> 9.
+    let shapes = [
+        BlockShape::new(2, 6, 5),
+        BlockShape::new(4, 2, 3),
+        BlockShape::new(1, 9, 8),
+    ];
+    let sizes = [10, 12, 8, 9];
+    let perms = sizes.iter().map(|&n| Perm::random(n, r)).collect();
+    v.push(ChainLayout::new(shapes.to_vec(), perms).unwrap());
+    v
+}
+
+#[test]
+fn pattern_of_chain_equals_dense_nonzeros() {
+    let mut r = rng(2);
+    for layout in sample_layouts(&mut r) {
+        let blocks = random_blocks(&layout, &mut r);
+        let a = reference_dense(&layout, &blocks);
+        let p = Pattern::of_layout(&layout);
+        nonzero_pattern_equals(&p, &a);
+        // A second algorithm: generic boolean products of the factor patterns.
+        let mut q = Pattern::of_perm(&layout.perms()[0]);
+        for (i, f) in layout.factors().iter().enumerate() {
+            q = Pattern::of_block_diag(*f).product(&q);
+            q = Pattern::of_perm(&layout.perms()[i + 1]).product(&q);
+        }
+        assert_eq!(p, q);
+        assert_eq!(p.col_counts(), p.transpose().row_counts());
+        let nnz = a.data().iter().filter(|&&x| x != 0.0).count();
+        assert_eq!(p.nnz(), nnz);
+        assert!((p.density() - nnz as f64 / a.numel() as f64).abs() < 1e-15);
+    }
+}
+
+#[test]
+fn pattern_small_hand_values() {
+    // P with gather map [2, 0, 1]: P[i, σ(i)] = 1.
+    let p = Pattern::of_perm(&Perm::from_vec(vec![2, 0, 1]).unwrap());
+    assert!(p.get(0, 2) && p.get(1, 0) && p.get(2, 1) && p.nnz() == 3);
+    // Two 2x3 blocks: rows 0,1 see columns 0..3, rows 2,3 see columns 3..6.
+    let b = Pattern::of_block_diag(BlockShape::new(2, 2, 3));
+    assert_eq!(b.row_counts(), vec![3; 4]);
+    assert_eq!(b.col_counts(), vec![2; 6]);
+    assert_eq!(b.row_indices(3), vec![3, 4, 5]);
+    assert!(!b.is_dense() && Pattern::of_block_diag(BlockShape::new(1, 4, 130)).is_dense());
+    assert_eq!(Pattern::identity(70).nnz(), 70);
+}
+
+// ---------------------------------------------------------------- Proposition 1 (T8)
+
+/// The digest's n = 12 example: L and R with 4 blocks of 3x3, P = P_(4,12) in the scatter
+/// reading σ_(4,12) = [0,3,6,9,1,4,7,10,2,5,8,11] (R-row j goes to slot σ(j)).
+fn n12_layout() -> ChainLayout {
+    let sq = BlockShape::square(4, 3);
+    let p = Perm::shuffle_scatter(4, 12).unwrap();
+    gs_layout(Perm::identity(12), sq, p, sq, Perm::identity(12)).unwrap()
+}
+
+#[test]
+fn t8_n12_profile_by_hand() {
+    // Worked by hand: R-block 0 = {0,1,2} -> {0,3,6} (L-blocks 0,1,2); block 1 = {3,4,5} ->
+    // {9,1,4} (3,0,1); block 2 = {6,7,8} -> {2,7,10} (0,2,3); block 3 = {9,10,11} -> {5,8,11}
+    // (1,2,3). Rows k1, columns k2:
+    let want = vec![
+        vec![1, 1, 1, 0],
+        vec![1, 1, 0, 1],
+        vec![1, 0, 1, 1],
+        vec![0, 1, 1, 1],
+    ];
+    let layout = n12_layout();
+    assert_eq!(block_rank_profile(&layout).unwrap(), want);
+    // Numerical ranks of the dense product agree; the (3, 0) block is exactly zero.
+    let mut r = rng(3);
+    let a = reference_dense(&layout, &random_blocks(&layout, &mut r));
+    assert_eq!(numerical_block_ranks(&a, 3, 3, 4, 4), want);
+    for u in 9..12 {
+        for c in 0..3 {
+            assert_eq!(a.at2(u, c), 0.0);
+        }
+    }
+}
+
+#[test]
+fn t8_figure2_shapes_by_hand() {
+    // Figure 2's shapes: L = 4 blocks of 3x3, R = 2 blocks of 6x6, with P = P_(2,12) in the
+    // scatter reading, σ_(2,12) = [0,6,1,7,2,8,3,9,4,10,5,11]. R-block 0 = rows 0..6 goes to
+    // slots {0,6,1,7,2,8}: L-blocks 0,2,0,2,0,2; R-block 1 goes to {3,9,4,10,5,11}: L-blocks
+    // 1,3,1,3,1,3. (The n = 12 profile above is symmetric, so it cannot tell σ from σ⁻¹; this
+    // one is not: σ⁻¹ would give [[2,1],[1,2],[2,1],[1,2]].)
+    let want = vec![vec![3, 0], vec![0, 3], vec![3, 0], vec![0, 3]];
+    let layout = gs_layout(
+        Perm::identity(12),
+        BlockShape::square(4, 3),
+        Perm::shuffle_scatter(2, 12).unwrap(),
+        BlockShape::square(2, 6),
+        Perm::identity(12),
+    )
+    .unwrap();
+    assert_eq!(block_rank_profile(&layout).unwrap(), want);
+    let mut r = rng(11);
+    let a = reference_dense(&layout, &random_blocks(&layout, &mut r));
+    assert_eq!(numerical_block_ranks(&a, 3, 6, 4, 2), want);
+}
+
+/// Numerical rank (σ > 1e-9 σ_max of the whole matrix) of each `h x w` block.
+fn numerical_block_ranks(
+    a: &Tensor<f64>,
+    h: usize,
+    w: usize,
+    kl: usize,
+    kr: usize,
+) -> Vec<Vec<usize>> {
+    let scale = a.max_abs();
+    (0..kl)
+        .map(|k1| {
+            (0..kr)
+                .map(|k2| {
+                    let blk = Mat::<f64>::from_fn(h, w, |u, c| a.at2(k1 * h + u, k2 * w + c));
+                    let sv = blk.singular_values().unwrap();
+                    sv.iter().filter(|&&s| s > 1e-9 * scale).count()
+                })
+                .collect()
+        })
+        .collect()
+}
+
+#[test]
+fn t8_profile_equals_numerical_ranks_random() {
+    let mut r = rng(4);
+    // (k_L, b_L1, b_L2, k_R, b_R1, b_R2); s = k_L b_L2 = k_R b_R1.
+    for (kl, l1, l2, kr, r1, r2) in [
+        (3, 4, 4, 2, 6, 5),
+        (4, 3, 3, 4, 3, 3),
+        (2, 5, 6, 3, 4, 4),
+        (6, 2, 2, 2, 6, 7),
+        (3, 2, 4, 2, 6, 5), // up to 4 slots per 2x5 block: rank capped by the block size
+    ] {
+        for _ in 0..3 {
+            let s = kl * l2;
+            assert_eq!(s, kr * r1);
+            let (nout, nin) = (kl * l1, kr * r2);
+            let layout = gs_layout(
+                Perm::random(nout, &mut r),
+                BlockShape::new(kl, l1, l2),
+                Perm::random(s, &mut r),
+                BlockShape::new(kr, r1, r2),
+                Perm::random(nin, &mut r),
+            )
+            .unwrap();
+            let a = reference_dense(&layout, &random_blocks(&layout, &mut r));
+            let m = strip_outer(&a, &layout.perms()[2], &layout.perms()[0]);
+            let want: Vec<Vec<usize>> = block_rank_profile(&layout)
+                .unwrap()
+                .iter()
+                .map(|row| row.iter().map(|&c| c.min(l1).min(r2)).collect())
+                .collect();
+            assert_eq!(numerical_block_ranks(&m, l1, r2, kl, kr), want);
+        }
+    }
+}
+
+#[test]
+fn strip_outer_inverts_outer_perms() {
+    // M = P_L^T A P_R^T is the dense matrix of the same chain with identity outer perms.
+    let mut r = rng(5);
+    let sq = BlockShape::square(3, 4);
+    let (pl, p, pr) = (
+        Perm::random(12, &mut r),
+        Perm::random(12, &mut r),
+        Perm::random(12, &mut r),
+    );
+    let layout = gs_layout(pl.clone(), sq, p.clone(), sq, pr.clone()).unwrap();
+    let inner = gs_layout(Perm::identity(12), sq, p, sq, Perm::identity(12)).unwrap();
+    let blocks = random_blocks(&layout, &mut r);
+    let m = strip_outer(&reference_dense(&layout, &blocks), &pl, &pr);
+    assert_eq!(m, reference_dense(&inner, &blocks));
+}
+
+// ---------------------------------------------------------------- Algorithm 1 (T9)
+
+fn frob(a: &Tensor<f64>, b: &Tensor<f64>) -> f64 {
+    a.sub(b).norm()
+}
+
+fn t9_layouts(r: &mut StdRng) -> Vec<ChainLayout> {
+    vec![
+        n12_layout(),
+        monarch_layout(3, 4).unwrap(),
+        gs_layout(
+            Perm::random(12, r),
+            BlockShape::new(3, 4, 4),
+            Perm::random(12, r),
+            BlockShape::new(2, 6, 5),
+            Perm::random(10, r),
+        )
+        .unwrap(),
+        // L blocks 2x4: a 2x5 block of M may get up to 4 slots but has rank <= 2.
+        gs_layout(
+            Perm::random(6, r),
+            BlockShape::new(3, 2, 4),
+            Perm::random(12, r),
+            BlockShape::new(2, 6, 5),
+            Perm::random(10, r),
+        )
+        .unwrap(),
+        gs_layout(
+            Perm::identity(16),
+            BlockShape::square(4, 4),
+            Perm::shuffle_scatter(2, 16).unwrap(),
+            BlockShape::square(4, 4),
+            Perm::identity(16),
+        )
+        .unwrap(),
+    ]
+}
+
+#[test]
+fn t9_projection_is_exact_on_members() {
+    let mut r = rng(6);
+    for layout in t9_layouts(&mut r) {
+        let a = reference_dense(&layout, &random_blocks(&layout, &mut r));
+        let blocks = project_gs(&a, &layout).unwrap();
+        let pa = reference_dense(&layout, &blocks);
+        assert!(max_abs_diff(&a, &pa) < 1e-12 * a.max_abs(), "{layout:?}");
+        // Algorithm 1 splits Σ^{1/2} evenly: the L column and R row of every slot have equal
+        // norms (both √σ_t).
+        let (rs, ls) = (layout.factors()[0], layout.factors()[1]);
+        let pi = layout.perms()[1].as_slice();
+        for i in 0..pi.len() {
+            let (k1, col) = (i / ls.b2, i % ls.b2);
+            let (k2, row) = (pi[i] / rs.b1, pi[i] % rs.b1);
+            let lc: f64 = (0..ls.b1)
+                .map(|x| blocks[1].data()[(k1 * ls.b1 + x) * ls.b2 + col].powi(2))
+                .sum();
+            let rr: f64 = (0..rs.b2)
+                .map(|c| blocks[0].data()[(k2 * rs.b1 + row) * rs.b2 + c].powi(2))
+                .sum();
+            assert!(
+                (lc - rr).abs() < 1e-12 * (1.0 + lc),
+                "slot {i}: {lc} vs {rr}"
+            );
+        }
+    }
+}
+
+#[test]
+fn t9_projection_beats_random_members_and_perturbations() {
+    let mut r = rng(7);
+    for layout in t9_layouts(&mut r) {
+        let (nout, nin) = (layout.n_out(), layout.n_in());
+        let a = Tensor::<f64>::randn(&[nout, nin], 1.0, &mut r);
+        let blocks = project_gs(&a, &layout).unwrap();
+        let d = frob(&a, &reference_dense(&layout, &blocks));
+        for _ in 0..20 {
+            let b = reference_dense(&layout, &random_blocks(&layout, &mut r));
+            assert!(d <= frob(&a, &b));
+        }
+        // Local optimality: small perturbations of the returned blocks never do better.
+        for _ in 0..20 {
+            let pert: Vec<Tensor<f64>> = blocks
+                .iter()
+                .map(|t| t.add(&Tensor::randn(t.shape(), 1e-3, &mut r)))
+                .collect();
+            assert!(d <= frob(&a, &reference_dense(&layout, &pert)) + 1e-14);
+        }
+    }
+}
+
+#[test]
+fn t9_projection_f32_on_members() {
+    let mut r = rng(12);
+    for layout in t9_layouts(&mut r) {
+        let blocks: Vec<Tensor<f32>> = layout
+            .factors()
+            .iter()
+            .map(|f| Tensor::randn(&f.tensor_shape(), 1.0, &mut r))
+            .collect();
+        let a = reference_dense(&layout, &blocks);
+        let pa = reference_dense(&layout, &project_gs(&a, &layout).unwrap());
+        assert!(a.sub(&pa).max_abs() < 1e-5 * a.max_abs(), "{layout:?}");
+    }
+}
+
+#[test]
+fn t9_monarch_projection_has_rank1_blocks() {
+    let mut r = rng(8);
+    let a = Tensor::<f64>::randn(&[12, 12], 1.0, &mut r);
+    let (layout, blocks) = project_monarch(&a, 3, 4).unwrap();
+    let pa = reference_dense(&layout, &blocks);
+    let m = strip_outer(&pa, &layout.perms()[2], &layout.perms()[0]);
+    // M blocks are (b_L = k_R = 4) x (b_R = k_L = 3), 3 x 4 of them, each of rank exactly 1.
+    assert_eq!(numerical_block_ranks(&m, 4, 3, 3, 4), vec![vec![1; 4]; 3]);
+    // Per block, the residual is the discarded singular values: check against a direct SVD.
+    let ma = strip_outer(&a, &layout.perms()[2], &layout.perms()[0]);
+    let mut want = 0.0;
+    for k1 in 0..3 {
+        for k2 in 0..4 {
+            let blk = Mat::<f64>::from_fn(4, 3, |u, c| ma.at2(k1 * 4 + u, k2 * 3 + c));
+            want += blk.singular_values().unwrap()[1..]
+                .iter()
+                .map(|s| s * s)
+                .sum::<f64>();
+        }
+    }
+    assert!((frob(&a, &pa) - want.sqrt()).abs() < 1e-12);
+}
+
+#[test]
+fn t9_projection_errors() {
+    let layout = n12_layout();
+    let a = Tensor::<f64>::zeros(&[12, 11]);
+    assert!(matches!(
+        project_gs(&a, &layout),
+        Err(Error::InvalidArgument(_))
+    ));
+    let three = gs_chain_layout(12, 3, 3, GsShuffle::default()).unwrap();
+    let a = Tensor::<f64>::zeros(&[12, 12]);
+    assert!(matches!(
+        project_gs(&a, &three),
+        Err(Error::BlockMismatch(_))
+    ));
+    assert!(block_rank_profile(&three).is_err());
+}
+
+// ---------------------------------------------------------------- Theorem 1 (T7)
+
+fn random_orthogonal(b: usize, r: &mut StdRng) -> Mat<f64> {
+    let g = Tensor::<f64>::randn(&[b, b], 1.0, r).to_mat();
+    g.qr().compute_Q()
+}
+
+fn orthogonal_blocks(shape: BlockShape, r: &mut StdRng) -> Tensor<f64> {
+    let b = shape.b1;
+    let mut t = Tensor::zeros(&shape.tensor_shape());
+    for j in 0..shape.k {
+        let q = random_orthogonal(b, r);
+        for u in 0..b {
+            for c in 0..b {
+                t.data_mut()[(j * b + u) * b + c] = q[(u, c)];
+            }
+        }
+    }
+    t
+}
+
+/// Hides orthogonality: for each slot group S, L_S <- L_S G and R_S <- G^{-1} R_S with a random
+/// invertible G; the product is unchanged (Prop. 1).
+fn hide(layout: &ChainLayout, blocks: &[Tensor<f64>], r: &mut StdRng) -> Vec<Tensor<f64>> {
+    let (rs, ls) = (layout.factors()[0], layout.factors()[1]);
+    let (br, bl) = (rs.b1, ls.b1);
+    let pi = layout.perms()[1].as_slice();
+    let mut rb = blocks[0].clone();
+    let mut lb = blocks[1].clone();
+    for (k1, row) in prop1_slots(layout).unwrap().iter().enumerate() {
+        for (k2, s) in row.iter().enumerate() {
+            let q = s.len();
+            if q == 0 {
+                continue;
+            }
+            let noise = Tensor::<f64>::randn(&[q, q], 0.4, r).to_mat();
+            let scale = Tensor::<f64>::rand_uniform(&[q], 0.5, 2.0, r);
+            let g = Mat::<f64>::from_fn(q, q, |i, j| {
+                (if i == j { 1.0 } else { 0.0 } + noise[(i, j)]) * scale.data()[j]
+            });
+            let l_s = Mat::<f64>::from_fn(bl, q, |x, t| lb.data()[(k1 * bl + x) * bl + s[t] % bl]);
+            let r_s =
+                Mat::<f64>::from_fn(q, br, |t, c| rb.data()[(k2 * br + pi[s[t]] % br) * br + c]);
+            let l_new = &l_s * &g;
+            let r_new = g.partial_piv_lu().solve(&r_s);
+            for (t, &i) in s.iter().enumerate() {
+                for x in 0..bl {
+                    lb.data_mut()[(k1 * bl + x) * bl + i % bl] = l_new[(x, t)];
+                }
+                for c in 0..br {
+                    rb.data_mut()[(k2 * br + pi[i] % br) * br + c] = r_new[(t, c)];
+                }
+            }
+        }
+    }
+    vec![rb, lb]
+}
+
+#[test]
+fn t7_theorem1_recovers_orthogonal_blocks() {
+    let mut r = rng(9);
+    let mut layouts = vec![
+        n12_layout(),
+        monarch_layout(3, 4).unwrap(),
+        gs_layout(
+            Perm::shuffle_scatter(4, 16).unwrap().inverse(),
+            BlockShape::square(4, 4),
+            Perm::shuffle_scatter(4, 16).unwrap(),
+            BlockShape::square(4, 4),
+            Perm::identity(16),
+        )
+        .unwrap(),
+    ];
+    for _ in 0..3 {
+        // k_L = 4 blocks of 3, k_R = 3 blocks of 4, random P_L, P, P_R.
+        layouts.push(
+            gs_layout(
+                Perm::random(12, &mut r),
+                BlockShape::square(4, 3),
+                Perm::random(12, &mut r),
+                BlockShape::square(3, 4),
+                Perm::random(12, &mut r),
+            )
+            .unwrap(),
+        );
+    }
+    for layout in layouts {
+        let ortho = vec![
+            orthogonal_blocks(layout.factors()[0], &mut r),
+            orthogonal_blocks(layout.factors()[1], &mut r),
+        ];
+        let a = reference_dense(&layout, &ortho);
+        let n = a.shape()[0];
+        assert!(max_abs_diff(&a.transpose().matmul(&a), &Tensor::eye(n)) < 1e-13);
+        let hidden = hide(&layout, &ortho, &mut r);
+        assert!(block_orthogonality_error(&hidden[0]) > 0.05);
+        assert!(block_orthogonality_error(&hidden[1]) > 0.05);
+        assert!(max_abs_diff(&reference_dense(&layout, &hidden), &a) < 1e-12);
+        let rec = orthogonal_representation(&layout, &hidden).unwrap();
+        assert!(block_orthogonality_error(&rec[0]) < 1e-12);
+        assert!(block_orthogonality_error(&rec[1]) < 1e-12);
+        assert!(max_abs_diff(&reference_dense(&layout, &rec), &a) < 1e-12);
+    }
+}
+
+#[test]
+fn t7_theorem1_rejects_non_orthogonal_and_bad_shapes() {
+    let mut r = rng(10);
+    let layout = n12_layout();
+    let blocks = random_blocks(&layout, &mut r);
+    assert!(matches!(
+        orthogonal_representation(&layout, &blocks),
+        Err(Error::Numerical(_))
+    ));
+    let rect = gs_layout(
+        Perm::identity(12),
+        BlockShape::new(3, 4, 4),
+        Perm::identity(12),
+        BlockShape::new(2, 6, 5),
+        Perm::identity(10),
+    )
+    .unwrap();
+    let blocks = random_blocks(&rect, &mut r);
+    assert!(matches!(
+        orthogonal_representation(&rect, &blocks),
+        Err(Error::BlockMismatch(_))
+    ));
+}
