@@ -351,8 +351,8 @@ fn ortho_gs_matches_official_code_index_arithmetic() {
                 y[v * r + a] = h;
             }
         }
-        for i in 0..n {
-            let d = (dense.at2(i, col) - y[i]).abs();
+        for (i, yi) in y.iter().enumerate() {
+            let d = (dense.at2(i, col) - yi).abs();
             assert!(d < 1e-14, "column {col} row {i}: {d:e}");
         }
     }
@@ -585,7 +585,12 @@ fn orthogonal_under_adam<T: Real>() {
             }
             // The run must have moved far from the identity for the check to mean anything.
             assert!(max_param > 1.0, "{name}: parameters stayed at {max_param}");
-            let _ = worst;
+            eprintln!(
+                "{} {name:10} {map:?}: worst ‖QᵀQ−I‖ {:.1} eps (tol {:.0} eps), max |θ| {max_param:.1}",
+                T::DTYPE,
+                worst / T::EPS.to_f64(),
+                10.0 * n as f64
+            );
         }
     }
 }

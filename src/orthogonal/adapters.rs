@@ -6,7 +6,7 @@
 //! layer equals the base layer exactly at init (digest §8, T6):
 //! - **GSOFT** ([`OrthoAdapter::gsoft`]): `W' = diag(s)·W₀·Q`, `Q = Pᵀ L P R` on the input side,
 //!   as the official `GSOFTLayer` (`s * F.linear(gs_ort(x), W) + bias`, digest §4.1); or
-//!   `W' = diag(s)·Q·W₀` on the output side ([`OrthoAdapter::gsoft_output`], [C2] `is_left=False`).
+//!   `W' = diag(s)·Q·W₀` on the output side ([`OrthoAdapter::gsoft_output`], the later variant's `is_left=False`).
 //! - **Double GSOFT** ([`OrthoAdapter::double_gsoft`]): `W' = diag(s)·Q_out·W₀·Q_in` (§4.2).
 //! - **OFT / BOFT** ([`OrthoAdapter::oft`], [`OrthoAdapter::boft`]) as PEFT builds them
 //!   (digest §2.5): `W' = (M W₀ᵀ)ᵀ·s = diag(s)·W₀·Mᵀ` with `M = F_{m−1}⋯F_0` the butterfly

@@ -8,7 +8,7 @@
 //!
 //! A layer maps the rows of a `(batch, n)` input like every operator of the crate:
 //! `forward(X) = X·Qᵀ` (each row `y = Q x`), through
-//! [`chain_apply`](crate::autodiff::ops::chain::chain_apply), which never densifies.
+//! [`chain_apply`], which never densifies.
 //!
 //! The named layers fix the layout:
 //! - [`OrthoGs`] (GSOFT's `Q = Pᵀ L P R`, `P = P_(r,n)` scatter reading, digest §4.1, §8);
