@@ -37,10 +37,7 @@ const CHUNK_ELEMS: usize = 16 * 1024;
 /// Rows per batch chunk for a layout: `clamp(CHUNK_ELEMS / max_i n_i, 8, 256)`. It depends only
 /// on the layout, so the chunking (and therefore every rounding) is the same for any thread count.
 pub fn chunk_rows(layout: &ChainLayout) -> usize {
-    let ce: usize = std::env::var("GS_CE")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(CHUNK_ELEMS);
+    let ce: usize = std::env::var("GS_CE").ok().and_then(|v| v.parse().ok()).unwrap_or(CHUNK_ELEMS);
     (ce / max_width(layout)).clamp(8, 256)
 }
 
@@ -265,14 +262,7 @@ fn gather_rows<T: Copy>(dst: &mut [T], src: &[T], base: &[usize], stride: usize,
 
 /// A read-only strided `rows × cols` view of `src` starting at `start` with strides `(rs, cs)`,
 /// checked to stay inside `src`.
-fn strided_view<T>(
-    src: &[T],
-    start: usize,
-    rows: usize,
-    cols: usize,
-    rs: isize,
-    cs: usize,
-) -> MatRef<'_, T> {
+fn strided_view<T>(src: &[T], start: usize, rows: usize, cols: usize, rs: isize, cs: usize) -> MatRef<'_, T> {
     let last_row = start as isize + (rows as isize - 1) * rs;
     assert!(
         last_row >= 0 && (last_row.max(start as isize) as usize) + (cols - 1) * cs < src.len(),
@@ -335,21 +325,13 @@ enum Output<'a, T> {
 }
 
 /// `Z_j = op(B_j) · U_j` for every block of a step on `c` samples (faer, `Par::Seq`).
-fn block_products<T: Real>(
-    step: &Step,
-    w: &[T],
-    input: &Input<'_, T>,
-    out: Output<'_, T>,
-    c: usize,
-) {
+fn block_products<T: Real>(step: &Step, w: &[T], input: &Input<'_, T>, out: Output<'_, T>, c: usize) {
     let (bi, bo) = (step.b_in, step.b_out);
     let (bsi, bso) = (block_stride(c, bi), block_stride(c, bo));
     let mut out = out;
     for j in 0..step.k {
         let uj = match input {
-            Input::Panel(u) => {
-                MatRef::from_column_major_slice(&u[j * bsi..j * bsi + c * bi], bi, c)
-            }
+            Input::Panel(u) => MatRef::from_column_major_slice(&u[j * bsi..j * bsi + c * bi], bi, c),
             Input::Strided { src, base, rs, ss } => {
                 strided_view(src, base[j * bi], bi, c, rs[j], *ss)
             }
@@ -363,14 +345,7 @@ fn block_products<T: Real>(
                 strided_view_mut(y, start, bo, c, rs, *n)
             }
         };
-        matmul(
-            zj,
-            Accum::Replace,
-            block_view(step, w, j),
-            uj,
-            T::one(),
-            Par::Seq,
-        );
+        matmul(zj, Accum::Replace, block_view(step, w, j), uj, T::one(), Par::Seq);
     }
 }
 
@@ -404,12 +379,7 @@ fn run_chunk<T: Real>(
         };
         let mut saved = Vec::new();
         let input = match rs {
-            Some(rs) => Input::Strided {
-                src,
-                base: bb,
-                rs,
-                ss,
-            },
+            Some(rs) => Input::Strided { src, base: bb, rs, ss },
             None => {
                 let dst: &mut [T] = if save {
                     saved = vec![T::zero(); panel_len(step.k, step.b_in, c)];
@@ -437,13 +407,7 @@ fn run_chunk<T: Real>(
     }
     if plan.out_direct.is_none() {
         let last_b = plan.steps[last].b_out;
-        let ss = fill_base(
-            &mut base[..plan.n_out],
-            &plan.out_gather,
-            Some(last_b),
-            0,
-            c,
-        );
+        let ss = fill_base(&mut base[..plan.n_out], &plan.out_gather, Some(last_b), 0, c);
         gather_rows(y, z_prev, &base[..plan.n_out], ss, plan.n_out);
     }
     saves
