@@ -5,22 +5,25 @@
 //! - The batch `X` (shape `(batch, n_in)`, row-major) is cut into **chunks of a fixed number of
 //!   rows** ([`chunk_rows`]; it depends only on the layout, never on the thread count, so results
 //!   are bitwise identical for any number of threads). One chunk's activations stay in cache while
-//!   it runs through all factors.
-//! - Inside a chunk of `c` rows the input of every factor is a **block-major panel**: block `j` is
-//!   a `b × c` column-major matrix (one sample's `b` features contiguous), stored at offset
-//!   `j·c·b`. Logical feature `g` of sample `s` of a panel with block size `b` sits at
-//!   `(g / b)·c·b + s·b + g mod b`.
-//! - Each permutation is **folded into the gather** that builds the next panel
-//!   (`U_i[f] = Z_{i-1}[σ_i(f)]`), and the last one into the write of the output rows; no permuted
-//!   copy of the whole batch is ever made.
+//!   it runs through all factors. Rayon spreads the chunks over the pool.
+//! - Inside a chunk of `c` rows a factor's input or output is a **block-major panel**: block `j`
+//!   is a `b × c` column-major matrix (one sample's `b` features contiguous) at offset
+//!   `j·(c·b + PAD)`; the small padding keeps blocks off power-of-two distances (cache sets).
 //! - Every block product `Z_j = B_j · U_j` (`(b1 × b2)·(b2 × c)`) is one faer `matmul` with
-//!   `Par::Seq`; rayon parallelises over chunks (forward, backward data flow) and over blocks
-//!   (weight gradients).
+//!   `Par::Seq`.
+//! - **Permutations are never applied as separate passes.** Before factor `i` the input is
+//!   `U_i[f] = Z_{i−1}[σ_i(f)]`. If, for every block, the source offsets of its `b` features form
+//!   an arithmetic progression (true for P_(k,n) shuffles, identities, reversals), the product
+//!   reads the source through a strided faer view, with no copy at all. Otherwise the panel is
+//!   gathered once, in cache. Likewise the last permutation is folded into the last product's
+//!   write into the output rows (strided view) or into one gather.
+//! - GSOFT `Pᵀ L P R` therefore runs as two strided faer products per block and chunk.
 //! - The backward pass is the forward pass of the transposed chain
-//!   `Aᵀ = P_1ᵀ B_1ᵀ P_2ᵀ ⋯ B_mᵀ P_{m+1}ᵀ` run on `dY`, saving the output gradients `dZ_i` of each
-//!   factor; then `dB_i[j] = Σ_chunks dZ_{i,j} · U_{i,j}ᵀ` with the chunks added in a fixed order.
-//! - Memory: two scratch panels of `c · max_i n_i` per worker, plus (when saving for the tape) one
-//!   `batch × n_i` panel array per factor. Nothing grows with `n²`.
+//!   `Aᵀ = P_1ᵀ B_1ᵀ P_2ᵀ ⋯ B_mᵀ P_{m+1}ᵀ` run on `dY`, keeping each factor's output gradient
+//!   `dZ_i`; then `dB_i[j] = Σ_chunks dZ_{i,j} · U_{i,j}ᵀ`, parallel over blocks, chunks added
+//!   in a fixed order (deterministic).
+//! - Memory: three scratch panels of about `c · max_i n_i` per worker, plus (when saving for the
+//!   tape) each factor's input panel for the whole batch. Nothing grows with `n²`.
 
 use crate::real::Real;
 use crate::structured::layout::ChainLayout;
@@ -31,13 +34,16 @@ use rayon::prelude::*;
 use std::borrow::Borrow;
 
 /// Target number of scalars in one chunk panel: `chunk_rows · max n ≈ CHUNK_ELEMS`, so a chunk's
-/// two panels fit in L2.
-const CHUNK_ELEMS: usize = 16 * 1024;
+/// panels fit in L2 (tuned at n = 1024, b = 32: 16K–64K elements were within 20 %).
+const CHUNK_ELEMS: usize = 32 * 1024;
 
 /// Rows per batch chunk for a layout: `clamp(CHUNK_ELEMS / max_i n_i, 8, 256)`. It depends only
 /// on the layout, so the chunking (and therefore every rounding) is the same for any thread count.
 pub fn chunk_rows(layout: &ChainLayout) -> usize {
-    let ce: usize = std::env::var("GS_CE").ok().and_then(|v| v.parse().ok()).unwrap_or(CHUNK_ELEMS);
+    let ce: usize = std::env::var("GS_CE")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(CHUNK_ELEMS);
     (ce / max_width(layout)).clamp(8, 256)
 }
 
@@ -262,7 +268,14 @@ fn gather_rows<T: Copy>(dst: &mut [T], src: &[T], base: &[usize], stride: usize,
 
 /// A read-only strided `rows × cols` view of `src` starting at `start` with strides `(rs, cs)`,
 /// checked to stay inside `src`.
-fn strided_view<T>(src: &[T], start: usize, rows: usize, cols: usize, rs: isize, cs: usize) -> MatRef<'_, T> {
+fn strided_view<T>(
+    src: &[T],
+    start: usize,
+    rows: usize,
+    cols: usize,
+    rs: isize,
+    cs: usize,
+) -> MatRef<'_, T> {
     let last_row = start as isize + (rows as isize - 1) * rs;
     assert!(
         last_row >= 0 && (last_row.max(start as isize) as usize) + (cols - 1) * cs < src.len(),
@@ -273,7 +286,7 @@ fn strided_view<T>(src: &[T], start: usize, rows: usize, cols: usize, rs: isize,
     unsafe { MatRef::from_raw_parts(src.as_ptr().add(start), rows, cols, rs, cs as isize) }
 }
 
-/// A mutable strided view of `dst` (see [`strided_view`]).
+/// A mutable strided view of `dst` (see [`strided_view`]); panics if two elements would alias.
 fn strided_view_mut<T>(
     dst: &mut [T],
     start: usize,
@@ -287,8 +300,13 @@ fn strided_view_mut<T>(
         last_row >= 0 && (last_row.max(start as isize) as usize) + (cols - 1) * cs < dst.len(),
         "strided_view_mut out of bounds"
     );
-    // SAFETY: as in `strided_view`; the view holds the unique borrow of `dst`. With `rs ≠ 0`
-    // and `|rs|·rows ≤ cs` or distinct positions (a permutation), elements do not alias.
+    assert!(
+        rows == 1 || (rs != 0 && rs.unsigned_abs() * (rows - 1) < cs.max(1)),
+        "strided_view_mut: strides ({rs}, {cs}) would alias"
+    );
+    // SAFETY: in bounds as in `strided_view`, and the view holds the unique borrow of `dst`.
+    // No two elements alias: within a column the offsets i·rs differ (rs ≠ 0); between columns
+    // they differ by at least cs > |rs|·(rows − 1), the span of one column.
     unsafe { MatMut::from_raw_parts_mut(dst.as_mut_ptr().add(start), rows, cols, rs, cs as isize) }
 }
 
@@ -303,9 +321,11 @@ fn block_view<'a, T: Real>(step: &Step, w: &'a [T], j: usize) -> MatRef<'a, T> {
     }
 }
 
-/// Where a step reads its input: a contiguous panel, or (no gather) strided views of the source.
+/// Where a step reads its input: a gathered panel (borrowed scratch, or owned when saved for the
+/// backward pass), or (no gather) strided views of the source.
 enum Input<'a, T> {
     Panel(&'a [T]),
+    Owned(Vec<T>),
     Strided {
         src: &'a [T],
         base: &'a [usize],
@@ -325,13 +345,24 @@ enum Output<'a, T> {
 }
 
 /// `Z_j = op(B_j) · U_j` for every block of a step on `c` samples (faer, `Par::Seq`).
-fn block_products<T: Real>(step: &Step, w: &[T], input: &Input<'_, T>, out: Output<'_, T>, c: usize) {
+fn block_products<T: Real>(
+    step: &Step,
+    w: &[T],
+    input: &Input<'_, T>,
+    out: Output<'_, T>,
+    c: usize,
+) {
     let (bi, bo) = (step.b_in, step.b_out);
     let (bsi, bso) = (block_stride(c, bi), block_stride(c, bo));
     let mut out = out;
     for j in 0..step.k {
         let uj = match input {
-            Input::Panel(u) => MatRef::from_column_major_slice(&u[j * bsi..j * bsi + c * bi], bi, c),
+            Input::Panel(u) => {
+                MatRef::from_column_major_slice(&u[j * bsi..j * bsi + c * bi], bi, c)
+            }
+            Input::Owned(u) => {
+                MatRef::from_column_major_slice(&u[j * bsi..j * bsi + c * bi], bi, c)
+            }
             Input::Strided { src, base, rs, ss } => {
                 strided_view(src, base[j * bi], bi, c, rs[j], *ss)
             }
@@ -345,7 +376,43 @@ fn block_products<T: Real>(step: &Step, w: &[T], input: &Input<'_, T>, out: Outp
                 strided_view_mut(y, start, bo, c, rs, *n)
             }
         };
-        matmul(zj, Accum::Replace, block_view(step, w, j), uj, T::one(), Par::Seq);
+        matmul(
+            zj,
+            Accum::Replace,
+            block_view(step, w, j),
+            uj,
+            T::one(),
+            Par::Seq,
+        );
+    }
+}
+
+/// A step's input on `c` samples read from `src` through the offsets `base` (per-sample stride
+/// `ss`): gathered into a new owned panel if `save`, else read in place through strided views if
+/// every block's offsets are affine, else gathered into the scratch `u`.
+fn step_input<'a, T: Real>(
+    step: &Step,
+    src: &'a [T],
+    base: &'a [usize],
+    ss: usize,
+    c: usize,
+    save: bool,
+    u: &'a mut [T],
+) -> Input<'a, T> {
+    let len = panel_len(step.k, step.b_in, c);
+    if save {
+        let mut panel = vec![T::zero(); len];
+        gather_panel(&mut panel, src, base, ss, step.k, step.b_in, c);
+        return Input::Owned(panel);
+    }
+    let rs: Option<Vec<isize>> = base.chunks_exact(step.b_in).map(affine_step).collect();
+    match rs {
+        Some(rs) => Input::Strided { src, base, rs, ss },
+        None => {
+            let dst = &mut u[..len];
+            gather_panel(dst, src, base, ss, step.k, step.b_in, c);
+            Input::Panel(dst)
+        }
     }
 }
 
@@ -371,26 +438,7 @@ fn run_chunk<T: Real>(
         let panel_b = (i > 0).then(|| plan.steps[i - 1].b_out);
         let src: &[T] = if i == 0 { x } else { z_prev };
         let ss = fill_base(&mut base[..n_step], &step.gather, panel_b, plan.n_in, c);
-        let bb = &base[..n_step];
-        let rs: Option<Vec<isize>> = if save {
-            None
-        } else {
-            bb.chunks_exact(step.b_in).map(affine_step).collect()
-        };
-        let mut saved = Vec::new();
-        let input = match rs {
-            Some(rs) => Input::Strided { src, base: bb, rs, ss },
-            None => {
-                let dst: &mut [T] = if save {
-                    saved = vec![T::zero(); panel_len(step.k, step.b_in, c)];
-                    &mut saved
-                } else {
-                    &mut u[..panel_len(step.k, step.b_in, c)]
-                };
-                gather_panel(dst, src, bb, ss, step.k, step.b_in, c);
-                Input::Panel(dst)
-            }
-        };
+        let input = step_input(step, src, &base[..n_step], ss, c, save, u);
         let out = match (&plan.out_direct, i == last) {
             (Some(starts), true) => Output::Rows {
                 y: &mut *y,
@@ -400,14 +448,20 @@ fn run_chunk<T: Real>(
             _ => Output::Panel(&mut z_next[..panel_len(step.k, step.b_out, c)]),
         };
         block_products(step, blocks[step.factor], &input, out, c);
-        if save {
-            saves.push(saved);
+        if let Input::Owned(panel) = input {
+            saves.push(panel);
         }
         std::mem::swap(&mut z_prev, &mut z_next);
     }
     if plan.out_direct.is_none() {
         let last_b = plan.steps[last].b_out;
-        let ss = fill_base(&mut base[..plan.n_out], &plan.out_gather, Some(last_b), 0, c);
+        let ss = fill_base(
+            &mut base[..plan.n_out],
+            &plan.out_gather,
+            Some(last_b),
+            0,
+            c,
+        );
         gather_rows(y, z_prev, &base[..plan.n_out], ss, plan.n_out);
     }
     saves
