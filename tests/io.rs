@@ -81,6 +81,7 @@ fn chain_round_trip<T: Real>(seed: u64, name: &str) {
     assert_eq!(m["m"], "2");
     assert_eq!(m["dtype"], T::DTYPE);
     assert_eq!(m["convention"], CHAIN_CONVENTION);
+    std::fs::remove_file(&path).unwrap();
 }
 
 #[test]
@@ -133,6 +134,8 @@ fn named_tensors_round_trip() {
     save_tensors(&path32, &[("f", &f)], &BTreeMap::new()).unwrap();
     assert_eq!(load_tensors::<f32>(&path32).unwrap()["f"], f);
     assert!(load_metadata(&path32).unwrap().is_empty());
+    std::fs::remove_file(&path).unwrap();
+    std::fs::remove_file(&path32).unwrap();
 }
 
 #[test]

@@ -405,9 +405,9 @@ fn t9_projection_is_exact_on_members() {
         // norms (both √σ_t).
         let (rs, ls) = (layout.factors()[0], layout.factors()[1]);
         let pi = layout.perms()[1].as_slice();
-        for i in 0..pi.len() {
+        for (i, &src) in pi.iter().enumerate() {
             let (k1, col) = (i / ls.b2, i % ls.b2);
-            let (k2, row) = (pi[i] / rs.b1, pi[i] % rs.b1);
+            let (k2, row) = (src / rs.b1, src % rs.b1);
             let lc: f64 = (0..ls.b1)
                 .map(|x| blocks[1].data()[(k1 * ls.b1 + x) * ls.b2 + col].powi(2))
                 .sum();
@@ -628,4 +628,31 @@ fn t7_theorem1_rejects_non_orthogonal_and_bad_shapes() {
         orthogonal_representation(&rect, &blocks),
         Err(Error::BlockMismatch(_))
     ));
+}
+
+#[test]
+fn t7_theorem1_f32() {
+    let mut r = rng(13);
+    let layout = gs_layout(
+        Perm::random(12, &mut r),
+        BlockShape::square(4, 3),
+        Perm::random(12, &mut r),
+        BlockShape::square(3, 4),
+        Perm::random(12, &mut r),
+    )
+    .unwrap();
+    let ortho = vec![
+        orthogonal_blocks(layout.factors()[0], &mut r),
+        orthogonal_blocks(layout.factors()[1], &mut r),
+    ];
+    let a = reference_dense(&layout, &ortho);
+    let hidden: Vec<Tensor<f32>> = hide(&layout, &ortho, &mut r)
+        .iter()
+        .map(|t| t.cast())
+        .collect();
+    let rec = orthogonal_representation(&layout, &hidden).unwrap();
+    assert!(block_orthogonality_error(&rec[0]) < 1e-5);
+    assert!(block_orthogonality_error(&rec[1]) < 1e-5);
+    let back = reference_dense(&layout, &rec).cast::<f64>();
+    assert!(max_abs_diff(&back, &a) < 1e-5);
 }

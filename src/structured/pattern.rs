@@ -211,8 +211,9 @@ impl Pattern {
             other.n_in
         );
         let mut out = Self::zeros(self.n_out, other.n_in);
+        let mut acc = vec![0u64; other.words];
         for i in 0..self.n_out {
-            let mut acc = vec![0u64; other.words];
+            acc.fill(0);
             for l in self.row_indices(i) {
                 for (a, &w) in acc.iter_mut().zip(other.row_words(l)) {
                     *a |= w;
@@ -277,10 +278,18 @@ impl Pattern {
         let mut counts = vec![0usize; self.words * 64];
         for row in self.bits.chunks(self.words.max(1)) {
             for (wi, &w) in row.iter().enumerate() {
-                let mut w = w;
-                while w != 0 {
-                    counts[wi * 64 + w.trailing_zeros() as usize] += 1;
-                    w &= w - 1;
+                let cnt = &mut counts[wi * 64..wi * 64 + 64];
+                if w.count_ones() > 16 {
+                    // Dense word: a branch-free pass the compiler vectorizes.
+                    for (bit, c) in cnt.iter_mut().enumerate() {
+                        *c += ((w >> bit) & 1) as usize;
+                    }
+                } else {
+                    let mut w = w;
+                    while w != 0 {
+                        cnt[w.trailing_zeros() as usize] += 1;
+                        w &= w - 1;
+                    }
                 }
             }
         }
