@@ -913,3 +913,15 @@ fn layers_match_structured_operators() {
         "Boft vs Butterfly"
     );
 }
+
+#[test]
+#[should_panic(expected = "cayley: free parameters must have shape (k, b(b-1)/2) = (k, 6)")]
+fn cayley_rejects_wrong_parameter_shape() {
+    cayley_tensor(&Tensor::<f64>::zeros(&[2, 5]), 4);
+}
+
+#[test]
+#[should_panic(expected = "expm_skew")]
+fn expm_rejects_wrong_parameter_shape() {
+    expm_skew_tensor(&Tensor::<f64>::zeros(&[2, 3, 3]), 3);
+}

@@ -41,6 +41,7 @@ use std::sync::Arc;
 #[derive(Clone, Debug)]
 pub struct OrthoChain<T: Real> {
     layout: Arc<ChainLayout>,
+    layout_t: Arc<ChainLayout>,
     map: OrthoMap,
     params: Vec<Tensor<T>>,
 }
@@ -71,8 +72,10 @@ impl<T: Real> OrthoChain<T> {
             .iter()
             .map(|f| Tensor::zeros(&[f.k, skew_dim(f.b1)]))
             .collect();
+        let layout_t = Arc::new(transpose_layout(&layout));
         Ok(Self {
             layout: Arc::new(layout),
+            layout_t,
             map,
             params,
         })
@@ -210,7 +213,7 @@ impl<T: Real> OrthoChain<T> {
             .zip(self.layout.factors().iter().rev())
             .map(|(v, f)| self.map.apply(*v, f.b1))
             .collect();
-        chain_apply(x, &blocks, &Arc::new(self.transposed_layout()))
+        chain_apply(x, &blocks, &self.layout_t)
     }
 
     /// The orthogonal blocks without a tape.
@@ -448,6 +451,14 @@ impl<T: Real> DenseOrtho<T> {
         )?;
         Ok(Self(OrthoChain::new(layout, map)?))
     }
+}
+
+/// The chain of `Aᵀ = P_1ᵀ B_1ᵀ P_2ᵀ ⋯ B_mᵀ P_{m+1}ᵀ` for square blocks: factors reversed, every
+/// permutation inverted and the order reversed.
+fn transpose_layout(layout: &ChainLayout) -> ChainLayout {
+    let factors = layout.factors().iter().rev().copied().collect();
+    let perms = layout.perms().iter().rev().map(Perm::inverse).collect();
+    ChainLayout::new(factors, perms).expect("the transpose of a valid square chain is valid")
 }
 
 /// `n / r`, or an error naming `who` unless `0 < r | n`.
