@@ -392,15 +392,7 @@ impl<T: Real> Boft<T> {
                 "Boft needs m >= 1, an even block size and 2^(m-1) | r, got n={n}, r={r} (b={b}), m={m}"
             )));
         }
-        let ps: Vec<Perm> = (0..m)
-            .map(|i| Perm::block_butterfly(n, r >> i, b / 2))
-            .collect::<Result<_>>()?;
-        let mut perms = vec![ps[0].inverse()];
-        for i in 1..m {
-            perms.push(ps[i].inverse().compose(&ps[i - 1]));
-        }
-        perms.push(ps[m - 1].clone());
-        let layout = ChainLayout::new(vec![BlockShape::square(r, b); m], perms)?;
+        let layout = crate::structured::butterfly::peft_chain(n, r, m)?;
         Ok(Self(OrthoChain::new(layout, map)?))
     }
 }
