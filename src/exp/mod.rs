@@ -28,6 +28,7 @@
 //! ```
 
 pub mod counts;
+pub mod density;
 
 use crate::error::{Error, Result};
 use crate::plot::{self, Plot};
