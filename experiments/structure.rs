@@ -64,14 +64,14 @@ const LR: f64 = 0.02;
 
 fn main() -> ExitCode {
     run_main("structure", |args: Args| {
-        let run = args.common.setup("structure")?;
-        let q = run.quick;
+        let q = args.common.quick;
         let cfg = Config {
             n: args.n.unwrap_or(if q { 16 } else { 64 }),
             steps: args.steps.unwrap_or(if q { 300 } else { 1500 }),
             trials: args.trials.unwrap_or(if q { 4 } else { 12 }),
         };
         cfg.validate()?;
+        let run = args.common.setup("structure")?;
         run.install(|| experiment(&run, &cfg))
     })
 }
@@ -195,13 +195,7 @@ struct Setting {
 
 /// GS(I, P, I) with `L` = `l`, `R` = `r` and the gather map `p` in the middle.
 fn gs_ipi(l: BlockShape, p: Perm, r: BlockShape) -> Result<ChainLayout> {
-    gs_layout(
-        Perm::identity(l.n_out()),
-        l,
-        p,
-        r,
-        Perm::identity(r.n_in()),
-    )
+    gs_layout(Perm::identity(l.n_out()), l, p, r, Perm::identity(r.n_in()))
 }
 
 /// The layouts of the rank and projection studies (all GS(I, P, I); P in the scatter reading
@@ -254,9 +248,8 @@ fn measured_ranks(layout: &ChainLayout, a: &Tensor<f64>) -> Result<Vec<Vec<(usiz
     let mut svs = vec![vec![Vec::new(); rs.k]; ls.k];
     for (k1, row) in svs.iter_mut().enumerate() {
         for (k2, sv) in row.iter_mut().enumerate() {
-            let blk = Mat::<f64>::from_fn(ls.b1, rs.b2, |u, c| {
-                m.at2(k1 * ls.b1 + u, k2 * rs.b2 + c)
-            });
+            let blk =
+                Mat::<f64>::from_fn(ls.b1, rs.b2, |u, c| m.at2(k1 * ls.b1 + u, k2 * rs.b2 + c));
             *sv = blk
                 .singular_values()
                 .map_err(|e| Error::Numerical(format!("SVD of block ({k1}, {k2}): {e:?}")))?;
@@ -402,11 +395,7 @@ fn best_scaled_err(g: &Tensor<f64>, b: &Tensor<f64>) -> f64 {
     (1.0 - c * c).max(0.0).sqrt()
 }
 
-fn projection_study(
-    run: &Run,
-    cfg: &Config,
-    settings: &[Setting],
-) -> Result<serde_json::Value> {
+fn projection_study(run: &Run, cfg: &Config, settings: &[Setting]) -> Result<serde_json::Value> {
     let layouts = projection_layouts(run.seed, settings)?;
     let mut rows = Vec::new();
     let pb = run.progress(layouts.len() as u64, "projection (Alg. 1)");
@@ -519,9 +508,8 @@ fn hide_orthogonality(
             let g = Mat::<f64>::from_fn(q, q, |i, j| d[i] * qm[(i, j)]);
             let ginv = Mat::<f64>::from_fn(q, q, |i, j| qm[(j, i)] / d[j]);
             let l_s = Mat::<f64>::from_fn(bl, q, |x, t| l.data()[(k1 * bl + x) * bl + s[t] % bl]);
-            let r_s = Mat::<f64>::from_fn(q, br, |t, c| {
-                r.data()[(k2 * br + pi[s[t]] % br) * br + c]
-            });
+            let r_s =
+                Mat::<f64>::from_fn(q, br, |t, c| r.data()[(k2 * br + pi[s[t]] % br) * br + c]);
             let (l_new, r_new) = (&l_s * &g, &ginv * &r_s);
             for (t, &i) in s.iter().enumerate() {
                 for x in 0..bl {
@@ -559,8 +547,8 @@ fn theorem1_study(run: &Run, cfg: &Config, settings: &[Setting]) -> Result<serde
             ];
             let a = reference_dense(layout, &ortho);
             let hidden = hide_orthogonality(layout, &ortho, &mut rng)?;
-            let hidden_err = block_orthogonality_error(&hidden[0])
-                .max(block_orthogonality_error(&hidden[1]));
+            let hidden_err =
+                block_orthogonality_error(&hidden[0]).max(block_orthogonality_error(&hidden[1]));
             let rec = orthogonal_representation(layout, &hidden)?;
             let rec_err =
                 block_orthogonality_error(&rec[0]).max(block_orthogonality_error(&rec[1]));
@@ -610,7 +598,11 @@ fn targets(n: usize, seed: u64) -> Vec<(&'static str, &'static str, Tensor<f64>)
     let nf = n as f64;
     let dct = Tensor::from_fn(&[n, n], |idx| {
         let (k, j) = ((idx / n) as f64, (idx % n) as f64);
-        let s = if k == 0.0 { (1.0 / nf).sqrt() } else { (2.0 / nf).sqrt() };
+        let s = if k == 0.0 {
+            (1.0 / nf).sqrt()
+        } else {
+            (2.0 / nf).sqrt()
+        };
         s * (std::f64::consts::PI * (2.0 * j + 1.0) * k / (2.0 * nf)).cos()
     });
     let had = Tensor::from_fn(&[n, n], |idx| {
@@ -670,7 +662,7 @@ fn expressivity_jobs(n: usize, seed: u64) -> Result<Vec<Job>> {
     for kl in pow2(2, n / 2) {
         jobs.push(Job::Monarch(kl, n / kl));
     }
-    for b in pow2(1, n / 2) {
+    for b in pow2(2, n / 2) {
         jobs.push(Job::BlockDiag(b));
     }
     for r in pow2(1, n / 2) {
@@ -678,7 +670,11 @@ fn expressivity_jobs(n: usize, seed: u64) -> Result<Vec<Job>> {
     }
     for b in pow2(2, n / 4) {
         let g = GsChain::<f64>::random_shuffled(&[BlockShape::square(n / b, b); 3], &mut rng)?;
-        jobs.push(Job::Adam("GS m=3", format!("b={b}"), g.layout_arc().clone()));
+        jobs.push(Job::Adam(
+            "GS m=3",
+            format!("b={b}"),
+            g.layout_arc().clone(),
+        ));
     }
     for b in pow2(2, n / 2) {
         let r = n / b;
@@ -901,15 +897,14 @@ fn expressivity_study(run: &Run, cfg: &Config) -> Result<serde_json::Value> {
     // How close Adam gets to the exact optimum on the GS m=2 layout.
     let mut gap = 0.0f64;
     for r in rows.iter().filter(|r| r.family == "GS m=2 (Adam)") {
-        if let Some(opt) = rows.iter().find(|o| {
-            o.target == r.target && o.family == "GS m=2" && o.config == r.config
-        }) {
+        if let Some(opt) = rows
+            .iter()
+            .find(|o| o.target == r.target && o.family == "GS m=2" && o.config == r.config)
+        {
             gap = gap.max(r.rel_error - opt.rel_error);
         }
     }
-    println!(
-        "Adam vs Algorithm 1 on GS m=2: Adam's error exceeds the optimum by at most {gap:.3}"
-    );
+    println!("Adam vs Algorithm 1 on GS m=2: Adam's error exceeds the optimum by at most {gap:.3}");
     Ok(json!({
         "budget": budget,
         "best_within_budget": at_budget,
