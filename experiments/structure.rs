@@ -1,4 +1,4 @@
-//! `structure`: the structure theory of GS matrices, measured ([P] §3, digest §10 T7–T9, T16).
+//! `structure`: the structure theory of GS matrices, measured (paper §3, digest §10 T7–T9, T16).
 //!
 //! 1. **Block ranks (Prop. 1, T8)**: for several GS(I, P, I) layouts, the predicted block-rank
 //!    profile `min(#slots, b_L¹, b_R²)` next to the numerically measured block ranks of a random
@@ -12,7 +12,14 @@
 //!    Monarch, BOFT, block-diagonal and low-rank on Gaussian, orthogonal, DCT-II and
 //!    Walsh–Hadamard targets (`expressivity.csv`, `expressivity_<target>.png/svg`). Projections
 //!    where they exist (Algorithm 1, keeping blocks, truncated SVD), Adam on the chain blocks
-//!    otherwise.
+//!    otherwise. Families: GS m=2 = GSOFT's `Pᵀ L P R` with `b × b` blocks (Algorithm 1);
+//!    Monarch = every square `(k_L, k_R)` with `k_L·k_R = n` (Algorithm 1); GS m=3 =
+//!    `B_3 P B_2 P B_1` with the default shuffles ([`GsChain::with_shuffles`], Adam); BOFT = the
+//!    PEFT butterfly with `m = 1 + log₂(n/b)` factors, the dense setting (Adam); block-diagonal
+//!    (keep the diagonal blocks); low-rank (truncated SVD). Figures show, per family, the best
+//!    error at each parameter count; the CSV has every configuration. As a check of the Adam
+//!    fits, Adam is also run on the GS m=2 layout, whose optimum Algorithm 1 gives exactly
+//!    (family `GS m=2 (Adam)` in the CSV).
 //!
 //! `summary.json` collects the key numbers; a table is printed at the end.
 
