@@ -13,7 +13,6 @@
 //! `min_factors_variants.csv`, `support.csv`, `random_perms.csv`, `summary.json` and PNG + SVG
 //! figures. Patterns are exact (no floating point), so the run is deterministic given `--seed`.
 
-use clap::Parser;
 use crate::error::{Error, Result};
 use crate::exp::{CommonArgs, Run, print_table, write_csv_records};
 use crate::perm::Perm;
@@ -23,6 +22,7 @@ use crate::structured::pattern::{
     GrowthStep, GsShuffle, Pattern, boft_formula, gs_formula, min_factors_boft, min_factors_gs,
     support_growth, support_growth_boft, support_growth_gs,
 };
+use clap::Parser;
 use indicatif::ProgressBar;
 use plotters::coord::Shift;
 use plotters::prelude::*;
