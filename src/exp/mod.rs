@@ -29,6 +29,7 @@
 
 pub mod counts;
 pub mod density;
+pub mod report;
 pub mod structure;
 
 use crate::error::{Error, Result};
