@@ -453,3 +453,59 @@ fn binary_unwritable_output_exit_2_names_path() {
     let err = expect_usage_error(&["--quick", "--out", target.to_str().unwrap()]);
     assert!(err.contains("file"), "{err}");
 }
+
+#[derive(clap::Parser)]
+struct DemoArgs {
+    #[command(flatten)]
+    common: gslab::exp::CommonArgs,
+}
+
+#[test]
+fn common_args_defaults_and_run_setup() {
+    use clap::Parser;
+    let a = DemoArgs::try_parse_from(["demo"]).unwrap().common;
+    assert_eq!((a.seed, a.threads, a.quick), (0, None, false));
+    assert_eq!(
+        a.out_dir("demo"),
+        std::path::Path::new("results").join("demo")
+    );
+    assert!(DemoArgs::try_parse_from(["demo", "--threads", "0"]).is_err());
+    let out = tmp("setup");
+    let a = DemoArgs::try_parse_from([
+        "demo",
+        "--seed",
+        "5",
+        "--threads",
+        "2",
+        "--quick",
+        "--out",
+        out.to_str().unwrap(),
+    ])
+    .unwrap()
+    .common;
+    let run = a.setup("demo").unwrap();
+    assert!(out.is_dir());
+    assert_eq!((run.seed, run.threads, run.quick), (5, 2, true));
+    assert_eq!(run.install(rayon::current_num_threads), 2);
+    assert!(run.progress(10, "x").is_hidden());
+    #[derive(serde::Serialize)]
+    struct Rec {
+        a: u32,
+        b: String,
+    }
+    let p = run
+        .write_csv(
+            "t.csv",
+            &[Rec {
+                a: 1,
+                b: "x,y".into(),
+            }],
+        )
+        .unwrap();
+    assert_eq!(std::fs::read_to_string(p).unwrap(), "a,b\n1,\"x,y\"\n");
+    let j = run
+        .write_json("t.json", &serde_json::json!({"k": [1, 2]}))
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(j).unwrap()).unwrap();
+    assert_eq!(v["k"][1], 2);
+}

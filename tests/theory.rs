@@ -656,3 +656,31 @@ fn t7_theorem1_f32() {
     let back = reference_dense(&layout, &rec).cast::<f64>();
     assert!(max_abs_diff(&back, &a) < 1e-5);
 }
+
+/// `LinearOp::pattern` of every structured type equals the nonzero pattern of its dense matrix
+/// with random blocks.
+#[test]
+fn linear_op_pattern_matches_dense_nonzeros() {
+    use gslab::structured::LinearOp;
+    use gslab::structured::layout::BlockShape;
+    use gslab::structured::{butterfly::Butterfly, gs::Gs, monarch::Monarch};
+    use rand::SeedableRng;
+    let mut rng = rand::rngs::StdRng::seed_from_u64(11);
+    let ops: Vec<Box<dyn LinearOp<f64>>> = vec![
+        Box::new(Gs::<f64>::gsoft_random(4, 3, &mut rng).unwrap()),
+        Box::new(Butterfly::<f64>::random(16, 4, 2, &mut rng).unwrap()),
+        Box::new(
+            Monarch::<f64>::random(BlockShape::square(2, 4), BlockShape::square(4, 2), &mut rng)
+                .unwrap(),
+        ),
+    ];
+    for op in &ops {
+        let (dense, pat) = (op.to_dense(), op.pattern());
+        let (rows, cols) = op.shape();
+        for i in 0..rows {
+            for j in 0..cols {
+                assert_eq!(pat.get(i, j), dense.at2(i, j) != 0.0, "entry ({i}, {j})");
+            }
+        }
+    }
+}

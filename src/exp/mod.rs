@@ -28,6 +28,9 @@
 //! ```
 
 pub mod counts;
+pub mod density;
+pub mod report;
+pub mod structure;
 
 use crate::error::{Error, Result};
 use crate::plot::{self, Plot};

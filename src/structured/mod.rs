@@ -98,6 +98,14 @@ pub trait LinearOp<T: Real> {
         chain_forward_t(self.layout(), self.blocks(), x, Par::rayon(0))
     }
 
+    /// The boolean sparsity pattern of `A`, computed symbolically from the structure
+    /// ([`Pattern::of_layout`](pattern::Pattern::of_layout)): entry `(i, j)` is set when a path
+    /// through the factors links input `j` to output `i`. Equal to the nonzero pattern of `A` for
+    /// generic blocks.
+    fn pattern(&self) -> pattern::Pattern {
+        pattern::Pattern::of_layout(self.layout())
+    }
+
     /// The dense `(n_out, n_in)` matrix `A = I·A` (through [`LinearOp::apply_t`]); costs
     /// `n_out · n_in` memory, for tests and small sizes.
     fn to_dense(&self) -> Tensor<T> {

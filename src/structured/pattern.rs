@@ -404,15 +404,7 @@ pub fn boft_chain_layout(n: usize, b: usize, m: usize) -> Result<ChainLayout> {
             boft_max_factors(r)
         )));
     }
-    let ps: Vec<Perm> = (0..m)
-        .map(|i| Perm::block_butterfly(n, r >> i, b / 2))
-        .collect::<Result<_>>()?;
-    let mut perms = vec![ps[0].inverse()];
-    for i in 1..m {
-        perms.push(ps[i].inverse().compose(&ps[i - 1]));
-    }
-    perms.push(ps[m - 1].clone());
-    ChainLayout::new(vec![BlockShape::square(r, b); m], perms)
+    crate::structured::butterfly::peft_chain(n, r, m)
 }
 
 /// Support of the product of the first `m` factors of a chain (Theorem 2 bookkeeping).

@@ -180,14 +180,9 @@ pub fn project_gs<T: Real>(a: &Tensor<T>, layout: &ChainLayout) -> Result<Vec<Te
 /// # Errors
 /// If `k_l` or `k_r` is 0.
 pub fn monarch_layout(k_l: usize, k_r: usize) -> Result<ChainLayout> {
-    let n = k_l * k_r;
-    let p = Perm::shuffle_gather(k_r, n)?;
-    gs_layout(
-        p.inverse(),
+    crate::structured::monarch::monarch_chain(
         BlockShape::square(k_l, k_r),
-        p,
         BlockShape::square(k_r, k_l),
-        Perm::identity(n),
     )
 }
 
