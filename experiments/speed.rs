@@ -828,12 +828,17 @@ struct Target {
     requirement: &'static str,
     /// `null` when not measured.
     pass: Option<bool>,
+    /// Load-robust cross-check (not the target's definition): the same ratio from the **CPU
+    /// time** per call of the **1-thread** runs, which other load on the machine barely changes
+    /// (a time-sliced thread accrues no CPU time while it waits).
+    cross_check_1t_cpu: Option<f64>,
 }
 
 fn ratio_target(
     name: &'static str,
     description: String,
     value: Option<f64>,
+    cross_check: Option<f64>,
     requirement: &'static str,
     ok: impl Fn(f64) -> bool,
 ) -> Target {
@@ -843,6 +848,7 @@ fn ratio_target(
         measured: value.map_or(Value::Null, |v| json!(v)),
         requirement,
         pass: value.map(ok),
+        cross_check_1t_cpu: cross_check,
     }
 }
 
@@ -854,6 +860,12 @@ fn evaluate_targets(sw: &Sweep, cfg: &Config) -> Vec<Target> {
     let gfl = |op, pass| at(op, tp, t_hi, pass).map(|r| r.gflops);
     let secs = |op, p, t, pass| at(op, p, t, pass).map(|r| r.median_s);
     let div = |a: Option<f64>, b: Option<f64>| a.zip(b).map(|(a, b)| a / b);
+    // 1-thread CPU seconds per call, and the GFLOP/s they imply.
+    let cpu = |op, p, pass| find_index(sw, g, op, p, 1, "f32", pass).map(|i| sw.diag[i].cpu_s);
+    let cpu_gfl = |op, pass| {
+        find_index(sw, g, op, tp, 1, "f32", pass)
+            .map(|i| sw.rows[i].gflops * sw.rows[i].median_s / sw.diag[i].cpu_s)
+    };
     let where_ = format!(
         "n={}, b={}, batch={}, f32, {t_hi} threads",
         tp.n, tp.b, tp.batch
@@ -872,6 +884,7 @@ fn evaluate_targets(sw: &Sweep, cfg: &Config) -> Vec<Target> {
                 "GS (m=2) forward GFLOP/s / faer dense GEMM GFLOP/s on the equivalent dense product, {where_}"
             ),
             div(gfl(Op::Gs, Pass::Fwd), gfl(Op::Dense, Pass::Fwd)),
+            div(cpu_gfl(Op::Gs, Pass::Fwd), cpu_gfl(Op::Dense, Pass::Fwd)),
             ">= 0.5",
             |v| v >= 0.5,
         ),
@@ -879,6 +892,10 @@ fn evaluate_targets(sw: &Sweep, cfg: &Config) -> Vec<Target> {
             "gs_fwdbwd_gflops_vs_dense",
             format!("GS forward+backward GFLOP/s / dense forward+backward GFLOP/s, {where_}"),
             div(gfl(Op::Gs, Pass::FwdBwd), gfl(Op::Dense, Pass::FwdBwd)),
+            div(
+                cpu_gfl(Op::Gs, Pass::FwdBwd),
+                cpu_gfl(Op::Dense, Pass::FwdBwd),
+            ),
             ">= 0.4",
             |v| v >= 0.4,
         ),
@@ -889,6 +906,7 @@ fn evaluate_targets(sw: &Sweep, cfg: &Config) -> Vec<Target> {
                 secs(Op::Boft, tp, t_hi, Pass::Fwd),
                 secs(Op::Gs, tp, t_hi, Pass::Fwd),
             ),
+            div(cpu(Op::Boft, tp, Pass::Fwd), cpu(Op::Gs, tp, Pass::Fwd)),
             "in [2.2, 3.9]",
             |v| (2.2..=3.9).contains(&v),
         ),
@@ -902,6 +920,10 @@ fn evaluate_targets(sw: &Sweep, cfg: &Config) -> Vec<Target> {
             div(
                 secs(Op::Cayley, tp, t_hi, Pass::FwdBwd),
                 secs(Op::Gs, tp, t_hi, Pass::FwdBwd),
+            ),
+            div(
+                cpu(Op::Cayley, tp, Pass::FwdBwd),
+                cpu(Op::Gs, tp, Pass::FwdBwd),
             ),
             "<= 0.10",
             |v| v <= 0.10,
@@ -920,6 +942,7 @@ fn evaluate_targets(sw: &Sweep, cfg: &Config) -> Vec<Target> {
             } else {
                 None
             },
+            None,
             ">= 1.6",
             |v| v >= 1.6,
         ),
@@ -936,6 +959,7 @@ fn evaluate_targets(sw: &Sweep, cfg: &Config) -> Vec<Target> {
             },
             requirement: "true",
             pass: (!fwd_ids.is_empty()).then(|| fwd_ids.iter().all(|i| i.identical)),
+            cross_check_1t_cpu: None,
         },
     ]
 }
@@ -1146,6 +1170,8 @@ fn print_report(cfg: &Config, sw: &Sweep, targets: &[Target], elapsed: f64) {
                     Value::Number(x) => format!("{:.3}", x.as_f64().unwrap_or(f64::NAN)),
                     v => v.to_string(),
                 },
+                t.cross_check_1t_cpu
+                    .map_or(String::new(), |v| format!("{v:.3}")),
                 t.requirement.to_string(),
                 match t.pass {
                     Some(true) => "pass".into(),
@@ -1158,6 +1184,15 @@ fn print_report(cfg: &Config, sw: &Sweep, targets: &[Target], elapsed: f64) {
     println!();
     print!(
         "{}",
-        format_table(&["target", "measured", "requirement", "result"], &trows)
+        format_table(
+            &[
+                "target",
+                "measured",
+                "1T CPU-time check",
+                "requirement",
+                "result"
+            ],
+            &trows
+        )
     );
 }
