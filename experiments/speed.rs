@@ -11,11 +11,17 @@
 //! - `speed.csv`: `op,n,b,batch,threads,dtype,pass,median_s,gflops`, one row per measurement
 //!   (`pass` is `fwd` or `fwdbwd`). Row conventions: `dense` has `b = n` (one `n × n` block);
 //!   `cayley` has `n = k·b` for `k = n/b` blocks and `batch = 0` (no batch).
-//! - `summary.json`: the targets with the measured value and pass/fail, the 1-vs-2-thread
-//!   bitwise comparison of every structured op's outputs, the grid and the load averages.
+//! - `summary.json`: the targets with the measured value and pass/fail (plus a
+//!   load-robust cross-check from the 1-thread CPU times), the 1-vs-2-thread bitwise comparison
+//!   of every structured op's outputs, the grid, the load averages, and per-call diagnostics at
+//!   the target point (CPU time, run-queue wait = time stolen by other load, minor page faults).
 //! - `time_vs_n.{png,svg}` (log-log median time against `n`, one series per op) and
 //!   `fraction_of_dense.{png,svg}` (GFLOP/s of every op divided by dense GEMM's at the same `n`,
 //!   batch, threads and pass, in the same run).
+//!
+//! The sweep runs point-major (all ops at one size back to back) so that the ops compared by the
+//! targets see the same machine load. `--ops a,b` restricts the sweep; `--budget-ms` sets the
+//! timing budget per measurement. The full default grid takes about 1.5 minutes on 2 cores.
 //!
 //! FLOP convention (2 per multiply-add; permutations are free):
 //! - chain op `A = P_{m+1} B_m ⋯ B_1 P_1`, forward: `2·batch·Σ_i k_i·b_i¹·b_i²` (GS with `m = 2`
