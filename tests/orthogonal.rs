@@ -597,3 +597,276 @@ fn layers_stay_orthogonal_over_500_adam_steps() {
     orthogonal_under_adam::<f64>();
     orthogonal_under_adam::<f32>();
 }
+
+// ---------------------------------------------------------------------------------------------
+// Seeded fit
+// ---------------------------------------------------------------------------------------------
+
+use gslab::nn::schedule::Schedule;
+use gslab::nn::train::{TrainConfig, fit};
+
+/// OrthoGs (Cayley, n = 16, r = 4) fits a random orthogonal GS target drawn from the same class
+/// (random free parameters, std 0.5) to ‖Q − T‖²_F/n² < 1e-8 in f64.
+#[test]
+fn ortho_gs_fits_random_orthogonal_gs_target() {
+    let (n, r) = (16, 4);
+    let mut target = OrthoGs::<f64>::new(n, r, OrthoMap::Cayley).unwrap();
+    randomize(&mut target, 0.5, 2024);
+    let t = target.matrix();
+    assert!(orthogonality_error(&t) < 1e-14);
+    let eye = Tensor::<f64>::eye(n);
+    let tt = t.transpose(); // forward(I) = I·Qᵀ = Qᵀ
+    let mut model = OrthoGs::<f64>::new(n, r, OrthoMap::Cayley).unwrap();
+    let mut opt = Adam::new(0.05);
+    let cfg = TrainConfig {
+        steps: 1500,
+        schedule: Schedule::cosine(0.05, 1e-4, 1500, 0),
+        clip: None,
+    };
+    let log = fit(
+        &mut model,
+        &mut opt,
+        &cfg,
+        |_, m: &OrthoGs<f64>, tape, leaves| {
+            m.forward_with(tape.constant(eye.clone()), leaves)
+                .mse(tape.constant(tt.clone()))
+        },
+        |_, _, _| {},
+    )
+    .unwrap();
+    let final_loss = model.matrix().sub(&t).map(|v| v * v).mean();
+    eprintln!(
+        "fit: loss {:.3e} -> {:.3e} (final {final_loss:.3e})",
+        log.losses[0],
+        log.losses.last().unwrap()
+    );
+    assert!(final_loss < 1e-8, "final loss {final_loss:e}");
+    assert!(orthogonality_error(&model.matrix()) <= 10.0 * n as f64 * f64::EPSILON);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Adapters
+// ---------------------------------------------------------------------------------------------
+
+use gslab::orthogonal::adapters::{DenseLinear, Lora, OrthoAdapter, load_params, save_params};
+
+fn base_layer(out: usize, inp: usize, bias: bool) -> DenseLinear<f64> {
+    let w = randn::<f64>(&[out, inp], 0.5, 300);
+    let b = bias.then(|| randn::<f64>(&[out], 0.5, 301));
+    DenseLinear::new(w, b).unwrap()
+}
+
+fn ortho_adapters(bias: bool) -> Vec<(&'static str, OrthoAdapter<f64>)> {
+    let (out, inp) = (12, 16);
+    let m = OrthoMap::Cayley;
+    vec![
+        (
+            "gsoft",
+            OrthoAdapter::gsoft(base_layer(out, inp, bias), 4, m, true).unwrap(),
+        ),
+        (
+            "gsoft_exp",
+            OrthoAdapter::gsoft(base_layer(out, inp, bias), 4, OrthoMap::Exp, true).unwrap(),
+        ),
+        (
+            "gsoft_out",
+            OrthoAdapter::gsoft_output(base_layer(out, inp, bias), 3, m, true).unwrap(),
+        ),
+        (
+            "double",
+            OrthoAdapter::double_gsoft(base_layer(out, inp, bias), 4, 3, m, true).unwrap(),
+        ),
+        (
+            "oft",
+            OrthoAdapter::oft(base_layer(out, inp, bias), 4, m, true).unwrap(),
+        ),
+        (
+            "boft",
+            OrthoAdapter::boft(base_layer(out, inp, bias), 4, 3, m, true).unwrap(),
+        ),
+        (
+            "gsoft_noscale",
+            OrthoAdapter::gsoft(base_layer(out, inp, bias), 2, m, false).unwrap(),
+        ),
+    ]
+}
+
+/// Digest T6 / §8: every adapter equals the frozen base layer exactly at init.
+#[test]
+fn adapters_equal_base_layer_at_init_exactly() {
+    let x = randn::<f64>(&[5, 16], 1.0, 310);
+    for bias in [false, true] {
+        let want = base_layer(12, 16, bias).forward(&x);
+        for (name, a) in ortho_adapters(bias) {
+            let tape = Tape::new();
+            let (y, _) = a.forward(&tape, tape.constant(x.clone()));
+            assert!(
+                *y.value() == want,
+                "{name} bias={bias}: output != base at init"
+            );
+            assert!(
+                a.merge().weight == a.base().weight,
+                "{name}: merged W' != W₀ at init"
+            );
+        }
+        let lora = Lora::new(
+            base_layer(12, 16, bias),
+            4,
+            4.0,
+            &mut StdRng::seed_from_u64(1),
+        )
+        .unwrap();
+        let tape = Tape::new();
+        let (y, _) = lora.forward(&tape, tape.constant(x.clone()));
+        assert!(
+            *y.value() == want,
+            "lora bias={bias}: output != base at init"
+        );
+        assert!(
+            lora.merge().weight == lora.base().weight,
+            "lora merge at init"
+        );
+    }
+}
+
+/// After random training-like parameters, the merged dense layer reproduces the unmerged
+/// (structured) forward to rounding, and W' has the documented form.
+#[test]
+fn merged_adapters_match_unmerged() {
+    let x = randn::<f64>(&[6, 16], 1.0, 320);
+    for (name, mut a) in ortho_adapters(true) {
+        randomize(&mut a, 0.7, 321);
+        let tape = Tape::new();
+        let (y, _) = a.forward(&tape, tape.constant(x.clone()));
+        let merged = a.merge();
+        let err = max_abs_diff(&y.value(), &merged.forward(&x)) / y.value().max_abs();
+        assert!(err < 1e-14, "{name}: merged vs unmerged rel err {err:e}");
+    }
+    let mut lora = Lora::new(
+        base_layer(12, 16, true),
+        4,
+        8.0,
+        &mut StdRng::seed_from_u64(2),
+    )
+    .unwrap();
+    randomize(&mut lora, 0.3, 322);
+    let tape = Tape::new();
+    let (y, _) = lora.forward(&tape, tape.constant(x.clone()));
+    let err = max_abs_diff(&y.value(), &lora.merge().forward(&x));
+    assert!(err < 1e-13, "lora merged vs unmerged {err:e}");
+}
+
+/// The merged weights have the documented forms, with Q taken from the layers' own dense
+/// matrices: GSOFT W₀Q, output side QW₀, double Q_out W₀ Q_in, BOFT (PEFT) W₀Mᵀ; all times diag(s).
+#[test]
+fn merged_weight_forms() {
+    for (name, mut a) in ortho_adapters(false) {
+        randomize(&mut a, 0.4, 330);
+        let w0 = a.base().weight.clone();
+        let qi = a.input_chain().map(|c| c.matrix());
+        let qo = a.output_chain().map(|c| c.matrix());
+        let mut w = match (name, &qi) {
+            ("oft" | "boft", Some(q)) => w0.matmul(&q.transpose()),
+            (_, Some(q)) => w0.matmul(q),
+            (_, None) => w0,
+        };
+        if let Some(q) = &qo {
+            w = q.matmul(&w);
+        }
+        if let Some(s) = a.scale() {
+            let d = Tensor::from_fn(&[12, 12], |i| {
+                if i / 12 == i % 12 {
+                    s.data()[i / 12]
+                } else {
+                    0.0
+                }
+            });
+            w = d.matmul(&w);
+        }
+        let err = max_abs_diff(&a.merge().weight, &w);
+        assert!(err < 1e-14, "{name}: {err:e}");
+    }
+}
+
+#[test]
+fn adapters_gradcheck() {
+    let x = randn::<f64>(&[3, 16], 1.0, 340);
+    let w = randn::<f64>(&[3, 12], 1.0, 341);
+    for (name, mut a) in ortho_adapters(true) {
+        randomize(&mut a, 0.5, 342);
+        let inputs: Vec<Tensor<f64>> = a.params().into_iter().cloned().collect();
+        let r = gradcheck(
+            |tape, v| probe(a.forward_with(tape.constant(x.clone()), v), &w),
+            &inputs,
+            1e-6,
+        );
+        assert!(r.max_rel_err < 1e-6, "{name}: {r}");
+    }
+    let mut lora = Lora::new(
+        base_layer(12, 16, true),
+        4,
+        4.0,
+        &mut StdRng::seed_from_u64(3),
+    )
+    .unwrap();
+    randomize(&mut lora, 0.5, 343);
+    let inputs: Vec<Tensor<f64>> = lora.params().into_iter().cloned().collect();
+    let r = gradcheck(
+        |tape, v| probe(lora.forward_with(tape.constant(x.clone()), v), &w),
+        &inputs,
+        1e-6,
+    );
+    assert!(r.max_rel_err < 1e-6, "lora: {r}");
+}
+
+/// Parameter counts: GSOFT on 16 → 12 with r = 4 (b = 4): 2·4·6 free + 12 scale = 60, paper
+/// 2·4·16 + 12 = 140; LoRA rank 4: 4·(16 + 12) = 112.
+#[test]
+fn adapter_parameter_counts() {
+    let a = OrthoAdapter::gsoft(base_layer(12, 16, false), 4, OrthoMap::Cayley, true).unwrap();
+    assert_eq!((a.free_param_count(), a.paper_param_count()), (60, 140));
+    assert_eq!(a.num_params(), 60);
+    let l = Lora::new(
+        base_layer(12, 16, false),
+        4,
+        4.0,
+        &mut StdRng::seed_from_u64(4),
+    )
+    .unwrap();
+    assert_eq!(l.param_count(), 112);
+    assert!(OrthoAdapter::gsoft(base_layer(12, 16, false), 3, OrthoMap::Cayley, true).is_err());
+}
+
+#[test]
+fn save_and_load_params_roundtrip() {
+    let dir = std::env::temp_dir().join(format!("gslab_ortho_{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("double.safetensors");
+    let (_, mut a) = ortho_adapters(true).remove(3);
+    randomize(&mut a, 0.5, 350);
+    save_params(&a, &path).unwrap();
+    let (_, mut b) = ortho_adapters(true).remove(3);
+    assert!(b.merge().weight != a.merge().weight);
+    load_params(&mut b, &path).unwrap();
+    for (p, q) in a.params().into_iter().zip(b.params()) {
+        assert!(p == q, "parameters differ after the roundtrip");
+    }
+    // f64 → f32 load converts; a model of another shape is rejected with an Io error naming it.
+    let mut gs32 = OrthoAdapter::<f32>::double_gsoft(
+        DenseLinear::new(Tensor::zeros(&[12, 16]), None).unwrap(),
+        4,
+        3,
+        OrthoMap::Cayley,
+        true,
+    )
+    .unwrap();
+    load_params(&mut gs32, &path).unwrap();
+    assert_eq!(gs32.params()[0].data()[0], a.params()[0].data()[0] as f32);
+    let mut other =
+        OrthoAdapter::gsoft(base_layer(12, 16, true), 2, OrthoMap::Cayley, true).unwrap();
+    assert!(matches!(
+        load_params(&mut other, &path),
+        Err(gslab::Error::Io { .. })
+    ));
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -86,8 +86,11 @@ impl<T: Real> DenseLinear<T> {
         }
     }
 
-    /// `y = x Wᵀ + bias` on a tape with the weight and bias as constants.
-    fn forward_var<'t>(&self, x: Var<'t, T>) -> Var<'t, T> {
+    /// `y = x Wᵀ + bias` on a tape, with the weight and bias entered as constants.
+    ///
+    /// # Panics
+    /// If `x` is not `(batch, in)`.
+    pub fn forward_var<'t>(&self, x: Var<'t, T>) -> Var<'t, T> {
         let tape = x.tape();
         let y = x.matmul_t(false, tape.constant(self.weight.clone()), true);
         self.add_bias(y)
@@ -452,9 +455,9 @@ impl<T: Real> Lora<T> {
         (self.forward_with(x, &leaves), leaves)
     }
 
-    /// The frozen base layer's output on the tape (for comparisons).
-    pub fn base_forward<'t>(&self, x: Var<'t, T>) -> Var<'t, T> {
-        self.base.forward_var(x)
+    /// The frozen base layer.
+    pub fn base(&self) -> &DenseLinear<T> {
+        &self.base
     }
 
     /// `W' = W₀ + (α/r)·B A` and the bias.

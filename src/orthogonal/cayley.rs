@@ -169,6 +169,34 @@ impl<T: Real> LuSolver<T> {
     }
 }
 
+/// Stacks with fewer multiply-adds than this (`k·b³`) are processed on the calling thread; rayon's
+/// dispatch would cost more than the work.
+pub const PAR_MIN_BLOCK_WORK: usize = 1 << 16;
+
+/// Runs `f(workspace, j, chunk_j)` over the consecutive `chunk`-sized pieces of `out`, in
+/// parallel over blocks with one `init()` workspace per rayon task when `work` is at least
+/// [`PAR_MIN_BLOCK_WORK`], sequentially otherwise.
+pub(crate) fn for_each_block<T, W, I, F>(out: &mut [T], chunk: usize, work: usize, init: I, f: F)
+where
+    T: Send,
+    I: Fn() -> W + Sync + Send,
+    F: Fn(&mut W, usize, &mut [T]) + Sync + Send,
+{
+    if chunk == 0 {
+        return;
+    }
+    if work < PAR_MIN_BLOCK_WORK {
+        let mut w = init();
+        for (j, c) in out.chunks_mut(chunk).enumerate() {
+            f(&mut w, j, c);
+        }
+    } else {
+        out.par_chunks_mut(chunk)
+            .enumerate()
+            .for_each_init(init, |w, (j, c)| f(w, j, c));
+    }
+}
+
 /// Forward Cayley map without a tape: returns `(Q, N)`, both `(k, b, b)`, with
 /// `N_j = (I − K_j)⁻¹` and `Q_j = 2N_j − I = (I + K_j)(I − K_j)⁻¹`.
 ///
@@ -177,30 +205,28 @@ impl<T: Real> LuSolver<T> {
 pub fn cayley_with_inverse<T: Real>(theta: &Tensor<T>, b: usize) -> (Tensor<T>, Tensor<T>) {
     let k = check_free(theta, b, "cayley");
     let p = skew_dim(b);
-    let mut q = Tensor::zeros(&[k, b, b]);
     let mut n = Tensor::zeros(&[k, b, b]);
+    for_each_block(
+        n.data_mut(),
+        b * b,
+        k * b * b * b,
+        || (LuSolver::<T>::new(b, b), Mat::<T>::zeros(b, b)),
+        |(solver, rhs), j, nb| {
+            let t = &theta.data()[j * p..(j + 1) * p];
+            fill_skew(t, b, -T::one(), T::one(), solver.matrix_mut()); // I − K
+            rhs.fill(T::zero());
+            rhs.diagonal_mut().fill(T::one());
+            solver.solve_in_place(rhs.as_mut());
+            MatMut::from_row_major_slice_mut(nb, b, b).copy_from(&*rhs);
+        },
+    );
     let two = T::one() + T::one();
-    q.data_mut()
-        .par_chunks_mut(b * b)
-        .zip(n.data_mut().par_chunks_mut(b * b))
-        .enumerate()
-        .for_each_init(
-            || (LuSolver::<T>::new(b, b), Mat::<T>::zeros(b, b)),
-            |(solver, rhs), (j, (qb, nb))| {
-                let t = &theta.data()[j * p..(j + 1) * p];
-                fill_skew(t, b, -T::one(), T::one(), solver.matrix_mut()); // I − K
-                rhs.fill(T::zero());
-                rhs.diagonal_mut().fill(T::one());
-                solver.solve_in_place(rhs.as_mut());
-                for i in 0..b {
-                    for l in 0..b {
-                        let v = rhs[(i, l)];
-                        nb[i * b + l] = v;
-                        qb[i * b + l] = if i == l { two * v - T::one() } else { two * v };
-                    }
-                }
-            },
-        );
+    let mut q = n.map(|v| two * v);
+    for qb in q.data_mut().chunks_mut(b * b) {
+        for i in 0..b {
+            qb[i * b + i] -= T::one();
+        }
+    }
     (q, n)
 }
 
@@ -218,33 +244,33 @@ fn cayley_backward<T: Real>(g: &Tensor<T>, n: &Tensor<T>, b: usize) -> Tensor<T>
     let k = n.shape()[0];
     let mut gk = Tensor::zeros(&[k, b, b]);
     let two = T::one() + T::one();
-    gk.data_mut()
-        .par_chunks_mut(b * b)
-        .enumerate()
-        .for_each_init(
-            || Mat::<T>::zeros(b, b),
-            |tmp, (j, dst)| {
-                let nj = MatRef::from_row_major_slice(&n.data()[j * b * b..(j + 1) * b * b], b, b);
-                let gj = MatRef::from_row_major_slice(&g.data()[j * b * b..(j + 1) * b * b], b, b);
-                matmul(
-                    tmp.as_mut(),
-                    Accum::Replace,
-                    nj.transpose(),
-                    gj,
-                    two,
-                    Par::Seq,
-                );
-                let d = MatMut::from_row_major_slice_mut(dst, b, b);
-                matmul(
-                    d,
-                    Accum::Replace,
-                    tmp.as_ref(),
-                    nj.transpose(),
-                    T::one(),
-                    Par::Seq,
-                );
-            },
-        );
+    for_each_block(
+        gk.data_mut(),
+        b * b,
+        k * b * b * b,
+        || Mat::<T>::zeros(b, b),
+        |tmp, j, dst| {
+            let nj = MatRef::from_row_major_slice(&n.data()[j * b * b..(j + 1) * b * b], b, b);
+            let gj = MatRef::from_row_major_slice(&g.data()[j * b * b..(j + 1) * b * b], b, b);
+            matmul(
+                tmp.as_mut(),
+                Accum::Replace,
+                nj.transpose(),
+                gj,
+                two,
+                Par::Seq,
+            );
+            let d = MatMut::from_row_major_slice_mut(dst, b, b);
+            matmul(
+                d,
+                Accum::Replace,
+                tmp.as_ref(),
+                nj.transpose(),
+                T::one(),
+                Par::Seq,
+            );
+        },
+    );
     free_grad_from_skew(&gk, b)
 }
 

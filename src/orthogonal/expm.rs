@@ -33,12 +33,13 @@
 //! scaling and its rounding) governed by `K`. Finally `∂ℓ/∂θ_(i,l) = (∂ℓ/∂K)_il − (∂ℓ/∂K)_li`.
 
 use crate::autodiff::tape::Var;
-use crate::orthogonal::cayley::{LuSolver, check_free, free_grad_from_skew, skew_from_free};
+use crate::orthogonal::cayley::{
+    LuSolver, check_free, for_each_block, free_grad_from_skew, skew_from_free,
+};
 use crate::real::Real;
 use crate::tensor::Tensor;
 use faer::linalg::matmul::matmul;
 use faer::{Accum, Mat, MatMut, MatRef, Par};
-use rayon::prelude::*;
 
 /// Higham's (2005) double-precision thresholds: `‖A‖₁ ≤ θ_m` makes the degree-`m` diagonal Padé
 /// approximant exact to unit roundoff (backward error).
@@ -191,13 +192,16 @@ pub fn expm_frechet<T: Real>(a: MatRef<'_, T>, e: MatRef<'_, T>) -> Mat<T> {
 fn expm_stack<T: Real>(ks: &Tensor<T>, b: usize) -> Tensor<T> {
     let k = ks.shape()[0];
     let mut out = Tensor::zeros(&[k, b, b]);
-    out.data_mut()
-        .par_chunks_mut(b * b)
-        .enumerate()
-        .for_each(|(j, dst)| {
+    for_each_block(
+        out.data_mut(),
+        b * b,
+        20 * k * b * b * b,
+        || (),
+        |_, j, dst| {
             let kj = MatRef::from_row_major_slice(&ks.data()[j * b * b..(j + 1) * b * b], b, b);
             MatMut::from_row_major_slice_mut(dst, b, b).copy_from(expm(kj));
-        });
+        },
+    );
     out
 }
 
@@ -215,15 +219,18 @@ pub fn expm_skew_tensor<T: Real>(theta: &Tensor<T>, b: usize) -> Tensor<T> {
 fn expm_backward<T: Real>(g: &Tensor<T>, ks: &Tensor<T>, b: usize) -> Tensor<T> {
     let k = ks.shape()[0];
     let mut gk = Tensor::zeros(&[k, b, b]);
-    gk.data_mut()
-        .par_chunks_mut(b * b)
-        .enumerate()
-        .for_each(|(j, dst)| {
+    for_each_block(
+        gk.data_mut(),
+        b * b,
+        160 * k * b * b * b,
+        || (),
+        |_, j, dst| {
             let kj = MatRef::from_row_major_slice(&ks.data()[j * b * b..(j + 1) * b * b], b, b);
             let gj = MatRef::from_row_major_slice(&g.data()[j * b * b..(j + 1) * b * b], b, b);
             let l = expm_frechet(kj.transpose(), gj);
             MatMut::from_row_major_slice_mut(dst, b, b).copy_from(l);
-        });
+        },
+    );
     free_grad_from_skew(&gk, b)
 }
 

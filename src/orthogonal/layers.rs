@@ -26,7 +26,7 @@ use crate::autodiff::tape::{Tape, Var};
 use crate::error::{Error, Result};
 use crate::kernels::chain::chain_forward;
 use crate::nn::optim::Params;
-use crate::orthogonal::cayley::skew_dim;
+use crate::orthogonal::cayley::{PAR_MIN_BLOCK_WORK, skew_dim};
 use crate::orthogonal::map::OrthoMap;
 use crate::perm::Perm;
 use crate::real::Real;
@@ -227,7 +227,13 @@ impl<T: Real> OrthoChain<T> {
     /// # Panics
     /// If `x` is not `(batch, n)`.
     pub fn apply(&self, x: &Tensor<T>) -> Tensor<T> {
-        chain_forward(&self.layout, &self.block_tensors(), x, Par::rayon(0))
+        let work = x.numel() * self.layout.macs_per_vector() / self.n().max(1);
+        let par = if work >= PAR_MIN_BLOCK_WORK {
+            Par::rayon(0)
+        } else {
+            Par::Seq
+        };
+        chain_forward(&self.layout, &self.block_tensors(), x, par)
     }
 
     /// The dense `n × n` matrix `Q`, as `(I·Qᵀ)ᵀ`. For checks and merging on small sizes.
