@@ -21,12 +21,14 @@ use gslab::nn::train::loss_and_grads;
 use gslab::orthogonal::layers::{Boft, DenseOrtho, GsChain, Monarch, Oft, OrthoChain, OrthoGs};
 use gslab::orthogonal::{OrthoMap, orthogonality_error};
 use gslab::{Error, Result, Tensor};
+use plotters::coord::Shift;
+use plotters::coord::ranged1d::{AsRangedCoord, ValueFormatter};
+use plotters::prelude::*;
 use rand::{SeedableRng, rngs::StdRng};
 use serde::Serialize;
 use std::process::ExitCode;
 use std::rc::Rc;
 use std::time::Instant;
-
 
 /// Fit target orthogonal matrices with structured orthogonal parametrizations (Cayley and exp).
 #[derive(Parser)]
@@ -37,14 +39,14 @@ struct Args {
     /// Matrix size n: a power of 4, at least 16 (default 64; --quick: 16).
     #[arg(long)]
     n: Option<usize>,
-    /// Optimizer steps per fit (default 600; --quick: 40).
+    /// Optimizer steps per fit (default 600; --quick: 100).
     #[arg(long)]
     steps: Option<usize>,
     /// Log a CSV row every this many steps (default: steps/60, at least 1).
     #[arg(long)]
     log_every: Option<usize>,
     /// Peak Adam learning rate (cosine decay to lr/100, 5 % warmup).
-    #[arg(long, default_value_t = 0.05)]
+    #[arg(long, default_value_t = 0.1, allow_negative_numbers = true)]
     lr: f64,
 }
 
@@ -62,7 +64,8 @@ struct Config {
 }
 
 impl Config {
-    fn new(args: &Args, run: &Run) -> Result<Self> {
+    /// Validates the arguments (before anything is created on disk); `threads` is set later.
+    fn new(args: &Args) -> Result<Self> {
         let quick = args.common.quick;
         let n = args.n.unwrap_or(if quick { 16 } else { 64 });
         let is_pow4 = n.is_power_of_two() && n.trailing_zeros() % 2 == 0;
@@ -71,7 +74,7 @@ impl Config {
                 "--n must be a power of 4 between 16 and 4096 (16, 64, 256, ...), got {n}"
             )));
         }
-        let steps = args.steps.unwrap_or(if quick { 40 } else { 600 });
+        let steps = args.steps.unwrap_or(if quick { 100 } else { 600 });
         if steps == 0 {
             return Err(Error::InvalidArgument("--steps must be at least 1".into()));
         }
@@ -92,8 +95,8 @@ impl Config {
             steps,
             log_every,
             lr: args.lr,
-            seed: run.seed,
-            threads: run.threads,
+            seed: args.common.seed,
+            threads: 0,
             dtype: "f64",
             ortho_bound: 10.0 * n as f64 * f64::EPSILON,
         })
@@ -238,13 +241,19 @@ fn targets(n: usize, seed: u64) -> Result<Vec<Target>> {
     let mut dct = Tensor::from_fn(&[n, n], |idx| {
         let (k, j) = ((idx / n) as f64, (idx % n) as f64);
         let nf = n as f64;
-        let s = if k == 0.0 { (1.0 / nf).sqrt() } else { (2.0 / nf).sqrt() };
+        let s = if k == 0.0 {
+            (1.0 / nf).sqrt()
+        } else {
+            (2.0 / nf).sqrt()
+        };
         s * (std::f64::consts::PI * (2.0 * j + 1.0) * k / (2.0 * nf)).cos()
     });
     let det = dct.to_mat().determinant();
     let flipped = det < 0.0;
     if flipped {
-        dct.data_mut()[(n - 1) * n..].iter_mut().for_each(|v| *v = -*v);
+        dct.data_mut()[(n - 1) * n..]
+            .iter_mut()
+            .for_each(|v| *v = -*v);
     }
     Ok(vec![
         Target {
@@ -293,6 +302,8 @@ struct FitSummary {
     initial_loss: f64,
     final_loss: f64,
     max_ortho_err: f64,
+    /// `max |θ|` of the trained free parameters (large generators cost orthogonality).
+    max_abs_param: f64,
     seconds: f64,
 }
 
@@ -334,6 +345,8 @@ fn fit(
             qt = Some(v);
             l
         })?;
+        // `seconds` of a row: all earlier steps plus this step's loss evaluation.
+        let at_loss = seconds + t0.elapsed().as_secs_f64();
         if step < cfg.steps {
             opt.set_lr(sched.lr_at(step));
             opt.step(&mut model.params_mut(), &grads);
@@ -349,7 +362,7 @@ fn fit(
                 target: target.name,
                 params,
                 step,
-                seconds,
+                seconds: at_loss,
                 loss,
                 ortho_err,
             });
@@ -365,6 +378,11 @@ fn fit(
         initial_loss: rows[0].loss,
         final_loss: rows[rows.len() - 1].loss,
         max_ortho_err: max_err,
+        max_abs_param: model
+            .params()
+            .iter()
+            .map(|p| p.max_abs())
+            .fold(0.0, f64::max),
         seconds,
     };
     Ok((rows, summary))
@@ -372,8 +390,9 @@ fn fit(
 
 fn main() -> ExitCode {
     run_main("orthofit", |args: Args| {
+        let mut cfg = Config::new(&args)?;
         let run = args.common.setup("orthofit")?;
-        let cfg = Config::new(&args, &run)?;
+        cfg.threads = run.threads;
         run.install(|| experiment(&run, &cfg))
     })
 }
@@ -486,6 +505,303 @@ fn print_results(cfg: &Config, sums: &[FitSummary]) {
     );
 }
 
-fn draw_figures(_run: &Run, _cfg: &Config, _rows: &[Row]) -> Result<()> {
+// ---------------------------------------------------------------------------------------------
+// Figures. Drawn with plotters directly: `gslab::plot::XyPlot` always puts its legend in the upper
+// left corner of the chart, exactly where every loss curve starts (all fits begin at Q = I), so
+// these panel grids share one legend in a column to the right of the panels instead.
+
+/// One panel: a title and one point list per method (index into [`METHODS`]).
+struct Panel {
+    title: String,
+    series: Vec<(usize, Vec<(f64, f64)>)>,
+}
+
+/// A grid of panels with shared axis labels and scales, a legend column and an optional
+/// horizontal reference line.
+struct Figure {
+    title: String,
+    x_label: String,
+    y_label: String,
+    x_log: bool,
+    y_log: bool,
+    ncols: usize,
+    panels: Vec<Panel>,
+    legend: Vec<String>,
+    hline: Option<(f64, String)>,
+}
+
+const PANEL: (u32, u32) = (470, 360);
+const LEGEND_W: u32 = 190;
+const TITLE_H: u32 = 44;
+
+/// The three figures from the logged rows.
+fn draw_figures(run: &Run, cfg: &Config, rows: &[Row]) -> Result<()> {
+    let target_names: Vec<&str> = {
+        let mut t: Vec<&str> = Vec::new();
+        for r in rows {
+            if !t.contains(&r.target) {
+                t.push(r.target);
+            }
+        }
+        t
+    };
+    let legend: Vec<String> = METHODS
+        .iter()
+        .map(|&m| {
+            let (layer, _) = m
+                .build(cfg.n, OrthoMap::Cayley)
+                .expect("built before the fits");
+            format!("{} ({})", m.name(), layer.free_param_count())
+        })
+        .collect();
+    let panels = |x: fn(&Row) -> f64, y: fn(&Row) -> f64| -> Vec<Panel> {
+        let mut out = Vec::new();
+        for map in MAPS {
+            for &t in &target_names {
+                let series = METHODS
+                    .iter()
+                    .enumerate()
+                    .map(|(i, m)| {
+                        let pts = rows
+                            .iter()
+                            .filter(|r| {
+                                r.method == m.name() && r.map == map.name() && r.target == t
+                            })
+                            .map(|r| (x(r), y(r)))
+                            .collect();
+                        (i, pts)
+                    })
+                    .collect();
+                out.push(Panel {
+                    title: format!("target {t}, {} map", map.name()),
+                    series,
+                });
+            }
+        }
+        out
+    };
+    let fig = |title: String, x_label: &str, y_label: &str, x_log, y_log, panels| Figure {
+        title,
+        x_label: x_label.into(),
+        y_label: y_label.into(),
+        x_log,
+        y_log,
+        ncols: target_names.len(),
+        panels,
+        legend: legend.clone(),
+        hline: None,
+    };
+    let n = cfg.n;
+    save_figure(
+        run,
+        "loss_steps",
+        &fig(
+            format!("Fitting Q* (n = {n}): loss vs Adam steps; legend: method (free params)"),
+            "step",
+            "||Q - Q*||_F^2 / n",
+            false,
+            true,
+            panels(|r| r.step as f64, |r| r.loss),
+        ),
+    )?;
+    save_figure(
+        run,
+        "loss_seconds",
+        &fig(
+            format!("Fitting Q* (n = {n}): loss vs wall time"),
+            "wall time [s] (log)",
+            "||Q - Q*||_F^2 / n",
+            true,
+            true,
+            panels(|r| r.seconds, |r| r.loss),
+        ),
+    )?;
+    // In units of eps: plotters drops log-axis ticks below f64::EPSILON (`LogCoord::is_inf`).
+    let mut ortho = fig(
+        format!(
+            "Orthogonality along training (n = {n}, f64, eps = 2.2e-16); step 0 is exactly 0 (Q = I), not drawn"
+        ),
+        "step",
+        "||Q^T Q - I||_max / eps",
+        false,
+        true,
+        panels(|r| r.step as f64, |r| r.ortho_err / f64::EPSILON),
+    );
+    ortho.hline = Some((cfg.ortho_bound / f64::EPSILON, "bound 10 n eps".into()));
+    save_figure(run, "ortho_err", &ortho)
+}
+
+/// Writes `stem.png` and `stem.svg` in the run's output directory.
+fn save_figure(run: &Run, stem: &str, fig: &Figure) -> Result<()> {
+    gslab::plot::register_font()?;
+    let (png, svg) = gslab::plot::output_paths(&run.path(stem));
+    let nrows = fig.panels.len().div_ceil(fig.ncols) as u32;
+    let size = (
+        PANEL.0 * fig.ncols as u32 + LEGEND_W,
+        PANEL.1 * nrows + TITLE_H,
+    );
+    let io = |p: &std::path::Path, e: String| Error::Io {
+        path: p.display().to_string(),
+        msg: e,
+    };
+    {
+        let root = BitMapBackend::new(&png, size).into_drawing_area();
+        draw_figure(&root, fig).map_err(|e| io(&png, e))?;
+        root.present().map_err(|e| io(&png, e.to_string()))?;
+    }
+    let root = SVGBackend::new(&svg, size).into_drawing_area();
+    draw_figure(&root, fig).map_err(|e| io(&svg, e))?;
+    root.present().map_err(|e| io(&svg, e.to_string()))
+}
+
+type DrawResult = std::result::Result<(), String>;
+
+fn draw_figure<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, fig: &Figure) -> DrawResult {
+    let s = |e: DrawingAreaErrorKind<DB::ErrorType>| e.to_string();
+    root.fill(&WHITE).map_err(s)?;
+    let body = root.titled(&fig.title, ("sans-serif", 22)).map_err(s)?;
+    let width = body.dim_in_pixel().0;
+    let (grid, legend) = body.split_horizontally(width - LEGEND_W);
+    let nrows = fig.panels.len().div_ceil(fig.ncols);
+    let pts = || {
+        fig.panels
+            .iter()
+            .flat_map(|p| p.series.iter().flat_map(|(_, v)| v.iter().copied()))
+    };
+    let hl = fig.hline.iter().map(|h| h.0);
+    let xr = axis(pts().map(|q| q.0), fig.x_log);
+    let yr = axis(pts().map(|q| q.1).chain(hl), fig.y_log);
+    for (panel, cell) in fig.panels.iter().zip(grid.split_evenly((nrows, fig.ncols))) {
+        match (fig.x_log, fig.y_log) {
+            (false, false) => draw_panel(&cell, fig, panel, xr.0..xr.1, yr.0..yr.1)?,
+            (false, true) => draw_panel(&cell, fig, panel, xr.0..xr.1, (yr.0..yr.1).log_scale())?,
+            (true, false) => draw_panel(&cell, fig, panel, (xr.0..xr.1).log_scale(), yr.0..yr.1)?,
+            (true, true) => draw_panel(
+                &cell,
+                fig,
+                panel,
+                (xr.0..xr.1).log_scale(),
+                (yr.0..yr.1).log_scale(),
+            )?,
+        }
+    }
+    draw_legend(&legend, fig)
+}
+
+/// Axis range over the drawable values: whole decades on a log axis (positive values only),
+/// `[min(0, lo), hi + 5 %]` on a linear one.
+fn axis(vals: impl Iterator<Item = f64>, log: bool) -> (f64, f64) {
+    let (lo, hi) = vals
+        .filter(|v| v.is_finite() && (!log || *v > 0.0))
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| {
+            (a.min(v), b.max(v))
+        });
+    if lo > hi {
+        return if log { (1.0, 10.0) } else { (0.0, 1.0) };
+    }
+    if log {
+        // Whole decades, widened by 0.15 decade so the end decades get labelled ticks.
+        let (a, b) = (lo.log10().floor(), hi.log10().ceil());
+        let b = if b > a { b } else { a + 1.0 };
+        (10f64.powf(a - 0.15), 10f64.powf(b + 0.15))
+    } else {
+        let lo = lo.min(0.0);
+        (lo, hi + 0.05 * (hi - lo).max(1e-12))
+    }
+}
+
+fn draw_panel<DB, X, Y>(
+    area: &DrawingArea<DB, Shift>,
+    fig: &Figure,
+    panel: &Panel,
+    x: X,
+    y: Y,
+) -> DrawResult
+where
+    DB: DrawingBackend,
+    X: AsRangedCoord<Value = f64>,
+    Y: AsRangedCoord<Value = f64>,
+    X::CoordDescType: ValueFormatter<f64>,
+    Y::CoordDescType: ValueFormatter<f64>,
+{
+    let s = |e: DrawingAreaErrorKind<DB::ErrorType>| e.to_string();
+    let mut chart = ChartBuilder::on(area)
+        .caption(&panel.title, ("sans-serif", 17))
+        .margin(10)
+        .x_label_area_size(44)
+        .y_label_area_size(70)
+        .build_cartesian_2d(x, y)
+        .map_err(s)?;
+    let fmt = |v: &f64| gslab::plot::tick_label(*v);
+    chart
+        .configure_mesh()
+        .x_desc(fig.x_label.as_str())
+        .y_desc(fig.y_label.as_str())
+        .x_label_formatter(&fmt)
+        .y_label_formatter(&fmt)
+        .x_labels(6)
+        .label_style(("sans-serif", 13))
+        .axis_desc_style(("sans-serif", 14))
+        .draw()
+        .map_err(s)?;
+    let ok = |v: f64, log: bool| v.is_finite() && (!log || v > 0.0);
+    for (i, pts) in &panel.series {
+        let c = gslab::plot::series_color(*i);
+        let pts: Vec<(f64, f64)> = pts
+            .iter()
+            .copied()
+            .filter(|&(a, b)| ok(a, fig.x_log) && ok(b, fig.y_log))
+            .collect();
+        chart
+            .draw_series(LineSeries::new(pts, c.stroke_width(2)))
+            .map_err(s)?;
+    }
+    if let Some((v, _)) = &fig.hline {
+        let (x0, x1) = {
+            let r = chart.x_range();
+            (r.start, r.end)
+        };
+        chart
+            .draw_series(DashedLineSeries::new(
+                vec![(x0, *v), (x1, *v)],
+                6,
+                4,
+                BLACK.stroke_width(2),
+            ))
+            .map_err(s)?;
+    }
+    Ok(())
+}
+
+/// The legend column: one coloured line and name per method, then the reference line if any.
+fn draw_legend<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, fig: &Figure) -> DrawResult {
+    let s = |e: DrawingAreaErrorKind<DB::ErrorType>| e.to_string();
+    let font = ("sans-serif", 15).into_font().color(&BLACK);
+    let y0 = 40;
+    area.draw(&Text::new("method (params)", (8, y0 - 26), font.clone()))
+        .map_err(s)?;
+    for (i, name) in fig.legend.iter().enumerate() {
+        let y = y0 + 24 * i as i32;
+        let c = gslab::plot::series_color(i);
+        area.draw(&PathElement::new(
+            vec![(8, y + 8), (34, y + 8)],
+            c.stroke_width(3),
+        ))
+        .map_err(s)?;
+        area.draw(&Text::new(name.as_str(), (40, y), font.clone()))
+            .map_err(s)?;
+    }
+    if let Some((_, label)) = &fig.hline {
+        let y = y0 + 24 * fig.legend.len() as i32 + 8;
+        for x in [8, 20] {
+            area.draw(&PathElement::new(
+                vec![(x, y + 8), (x + 8, y + 8)],
+                BLACK.stroke_width(2),
+            ))
+            .map_err(s)?;
+        }
+        area.draw(&Text::new(label.as_str(), (40, y), font.clone()))
+            .map_err(s)?;
+    }
     Ok(())
 }
