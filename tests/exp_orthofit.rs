@@ -41,6 +41,7 @@ struct Row {
     key: (String, String, String),
     params: usize,
     step: usize,
+    seconds: f64,
     loss: f64,
     ortho_err: f64,
 }
@@ -55,6 +56,7 @@ fn parse(csv: &str) -> Vec<Row> {
                 key: (f[0].into(), f[1].into(), f[2].into()),
                 params: f[3].parse().unwrap(),
                 step: f[4].parse().unwrap(),
+                seconds: f[5].parse().unwrap(),
                 loss: f[6].parse().unwrap(),
                 ortho_err: f[7].parse().unwrap(),
             }
@@ -118,6 +120,7 @@ fn quick_run_outputs_orthogonality_and_convergence() {
         let (first, last) = (fit[0], fit[fit.len() - 1]);
         assert_eq!(first.step, 0);
         assert!(fit.windows(2).all(|w| w[0].step < w[1].step));
+        assert!(first.seconds > 0.0 && fit.windows(2).all(|w| w[0].seconds <= w[1].seconds));
         assert_eq!(
             first.params,
             expected_params[method.as_str()],
@@ -146,14 +149,32 @@ fn quick_run_outputs_orthogonality_and_convergence() {
             );
         }
     }
-    let summary = std::fs::read_to_string(out.join("summary.json")).unwrap();
-    for key in [
-        "\"fits\"",
-        "\"max_ortho_err\"",
-        "\"free_params\"",
-        "\"paper_params\"",
-    ] {
-        assert!(summary.contains(key), "summary.json lacks {key}");
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(summary["fits"].as_array().map(Vec::len), Some(36));
+    assert_eq!(summary["max_ortho_err"].as_f64(), Some(worst));
+    // The GS target is in the gs_m2 class: the inverse Cayley map of its blocks reproduces it.
+    let cert = &summary["targets"][0]["gs_m2_cayley_certificate"]["loss"];
+    assert!(
+        cert.as_f64().is_some_and(|l| l < 1e-24),
+        "certificate {cert}"
+    );
+    // The paper's convention Σ k_i·b_i², by hand.
+    let paper_params = BTreeMap::from([
+        ("gs_m2", 2 * 4 * 16),
+        ("gs_m3", 3 * 4 * 16),
+        ("oft", 2 * 64),
+        ("boft", 3 * 4 * 16),
+        ("monarch", 8 * 4 + 2 * 64),
+        ("dense", 256u64),
+    ]);
+    for m in summary["methods"].as_array().unwrap() {
+        let name = m["method"].as_str().unwrap();
+        assert_eq!(
+            m["free_params"].as_u64(),
+            Some(expected_params[name] as u64)
+        );
+        assert_eq!(m["paper_params"].as_u64(), Some(paper_params[name]));
     }
     let _ = std::fs::remove_dir_all(&out);
 }
