@@ -171,7 +171,7 @@ impl LinearShape {
         }
     }
 
-    /// Weights and bias of one copy: in·out + out·[bias].
+    /// Weights and bias of one copy: in·out + out (the `+ out` only with a bias).
     pub fn dense_params(&self) -> u64 {
         self.in_features * self.out_features + if self.bias { self.out_features } else { 0 }
     }
@@ -200,7 +200,7 @@ pub fn layer_params(method: Method, layer: &LinearShape, conv: Convention) -> Re
 
 /// Multiply-adds per token through one copy of `layer` with `method` applied unmerged:
 /// in·out for the frozen weight plus the adapter's products (module docs). Merged, every method
-/// costs [`LinearShape::dense_params`]' weight part, in·out.
+/// costs in·out.
 ///
 /// # Errors
 /// As [`layer_params`].
@@ -667,7 +667,7 @@ pub fn table1() -> Result<Vec<CountRow>> {
             1,
             &m.name,
             "LoRA".into(),
-            "r=8".into(),
+            "rank=8".into(),
             both(Method::Lora { rank: 8 }, &peft)?,
             "1.33M",
             "r·(in+out) on query, key, value, attention.output.dense, intermediate.dense, output.dense",

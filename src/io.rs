@@ -315,7 +315,10 @@ pub fn chain_to_bytes<T: Real>(
     metadata: &BTreeMap<String, String>,
 ) -> Result<Vec<u8>> {
     layout.check_blocks(blocks)?;
-    if let Some(k) = metadata.keys().find(|k| RESERVED_KEYS.contains(&k.as_str())) {
+    if let Some(k) = metadata
+        .keys()
+        .find(|k| RESERVED_KEYS.contains(&k.as_str()))
+    {
         return Err(Error::InvalidArgument(format!(
             "metadata key '{k}' is reserved by the chain format"
         )));
@@ -377,7 +380,12 @@ pub fn chain_from_bytes<T: Real>(bytes: &[u8]) -> Result<(ChainLayout, Vec<Tenso
         .get("m")
         .and_then(|s| s.parse().ok())
         .filter(|&m| m >= 1)
-        .ok_or_else(|| io_err(MEMORY, format!("metadata 'm' = {:?} is not a count >= 1", meta.get("m"))))?;
+        .ok_or_else(|| {
+            io_err(
+                MEMORY,
+                format!("metadata 'm' = {:?} is not a count >= 1", meta.get("m")),
+            )
+        })?;
     let st = parse(bytes)?;
     let get = |name: &str| {
         st.tensor(name)
@@ -391,7 +399,10 @@ pub fn chain_from_bytes<T: Real>(bytes: &[u8]) -> Result<(ChainLayout, Vec<Tenso
         let [k, b1, b2] = t.shape()[..] else {
             return Err(io_err(
                 MEMORY,
-                format!("tensor '{name}' must have shape (k, b1, b2), got {:?}", t.shape()),
+                format!(
+                    "tensor '{name}' must have shape (k, b1, b2), got {:?}",
+                    t.shape()
+                ),
             ));
         };
         shapes.push(BlockShape::new(k, b1, b2));

@@ -664,17 +664,15 @@ fn text_width(s: &str, size: u32) -> u32 {
 fn draw_bars<DB: DrawingBackend>(p: &BarPlot, area: &DrawingArea<DB, Shift>) -> DrawResult {
     let vals = p.series.iter().flat_map(|(_, v)| v.iter().copied());
     match p.scale {
-        // Extra room on the right keeps the legend clear of the longest bars.
         Scale::Linear => {
             let (lo, hi) = vals
                 .filter(|v| v.is_finite())
                 .fold((0.0f64, 0.0f64), |(lo, hi), v| (lo.min(v), hi.max(v)));
             let hi = if hi > lo { hi } else { lo + 1.0 };
-            bars_in(p, area, lo..hi + 0.35 * (hi - lo), 0.0)
+            bars_in(p, area, lo..hi + 0.05 * (hi - lo), 0.0)
         }
         Scale::Log => {
             let (lo, hi) = axis_range(vals, Scale::Log);
-            let (lo, hi) = decades(lo, hi * (hi / lo).powf(0.35));
             bars_in(p, area, (lo..hi).log_scale(), lo)
         }
     }
@@ -687,6 +685,15 @@ where
     X::CoordDescType: ValueFormatter<f64>,
 {
     let e = |e: DrawingAreaErrorKind<DB::ErrorType>| e.to_string();
+    // With several series, a legend row under the chart (never over the bars).
+    let (area, legend) = if p.series.len() > 1 {
+        let h = area.dim_in_pixel().1;
+        let (a, l) = area.split_vertically(h.saturating_sub(34));
+        (a, Some(l))
+    } else {
+        (area.clone(), None)
+    };
+    let area = &area;
     let n = p.categories.len();
     let label_w = p
         .categories
@@ -741,15 +748,38 @@ where
             .label(name)
             .legend(move |(lx, ly)| Rectangle::new([(lx, ly - 6), (lx + 16, ly + 6)], c.filled()));
     }
-    if p.series.len() > 1 {
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperRight)
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK.mix(0.5))
-            .label_font(("sans-serif", 15))
-            .draw()
+    if let Some(l) = legend {
+        let names: Vec<&str> = p.series.iter().map(|(s, _)| s.as_str()).collect();
+        legend_row(&l, &names)?;
+    }
+    Ok(())
+}
+
+/// Draws a centred row of colour swatches and series names (colours of [`series_color`]).
+fn legend_row<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, names: &[&str]) -> DrawResult {
+    let e = |e: DrawingAreaErrorKind<DB::ErrorType>| e.to_string();
+    const SIZE: u32 = 15;
+    let widths: Vec<i32> = names
+        .iter()
+        .map(|s| (text_width(s, SIZE) + 40) as i32)
+        .collect();
+    let total: i32 = widths.iter().sum();
+    let (w, h) = area.dim_in_pixel();
+    let mut x = ((w as i32 - total) / 2).max(4);
+    let y = h as i32 / 2;
+    for (i, (name, wi)) in names.iter().zip(widths).enumerate() {
+        let c = series_color(i);
+        area.draw(&Rectangle::new([(x, y - 7), (x + 16, y + 7)], c.filled()))
             .map_err(e)?;
+        let style = ("sans-serif", SIZE).into_font().color(&BLACK).pos(
+            plotters::style::text_anchor::Pos::new(
+                plotters::style::text_anchor::HPos::Left,
+                plotters::style::text_anchor::VPos::Center,
+            ),
+        );
+        area.draw(&Text::new(name.to_string(), (x + 22, y), style))
+            .map_err(e)?;
+        x += wi;
     }
     Ok(())
 }

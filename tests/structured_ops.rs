@@ -67,6 +67,11 @@ fn check_three_ways(name: &str, op: &dyn LinearOp<f64>, batch: usize, seed: u64)
     );
 }
 
+/// The reversal `σ(i) = n − 1 − i`.
+fn rev(n: usize) -> Perm {
+    Perm::from_vec((0..n).rev().collect()).unwrap()
+}
+
 fn operators() -> Vec<(&'static str, Box<dyn LinearOp<f64>>)> {
     let r = &mut rng(11);
     let gs_perms = |r: &mut StdRng| (Perm::random(15, r), Perm::random(12, r), Perm::random(8, r));
@@ -129,6 +134,17 @@ fn operators() -> Vec<(&'static str, Box<dyn LinearOp<f64>>)> {
             Box::new(Butterfly::random(12, 4, 3, r).unwrap()),
         ),
         (
+            "GsChain reversal perms (negative strides)",
+            Box::new(
+                GsChain::random(
+                    vec![BlockShape::new(3, 4, 4), BlockShape::new(2, 3, 6)],
+                    vec![rev(12), rev(12), rev(6)],
+                    r,
+                )
+                .unwrap(),
+            ),
+        ),
+        (
             "LowRank 7x9 rank 2",
             Box::new(LowRank::random(7, 9, 2, r).unwrap()),
         ),
@@ -154,6 +170,19 @@ fn wide_operators_three_ways() {
     check_three_ways("gsoft 16x64", &gs, 70, 1);
     let bf = Butterfly::random(1024, 32, 2, r).unwrap();
     check_three_ways("butterfly 1024", &bf, 20, 2);
+}
+
+/// The f32 kernel agrees with the f64 one to f32 rounding.
+#[test]
+fn f32_matches_f64() {
+    let g64 = Gs::<f64>::gsoft_random(8, 16, &mut rng(77)).unwrap();
+    let g32 = Gs::<f32>::gsoft(g64.l().cast(), g64.r().cast()).unwrap();
+    let x = Tensor::<f64>::randn(&[40, 128], 1.0, &mut rng(78));
+    let y64 = g64.apply(&x);
+    let y32: Tensor<f64> = g32.apply(&x.cast()).cast();
+    assert!(max_diff(&y64, &y32) < 1e-5 * (1.0 + y64.max_abs()));
+    let back: Tensor<f64> = g32.apply_t(&x.cast()).cast();
+    assert!(max_diff(&g64.apply_t(&x), &back) < 1e-5 * (1.0 + back.max_abs()));
 }
 
 /// T10 block entries with Python's non-negative modulo.
@@ -643,4 +672,24 @@ fn low_rank_and_dense_errors() {
         Dense::<f64>::from_blocks(Tensor::zeros(&[2, 2, 2])),
         "(1, n_out, n_in)",
     );
+}
+
+/// An empty batch gives empty outputs and zero block gradients.
+#[test]
+fn empty_batch() {
+    let op = Gs::<f64>::gsoft_random(3, 2, &mut rng(61)).unwrap();
+    let x = Tensor::<f64>::zeros(&[0, 6]);
+    assert_eq!(op.apply(&x).shape(), &[0, 6]);
+    let (y, saved) = chain_forward_saved(op.layout(), op.blocks(), &x, faer::Par::rayon(0));
+    assert_eq!(y.shape(), &[0, 6]);
+    let (dx, dbs) = chain_backward(op.layout(), op.blocks(), &saved, &y, faer::Par::rayon(0));
+    assert_eq!(dx.shape(), &[0, 6]);
+    assert!(dbs.iter().all(|d| d.max_abs() == 0.0));
+}
+
+#[test]
+#[should_panic(expected = "chain_forward: input of shape [2, 5]")]
+fn apply_panics_on_wrong_width() {
+    let op = BlockDiag::<f64>::new(2, 2, 2).unwrap();
+    op.apply(&Tensor::zeros(&[2, 5]));
 }

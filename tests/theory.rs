@@ -123,7 +123,11 @@ fn t3_boft_minimal_factors_and_row_counts() {
         (4096, 64, 7, 2),
         (12, 3, 3, 3),
     ] {
-        assert_eq!(min_factors_boft(n, b, 10).unwrap(), Some(boft), "BOFT {n}/{b}");
+        assert_eq!(
+            min_factors_boft(n, b, 10).unwrap(),
+            Some(boft),
+            "BOFT {n}/{b}"
+        );
         let gs_m = min_factors_gs(n, b, 10, GsShuffle::default()).unwrap();
         assert_eq!(gs_m, Some(gs), "GS {n}/{b}");
     }
@@ -132,10 +136,7 @@ fn t3_boft_minimal_factors_and_row_counts() {
         assert_eq!(min_factors_boft(n, b, 10).unwrap(), m_boft, "BOFT {n}/{b}");
     }
     // Rows (and columns) of a BOFT product have b * 2^(m-1) nonzeros.
-    for (n, b, want) in [
-        (768, 8, [8, 16, 32, 64]),
-        (1024, 32, [32, 64, 128, 256]),
-    ] {
+    for (n, b, want) in [(768, 8, [8, 16, 32, 64]), (1024, 32, [32, 64, 128, 256])] {
         let steps = support_growth_boft(n, b, 4).unwrap();
         assert_eq!(steps.len(), 4);
         for (s, w) in steps.iter().zip(want) {
@@ -148,7 +149,10 @@ fn t3_boft_minimal_factors_and_row_counts() {
 
 #[test]
 fn t4_parameter_example() {
-    assert_eq!(boft_chain_layout(1024, 32, 6).unwrap().param_count(), 196_608);
+    assert_eq!(
+        boft_chain_layout(1024, 32, 6).unwrap().param_count(),
+        196_608
+    );
     let gs = gs_chain_layout(1024, 32, 2, GsShuffle::default()).unwrap();
     assert_eq!(gs.param_count(), 65_536);
 }
@@ -278,7 +282,13 @@ fn t8_figure2_shapes_by_hand() {
 }
 
 /// Numerical rank (σ > 1e-9 σ_max of the whole matrix) of each `h x w` block.
-fn numerical_block_ranks(a: &Tensor<f64>, h: usize, w: usize, kl: usize, kr: usize) -> Vec<Vec<usize>> {
+fn numerical_block_ranks(
+    a: &Tensor<f64>,
+    h: usize,
+    w: usize,
+    kl: usize,
+    kr: usize,
+) -> Vec<Vec<usize>> {
     let scale = a.max_abs();
     (0..kl)
         .map(|k1| {
@@ -302,6 +312,7 @@ fn t8_profile_equals_numerical_ranks_random() {
         (4, 3, 3, 4, 3, 3),
         (2, 5, 6, 3, 4, 4),
         (6, 2, 2, 2, 6, 7),
+        (3, 2, 4, 2, 6, 5), // up to 4 slots per 2x5 block: rank capped by the block size
     ] {
         for _ in 0..3 {
             let s = kl * l2;
@@ -332,7 +343,11 @@ fn strip_outer_inverts_outer_perms() {
     // M = P_L^T A P_R^T is the dense matrix of the same chain with identity outer perms.
     let mut r = rng(5);
     let sq = BlockShape::square(3, 4);
-    let (pl, p, pr) = (Perm::random(12, &mut r), Perm::random(12, &mut r), Perm::random(12, &mut r));
+    let (pl, p, pr) = (
+        Perm::random(12, &mut r),
+        Perm::random(12, &mut r),
+        Perm::random(12, &mut r),
+    );
     let layout = gs_layout(pl.clone(), sq, p.clone(), sq, pr.clone()).unwrap();
     let inner = gs_layout(Perm::identity(12), sq, p, sq, Perm::identity(12)).unwrap();
     let blocks = random_blocks(&layout, &mut r);
@@ -358,6 +373,15 @@ fn t9_layouts(r: &mut StdRng) -> Vec<ChainLayout> {
             Perm::random(10, r),
         )
         .unwrap(),
+        // L blocks 2x4: a 2x5 block of M may get up to 4 slots but has rank <= 2.
+        gs_layout(
+            Perm::random(6, r),
+            BlockShape::new(3, 2, 4),
+            Perm::random(12, r),
+            BlockShape::new(2, 6, 5),
+            Perm::random(10, r),
+        )
+        .unwrap(),
         gs_layout(
             Perm::identity(16),
             BlockShape::square(4, 4),
@@ -374,8 +398,27 @@ fn t9_projection_is_exact_on_members() {
     let mut r = rng(6);
     for layout in t9_layouts(&mut r) {
         let a = reference_dense(&layout, &random_blocks(&layout, &mut r));
-        let pa = reference_dense(&layout, &project_gs(&a, &layout).unwrap());
+        let blocks = project_gs(&a, &layout).unwrap();
+        let pa = reference_dense(&layout, &blocks);
         assert!(max_abs_diff(&a, &pa) < 1e-12 * a.max_abs(), "{layout:?}");
+        // Algorithm 1 splits Σ^{1/2} evenly: the L column and R row of every slot have equal
+        // norms (both √σ_t).
+        let (rs, ls) = (layout.factors()[0], layout.factors()[1]);
+        let pi = layout.perms()[1].as_slice();
+        for (i, &src) in pi.iter().enumerate() {
+            let (k1, col) = (i / ls.b2, i % ls.b2);
+            let (k2, row) = (src / rs.b1, src % rs.b1);
+            let lc: f64 = (0..ls.b1)
+                .map(|x| blocks[1].data()[(k1 * ls.b1 + x) * ls.b2 + col].powi(2))
+                .sum();
+            let rr: f64 = (0..rs.b2)
+                .map(|c| blocks[0].data()[(k2 * rs.b1 + row) * rs.b2 + c].powi(2))
+                .sum();
+            assert!(
+                (lc - rr).abs() < 1e-12 * (1.0 + lc),
+                "slot {i}: {lc} vs {rr}"
+            );
+        }
     }
 }
 
@@ -403,6 +446,21 @@ fn t9_projection_beats_random_members_and_perturbations() {
 }
 
 #[test]
+fn t9_projection_f32_on_members() {
+    let mut r = rng(12);
+    for layout in t9_layouts(&mut r) {
+        let blocks: Vec<Tensor<f32>> = layout
+            .factors()
+            .iter()
+            .map(|f| Tensor::randn(&f.tensor_shape(), 1.0, &mut r))
+            .collect();
+        let a = reference_dense(&layout, &blocks);
+        let pa = reference_dense(&layout, &project_gs(&a, &layout).unwrap());
+        assert!(a.sub(&pa).max_abs() < 1e-5 * a.max_abs(), "{layout:?}");
+    }
+}
+
+#[test]
 fn t9_monarch_projection_has_rank1_blocks() {
     let mut r = rng(8);
     let a = Tensor::<f64>::randn(&[12, 12], 1.0, &mut r);
@@ -417,7 +475,10 @@ fn t9_monarch_projection_has_rank1_blocks() {
     for k1 in 0..3 {
         for k2 in 0..4 {
             let blk = Mat::<f64>::from_fn(4, 3, |u, c| ma.at2(k1 * 4 + u, k2 * 3 + c));
-            want += blk.singular_values().unwrap()[1..].iter().map(|s| s * s).sum::<f64>();
+            want += blk.singular_values().unwrap()[1..]
+                .iter()
+                .map(|s| s * s)
+                .sum::<f64>();
         }
     }
     assert!((frob(&a, &pa) - want.sqrt()).abs() < 1e-12);
@@ -427,10 +488,16 @@ fn t9_monarch_projection_has_rank1_blocks() {
 fn t9_projection_errors() {
     let layout = n12_layout();
     let a = Tensor::<f64>::zeros(&[12, 11]);
-    assert!(matches!(project_gs(&a, &layout), Err(Error::InvalidArgument(_))));
+    assert!(matches!(
+        project_gs(&a, &layout),
+        Err(Error::InvalidArgument(_))
+    ));
     let three = gs_chain_layout(12, 3, 3, GsShuffle::default()).unwrap();
     let a = Tensor::<f64>::zeros(&[12, 12]);
-    assert!(matches!(project_gs(&a, &three), Err(Error::BlockMismatch(_))));
+    assert!(matches!(
+        project_gs(&a, &three),
+        Err(Error::BlockMismatch(_))
+    ));
     assert!(block_rank_profile(&three).is_err());
 }
 
@@ -475,7 +542,8 @@ fn hide(layout: &ChainLayout, blocks: &[Tensor<f64>], r: &mut StdRng) -> Vec<Ten
                 (if i == j { 1.0 } else { 0.0 } + noise[(i, j)]) * scale.data()[j]
             });
             let l_s = Mat::<f64>::from_fn(bl, q, |x, t| lb.data()[(k1 * bl + x) * bl + s[t] % bl]);
-            let r_s = Mat::<f64>::from_fn(q, br, |t, c| rb.data()[(k2 * br + pi[s[t]] % br) * br + c]);
+            let r_s =
+                Mat::<f64>::from_fn(q, br, |t, c| rb.data()[(k2 * br + pi[s[t]] % br) * br + c]);
             let l_new = &l_s * &g;
             let r_new = g.partial_piv_lu().solve(&r_s);
             for (t, &i) in s.iter().enumerate() {
@@ -560,4 +628,59 @@ fn t7_theorem1_rejects_non_orthogonal_and_bad_shapes() {
         orthogonal_representation(&rect, &blocks),
         Err(Error::BlockMismatch(_))
     ));
+}
+
+#[test]
+fn t7_theorem1_f32() {
+    let mut r = rng(13);
+    let layout = gs_layout(
+        Perm::random(12, &mut r),
+        BlockShape::square(4, 3),
+        Perm::random(12, &mut r),
+        BlockShape::square(3, 4),
+        Perm::random(12, &mut r),
+    )
+    .unwrap();
+    let ortho = vec![
+        orthogonal_blocks(layout.factors()[0], &mut r),
+        orthogonal_blocks(layout.factors()[1], &mut r),
+    ];
+    let a = reference_dense(&layout, &ortho);
+    let hidden: Vec<Tensor<f32>> = hide(&layout, &ortho, &mut r)
+        .iter()
+        .map(|t| t.cast())
+        .collect();
+    let rec = orthogonal_representation(&layout, &hidden).unwrap();
+    assert!(block_orthogonality_error(&rec[0]) < 1e-5);
+    assert!(block_orthogonality_error(&rec[1]) < 1e-5);
+    let back = reference_dense(&layout, &rec).cast::<f64>();
+    assert!(max_abs_diff(&back, &a) < 1e-5);
+}
+
+/// `LinearOp::pattern` of every structured type equals the nonzero pattern of its dense matrix
+/// with random blocks.
+#[test]
+fn linear_op_pattern_matches_dense_nonzeros() {
+    use gslab::structured::LinearOp;
+    use gslab::structured::layout::BlockShape;
+    use gslab::structured::{butterfly::Butterfly, gs::Gs, monarch::Monarch};
+    use rand::SeedableRng;
+    let mut rng = rand::rngs::StdRng::seed_from_u64(11);
+    let ops: Vec<Box<dyn LinearOp<f64>>> = vec![
+        Box::new(Gs::<f64>::gsoft_random(4, 3, &mut rng).unwrap()),
+        Box::new(Butterfly::<f64>::random(16, 4, 2, &mut rng).unwrap()),
+        Box::new(
+            Monarch::<f64>::random(BlockShape::square(2, 4), BlockShape::square(4, 2), &mut rng)
+                .unwrap(),
+        ),
+    ];
+    for op in &ops {
+        let (dense, pat) = (op.to_dense(), op.pattern());
+        let (rows, cols) = op.shape();
+        for i in 0..rows {
+            for j in 0..cols {
+                assert_eq!(pat.get(i, j), dense.at2(i, j) != 0.0, "entry ({i}, {j})");
+            }
+        }
+    }
 }

@@ -7,7 +7,8 @@
 //! - `params_detail.csv`: the same rows plus the free-parameter count, the agreement and the note;
 //! - `flops.csv`: multiply-adds per token of the adapted layers, merged and unmerged;
 //! - `matvec_macs.csv`: GS vs BOFT vs dense matvec cost at the density thresholds (T4, T15);
-//! - `summary.json`; figures `params_table{1,2,3}` and `params` (all three panels), PNG + SVG.
+//! - `summary.json`; figures `params_table{1,2,3}`, `params` (all three panels) and `flops`
+//!   (merged vs unmerged cost), PNG + SVG.
 
 use super::Run;
 use crate::count::{self, Agreement, CountRow};
@@ -94,6 +95,14 @@ pub fn run(run: &Run) -> Result<CountsSummary> {
         1,
         (1000, 560),
     )?;
+    let flop_panels: Vec<Plot> = (1..=2).map(|t| flop_bars(&summary.flops, t)).collect();
+    crate::plot::save_grid(
+        &run.path("flops"),
+        "Multiply-adds per token, adapted layers",
+        &flop_panels,
+        2,
+        (900, 620),
+    )?;
     Ok(summary)
 }
 
@@ -127,6 +136,34 @@ fn bars(rows: &[CountRow], t: u8) -> Plot {
             .collect(),
         series,
         scale: if t == 3 { Scale::Linear } else { Scale::Log },
+    })
+}
+
+/// Merged vs unmerged multiply-adds per token of table `t`'s methods.
+fn flop_bars(rows: &[count::FlopRow], t: u8) -> Plot {
+    let rs: Vec<&count::FlopRow> = rows.iter().filter(|r| r.table == t).collect();
+    let model = rs.first().map_or("", |r| r.model.as_str());
+    Plot::Bars(BarPlot {
+        title: format!("Table {t}: {model}"),
+        value_label: "multiply-adds per token".into(),
+        categories: rs
+            .iter()
+            .map(|r| match r.config.as_str() {
+                "-" => r.method.clone(),
+                c => format!("{} {c}", r.method),
+            })
+            .collect(),
+        series: vec![
+            (
+                "merged (dense)".into(),
+                rs.iter().map(|r| r.merged_macs as f64).collect(),
+            ),
+            (
+                "unmerged".into(),
+                rs.iter().map(|r| r.unmerged_macs as f64).collect(),
+            ),
+        ],
+        scale: Scale::Linear,
     })
 }
 

@@ -28,6 +28,9 @@
 //! ```
 
 pub mod counts;
+pub mod density;
+pub mod report;
+pub mod structure;
 
 use crate::error::{Error, Result};
 use crate::plot::{self, Plot};
@@ -263,8 +266,8 @@ pub fn run_main<A: Parser>(name: &str, body: impl FnOnce(A) -> Result<()>) -> Ex
     }
 }
 
-/// Formats an aligned text table: columns padded to their widest cell, cells that parse as
-/// numbers right-aligned, a dashed rule under the header.
+/// Formats an aligned text table: columns padded to their widest cell, columns whose body cells
+/// are all numbers right-aligned (header included), a dashed rule under the header.
 pub fn format_table(header: &[&str], rows: &[Vec<String>]) -> String {
     let ncol = header
         .len()
@@ -282,12 +285,23 @@ pub fn format_table(header: &[&str], rows: &[Vec<String>]) -> String {
                 .unwrap_or(0)
         })
         .collect();
-    let numeric = |s: &str| s.replace([',', '_', '%'], "").parse::<f64>().is_ok();
+    let is_num = |s: &str| s.replace([',', '_', '%'], "").parse::<f64>().is_ok();
+    // A column is right-aligned (header too) when all its non-empty body cells are numbers.
+    let right: Vec<bool> = (0..ncol)
+        .map(|j| {
+            let mut cells = rows
+                .iter()
+                .map(|r| cell(r, j))
+                .filter(|c| !c.is_empty())
+                .peekable();
+            cells.peek().is_some() && cells.all(|c| is_num(&c))
+        })
+        .collect();
     let line = |r: &[String]| {
         let cells: Vec<String> = (0..ncol)
             .map(|j| {
                 let c = cell(r, j);
-                if numeric(&c) {
+                if right[j] {
                     format!("{c:>w$}", w = width[j])
                 } else {
                     format!("{c:<w$}", w = width[j])

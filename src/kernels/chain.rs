@@ -5,22 +5,25 @@
 //! - The batch `X` (shape `(batch, n_in)`, row-major) is cut into **chunks of a fixed number of
 //!   rows** ([`chunk_rows`]; it depends only on the layout, never on the thread count, so results
 //!   are bitwise identical for any number of threads). One chunk's activations stay in cache while
-//!   it runs through all factors.
-//! - Inside a chunk of `c` rows the input of every factor is a **block-major panel**: block `j` is
-//!   a `b × c` column-major matrix (one sample's `b` features contiguous), stored at offset
-//!   `j·c·b`. Logical feature `g` of sample `s` of a panel with block size `b` sits at
-//!   `(g / b)·c·b + s·b + g mod b`.
-//! - Each permutation is **folded into the gather** that builds the next panel
-//!   (`U_i[f] = Z_{i-1}[σ_i(f)]`), and the last one into the write of the output rows; no permuted
-//!   copy of the whole batch is ever made.
+//!   it runs through all factors. Rayon spreads the chunks over the pool.
+//! - Inside a chunk of `c` rows a factor's input or output is a **block-major panel**: block `j`
+//!   is a `b × c` column-major matrix (one sample's `b` features contiguous) at offset
+//!   `j·(c·b + PAD)`; the small padding keeps blocks off power-of-two distances (cache sets).
 //! - Every block product `Z_j = B_j · U_j` (`(b1 × b2)·(b2 × c)`) is one faer `matmul` with
-//!   `Par::Seq`; rayon parallelises over chunks (forward, backward data flow) and over blocks
-//!   (weight gradients).
+//!   `Par::Seq`.
+//! - **Permutations are never applied as separate passes.** Before factor `i` the input is
+//!   `U_i[f] = Z_{i−1}[σ_i(f)]`. If, for every block, the source offsets of its `b` features form
+//!   an arithmetic progression (true for P_(k,n) shuffles, identities, reversals), the product
+//!   reads the source through a strided faer view, with no copy at all. Otherwise the panel is
+//!   gathered once, in cache. Likewise the last permutation is folded into the last product's
+//!   write into the output rows (strided view) or into one gather.
+//! - GSOFT `Pᵀ L P R` therefore runs as two strided faer products per block and chunk.
 //! - The backward pass is the forward pass of the transposed chain
-//!   `Aᵀ = P_1ᵀ B_1ᵀ P_2ᵀ ⋯ B_mᵀ P_{m+1}ᵀ` run on `dY`, saving the output gradients `dZ_i` of each
-//!   factor; then `dB_i[j] = Σ_chunks dZ_{i,j} · U_{i,j}ᵀ` with the chunks added in a fixed order.
-//! - Memory: two scratch panels of `c · max_i n_i` per worker, plus (when saving for the tape) one
-//!   `batch × n_i` panel array per factor. Nothing grows with `n²`.
+//!   `Aᵀ = P_1ᵀ B_1ᵀ P_2ᵀ ⋯ B_mᵀ P_{m+1}ᵀ` run on `dY`, keeping each factor's output gradient
+//!   `dZ_i`; then `dB_i[j] = Σ_chunks dZ_{i,j} · U_{i,j}ᵀ`, parallel over blocks, chunks added
+//!   in a fixed order (deterministic).
+//! - Memory: three scratch panels of about `c · max_i n_i` per worker, plus (when saving for the
+//!   tape) each factor's input panel for the whole batch. Nothing grows with `n²`.
 
 use crate::real::Real;
 use crate::structured::layout::ChainLayout;
@@ -31,13 +34,17 @@ use rayon::prelude::*;
 use std::borrow::Borrow;
 
 /// Target number of scalars in one chunk panel: `chunk_rows · max n ≈ CHUNK_ELEMS`, so a chunk's
-/// two panels fit in L2.
-const CHUNK_ELEMS: usize = 16 * 1024;
+/// panels fit in L2 (tuned at n = 1024, b = 32: 16K–64K elements were within 20 %).
+const CHUNK_ELEMS: usize = 32 * 1024;
 
 /// Rows per batch chunk for a layout: `clamp(CHUNK_ELEMS / max_i n_i, 8, 256)`. It depends only
 /// on the layout, so the chunking (and therefore every rounding) is the same for any thread count.
 pub fn chunk_rows(layout: &ChainLayout) -> usize {
-    (CHUNK_ELEMS / max_width(layout)).clamp(8, 256)
+    let ce: usize = std::env::var("GS_CE")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(CHUNK_ELEMS);
+    (ce / max_width(layout)).clamp(8, 256)
 }
 
 /// `max(n_in, n_out(B_1), …, n_out(B_m))`, the widest vector inside the chain.
@@ -67,6 +74,9 @@ struct Step {
 struct Plan {
     steps: Vec<Step>,
     out_gather: Vec<usize>,
+    /// If every block of the last step lands on an arithmetic progression of output columns:
+    /// `(first column, step)` per block, so the last products write the output rows directly.
+    out_direct: Option<Vec<(usize, isize)>>,
     n_in: usize,
     n_out: usize,
     width: usize,
@@ -75,7 +85,7 @@ struct Plan {
 impl Plan {
     /// `Y = X·Aᵀ`: the steps of `A` itself.
     fn forward(layout: &ChainLayout) -> Self {
-        let steps = layout
+        let steps: Vec<Step> = layout
             .factors()
             .iter()
             .enumerate()
@@ -88,9 +98,11 @@ impl Plan {
                 gather: layout.perms()[i].as_slice().to_vec(),
             })
             .collect();
+        let out_gather = layout.perms()[layout.m()].as_slice().to_vec();
         Self {
+            out_direct: direct_output(&steps, &out_gather),
             steps,
-            out_gather: layout.perms()[layout.m()].as_slice().to_vec(),
+            out_gather,
             n_in: layout.n_in(),
             n_out: layout.n_out(),
             width: max_width(layout),
@@ -100,7 +112,7 @@ impl Plan {
     /// `Y = X·A`: the steps of `Aᵀ = P_1ᵀ B_1ᵀ ⋯ B_mᵀ P_{m+1}ᵀ`.
     fn transposed(layout: &ChainLayout) -> Self {
         let m = layout.m();
-        let steps = (0..m)
+        let steps: Vec<Step> = (0..m)
             .rev()
             .map(|i| {
                 let f = layout.factors()[i];
@@ -114,9 +126,11 @@ impl Plan {
                 }
             })
             .collect();
+        let out_gather = layout.perms()[0].inverse().as_slice().to_vec();
         Self {
+            out_direct: direct_output(&steps, &out_gather),
             steps,
-            out_gather: layout.perms()[0].inverse().as_slice().to_vec(),
+            out_gather,
             n_in: layout.n_out(),
             n_out: layout.n_in(),
             width: max_width(layout),
@@ -124,26 +138,59 @@ impl Plan {
     }
 }
 
-/// Per-worker scratch: the current step input `u`, the current step output `z`, gather offsets.
+/// Padding (in scalars) between the blocks of a panel, so that the blocks of a panel do not sit
+/// at power-of-two distances (which thrashes the L1 cache in the gathers).
+const PAD: usize = 16;
+
+/// Distance between consecutive blocks of a panel with block size `b` over `c` samples.
+fn block_stride(c: usize, b: usize) -> usize {
+    c * b + PAD
+}
+
+/// Length of a panel of `k` blocks of size `b` over `c` samples.
+fn panel_len(k: usize, b: usize, c: usize) -> usize {
+    k * block_stride(c, b)
+}
+
+/// For the final gather `y[o] = z[σ(o)]`: the output columns of block `j` of the last step are
+/// `σ⁻¹(j·b + v)`, `v < b`; returns their `(start, step)` per block if all are affine in `v`.
+fn direct_output(steps: &[Step], out_gather: &[usize]) -> Option<Vec<(usize, isize)>> {
+    let last = steps.last()?;
+    let mut inv = vec![0; out_gather.len()];
+    for (o, &g) in out_gather.iter().enumerate() {
+        inv[g] = o;
+    }
+    inv.chunks_exact(last.b_out)
+        .map(|cols| affine_step(cols).map(|r| (cols[0], r)))
+        .collect()
+}
+
+/// Per-worker scratch: a gather panel `u`, two output panels (ping-pong) and gather offsets.
 struct Scratch<T> {
     u: Vec<T>,
-    z: Vec<T>,
+    z: [Vec<T>; 2],
     base: Vec<usize>,
 }
 
 impl<T: Real> Scratch<T> {
-    fn new(c: usize, width: usize) -> Self {
+    fn new(plan: &Plan, c: usize) -> Self {
+        let len = plan
+            .steps
+            .iter()
+            .map(|s| panel_len(s.k, s.b_in, c).max(panel_len(s.k, s.b_out, c)))
+            .max()
+            .unwrap_or(0);
         Self {
-            u: vec![T::zero(); c * width],
-            z: vec![T::zero(); c * width],
-            base: vec![0; width],
+            u: vec![T::zero(); len],
+            z: [vec![T::zero(); len], vec![T::zero(); len]],
+            base: vec![0; plan.width],
         }
     }
 }
 
-/// Offsets for gathering through `map` from a source whose rows are either plain rows of length
-/// `n` (`panel_b = None`) or a block-major panel with block size `b` over `c` samples. Returns the
-/// per-sample stride: element `(s, map[f])` sits at `base[f] + s·stride`.
+/// Offsets for reading through the gather map `map` from a source that is either plain rows of
+/// length `n` (`panel_b = None`) or a panel with block size `b` over `c` samples. Returns the
+/// per-sample stride: logical element `map[f]` of sample `s` sits at `base[f] + s·stride`.
 fn fill_base(
     base: &mut [usize],
     map: &[usize],
@@ -157,16 +204,29 @@ fn fill_base(
             n
         }
         Some(b) => {
+            let bs = block_stride(c, b);
             for (o, &g) in base.iter_mut().zip(map) {
-                *o = (g / b) * c * b + g % b;
+                *o = (g / b) * bs + g % b;
             }
             b
         }
     }
 }
 
-/// Builds a block-major panel (`k` blocks of `b` features, `c` samples) from `src` through the
-/// offsets `base` (see [`fill_base`]).
+/// The constant step `r` with `offs[t] = offs[0] + t·r` for all `t`, if there is one.
+fn affine_step(offs: &[usize]) -> Option<isize> {
+    if offs.len() < 2 {
+        return Some(1);
+    }
+    let r = offs[1] as isize - offs[0] as isize;
+    offs.iter()
+        .enumerate()
+        .all(|(t, &o)| o as isize == offs[0] as isize + t as isize * r)
+        .then_some(r)
+}
+
+/// Builds a panel (`k` blocks of `b` features, `c` samples) from `src` through the offsets
+/// `base`; blocks whose offsets are consecutive are copied with `copy_from_slice`.
 fn gather_panel<T: Copy>(
     dst: &mut [T],
     src: &[T],
@@ -176,13 +236,21 @@ fn gather_panel<T: Copy>(
     b: usize,
     c: usize,
 ) {
+    let bs = block_stride(c, b);
     for j in 0..k {
         let bj = &base[j * b..(j + 1) * b];
-        let dj = &mut dst[j * c * b..(j + 1) * c * b];
-        for (s, d) in dj.chunks_exact_mut(b).enumerate() {
-            let off = s * stride;
-            for (dd, &o) in d.iter_mut().zip(bj) {
-                *dd = src[o + off];
+        let dj = &mut dst[j * bs..j * bs + c * b];
+        if affine_step(bj) == Some(1) {
+            for (s, d) in dj.chunks_exact_mut(b).enumerate() {
+                let o = bj[0] + s * stride;
+                d.copy_from_slice(&src[o..o + b]);
+            }
+        } else {
+            for (s, d) in dj.chunks_exact_mut(b).enumerate() {
+                let sp = &src[s * stride..];
+                for (dd, &o) in d.iter_mut().zip(bj) {
+                    *dd = sp[o];
+                }
             }
         }
     }
@@ -191,122 +259,244 @@ fn gather_panel<T: Copy>(
 /// Writes plain rows `dst[s·n + o] = src[base[o] + s·stride]` for `c` samples.
 fn gather_rows<T: Copy>(dst: &mut [T], src: &[T], base: &[usize], stride: usize, n: usize) {
     for (s, d) in dst.chunks_exact_mut(n).enumerate() {
-        let off = s * stride;
+        let sp = &src[s * stride..];
         for (dd, &o) in d.iter_mut().zip(base) {
-            *dd = src[o + off];
+            *dd = sp[o];
         }
     }
 }
 
-/// `Z_j = op(B_j) · U_j` for every block of a step on a chunk of `c` samples (faer, `Par::Seq`).
-fn block_products<T: Real>(step: &Step, w: &[T], u: &[T], z: &mut [T], c: usize) {
+/// A read-only strided `rows × cols` view of `src` starting at `start` with strides `(rs, cs)`,
+/// checked to stay inside `src`.
+fn strided_view<T>(
+    src: &[T],
+    start: usize,
+    rows: usize,
+    cols: usize,
+    rs: isize,
+    cs: usize,
+) -> MatRef<'_, T> {
+    let last_row = start as isize + (rows as isize - 1) * rs;
+    assert!(
+        last_row >= 0 && (last_row.max(start as isize) as usize) + (cols - 1) * cs < src.len(),
+        "strided_view out of bounds"
+    );
+    // SAFETY: every element `start + i·rs + j·cs` (i < rows, j < cols) lies in `src`: the extreme
+    // offsets of an affine map are at the corners, checked above; the view borrows `src`.
+    unsafe { MatRef::from_raw_parts(src.as_ptr().add(start), rows, cols, rs, cs as isize) }
+}
+
+/// A mutable strided view of `dst` (see [`strided_view`]); panics if two elements would alias.
+fn strided_view_mut<T>(
+    dst: &mut [T],
+    start: usize,
+    rows: usize,
+    cols: usize,
+    rs: isize,
+    cs: usize,
+) -> MatMut<'_, T> {
+    let last_row = start as isize + (rows as isize - 1) * rs;
+    assert!(
+        last_row >= 0 && (last_row.max(start as isize) as usize) + (cols - 1) * cs < dst.len(),
+        "strided_view_mut out of bounds"
+    );
+    assert!(
+        rows == 1 || (rs != 0 && rs.unsigned_abs() * (rows - 1) < cs.max(1)),
+        "strided_view_mut: strides ({rs}, {cs}) would alias"
+    );
+    // SAFETY: in bounds as in `strided_view`, and the view holds the unique borrow of `dst`.
+    // No two elements alias: within a column the offsets i·rs differ (rs ≠ 0); between columns
+    // they differ by at least cs > |rs|·(rows − 1), the span of one column.
+    unsafe { MatMut::from_raw_parts_mut(dst.as_mut_ptr().add(start), rows, cols, rs, cs as isize) }
+}
+
+/// The block `j` of a step as a faer view: `B_j` (`b_out × b_in`) or, transposed, `B_jᵀ`.
+fn block_view<'a, T: Real>(step: &Step, w: &'a [T], j: usize) -> MatRef<'a, T> {
     let (bi, bo) = (step.b_in, step.b_out);
-    for j in 0..step.k {
-        let wj = &w[j * bi * bo..(j + 1) * bi * bo];
-        let bm = if step.transposed {
-            MatRef::from_row_major_slice(wj, bi, bo).transpose()
-        } else {
-            MatRef::from_row_major_slice(wj, bo, bi)
-        };
-        let uj = MatRef::from_column_major_slice(&u[j * c * bi..(j + 1) * c * bi], bi, c);
-        let zj = MatMut::from_column_major_slice_mut(&mut z[j * c * bo..(j + 1) * c * bo], bo, c);
-        matmul(zj, Accum::Replace, bm, uj, T::one(), Par::Seq);
+    let wj = &w[j * bi * bo..(j + 1) * bi * bo];
+    if step.transposed {
+        MatRef::from_row_major_slice(wj, bi, bo).transpose()
+    } else {
+        MatRef::from_row_major_slice(wj, bo, bi)
     }
 }
 
-/// Runs one chunk of `c` rows through the whole plan. If `saves` is not empty, step `i`'s input
-/// panel is written to `saves[i]` (and read from there) instead of the scratch.
+/// Where a step reads its input: a gathered panel (borrowed scratch, or owned when saved for the
+/// backward pass), or (no gather) strided views of the source.
+enum Input<'a, T> {
+    Panel(&'a [T]),
+    Owned(Vec<T>),
+    Strided {
+        src: &'a [T],
+        base: &'a [usize],
+        rs: Vec<isize>,
+        ss: usize,
+    },
+}
+
+/// Where a step writes its output: a panel, or (last step) strided views of the output rows.
+enum Output<'a, T> {
+    Panel(&'a mut [T]),
+    Rows {
+        y: &'a mut [T],
+        starts: &'a [(usize, isize)],
+        n: usize,
+    },
+}
+
+/// `Z_j = op(B_j) · U_j` for every block of a step on `c` samples (faer, `Par::Seq`).
+fn block_products<T: Real>(
+    step: &Step,
+    w: &[T],
+    input: &Input<'_, T>,
+    out: Output<'_, T>,
+    c: usize,
+) {
+    let (bi, bo) = (step.b_in, step.b_out);
+    let (bsi, bso) = (block_stride(c, bi), block_stride(c, bo));
+    let mut out = out;
+    for j in 0..step.k {
+        let uj = match input {
+            Input::Panel(u) => {
+                MatRef::from_column_major_slice(&u[j * bsi..j * bsi + c * bi], bi, c)
+            }
+            Input::Owned(u) => {
+                MatRef::from_column_major_slice(&u[j * bsi..j * bsi + c * bi], bi, c)
+            }
+            Input::Strided { src, base, rs, ss } => {
+                strided_view(src, base[j * bi], bi, c, rs[j], *ss)
+            }
+        };
+        let zj = match &mut out {
+            Output::Panel(z) => {
+                MatMut::from_column_major_slice_mut(&mut z[j * bso..j * bso + c * bo], bo, c)
+            }
+            Output::Rows { y, starts, n } => {
+                let (start, rs) = starts[j];
+                strided_view_mut(y, start, bo, c, rs, *n)
+            }
+        };
+        matmul(
+            zj,
+            Accum::Replace,
+            block_view(step, w, j),
+            uj,
+            T::one(),
+            Par::Seq,
+        );
+    }
+}
+
+/// A step's input on `c` samples read from `src` through the offsets `base` (per-sample stride
+/// `ss`): gathered into a new owned panel if `save`, else read in place through strided views if
+/// every block's offsets are affine, else gathered into the scratch `u`.
+fn step_input<'a, T: Real>(
+    step: &Step,
+    src: &'a [T],
+    base: &'a [usize],
+    ss: usize,
+    c: usize,
+    save: bool,
+    u: &'a mut [T],
+) -> Input<'a, T> {
+    let len = panel_len(step.k, step.b_in, c);
+    if save {
+        let mut panel = vec![T::zero(); len];
+        gather_panel(&mut panel, src, base, ss, step.k, step.b_in, c);
+        return Input::Owned(panel);
+    }
+    let rs: Option<Vec<isize>> = base.chunks_exact(step.b_in).map(affine_step).collect();
+    match rs {
+        Some(rs) => Input::Strided { src, base, rs, ss },
+        None => {
+            let dst = &mut u[..len];
+            gather_panel(dst, src, base, ss, step.k, step.b_in, c);
+            Input::Panel(dst)
+        }
+    }
+}
+
+/// Runs one chunk of `c` rows through the whole plan. If `save` is set, every step's input panel
+/// is gathered into a new buffer and returned (one per step); otherwise steps whose input blocks
+/// are affine in the source read it through strided views without any copy.
 fn run_chunk<T: Real>(
     plan: &Plan,
     blocks: &[&[T]],
     x: &[T],
     y: &mut [T],
-    saves: &mut [&mut [T]],
+    save: bool,
     c: usize,
     scr: &mut Scratch<T>,
-) {
+) -> Vec<Vec<T>> {
+    let mut saves = Vec::new();
     let Scratch { u, z, base } = scr;
+    let (z_a, z_b) = z.split_at_mut(1);
+    let (mut z_prev, mut z_next) = (&mut z_a[0], &mut z_b[0]);
+    let last = plan.steps.len() - 1;
     for (i, step) in plan.steps.iter().enumerate() {
         let n_step = step.k * step.b_in;
         let panel_b = (i > 0).then(|| plan.steps[i - 1].b_out);
-        let stride = fill_base(&mut base[..n_step], &step.gather, panel_b, plan.n_in, c);
-        let dst: &mut [T] = if saves.is_empty() {
-            &mut u[..c * n_step]
-        } else {
-            &mut *saves[i]
+        let src: &[T] = if i == 0 { x } else { z_prev };
+        let ss = fill_base(&mut base[..n_step], &step.gather, panel_b, plan.n_in, c);
+        let input = step_input(step, src, &base[..n_step], ss, c, save, u);
+        let out = match (&plan.out_direct, i == last) {
+            (Some(starts), true) => Output::Rows {
+                y: &mut *y,
+                starts,
+                n: plan.n_out,
+            },
+            _ => Output::Panel(&mut z_next[..panel_len(step.k, step.b_out, c)]),
         };
-        let src: &[T] = if i == 0 { x } else { z };
-        gather_panel(dst, src, &base[..n_step], stride, step.k, step.b_in, c);
-        let n_next = step.k * step.b_out;
-        block_products(step, blocks[step.factor], dst, &mut z[..c * n_next], c);
+        block_products(step, blocks[step.factor], &input, out, c);
+        if let Input::Owned(panel) = input {
+            saves.push(panel);
+        }
+        std::mem::swap(&mut z_prev, &mut z_next);
     }
-    let last_b = plan.steps[plan.steps.len() - 1].b_out;
-    let stride = fill_base(
-        &mut base[..plan.n_out],
-        &plan.out_gather,
-        Some(last_b),
-        0,
-        c,
-    );
-    gather_rows(y, z, &base[..plan.n_out], stride, plan.n_out);
+    if plan.out_direct.is_none() {
+        let last_b = plan.steps[last].b_out;
+        let ss = fill_base(
+            &mut base[..plan.n_out],
+            &plan.out_gather,
+            Some(last_b),
+            0,
+            c,
+        );
+        gather_rows(y, z_prev, &base[..plan.n_out], ss, plan.n_out);
+    }
+    saves
 }
 
-/// One batch chunk of work: its input rows, output rows and per-step save panels.
-struct Job<'a, T> {
-    x: &'a [T],
-    y: &'a mut [T],
-    saves: Vec<&'a mut [T]>,
-    c: usize,
-}
-
-/// Runs `plan` over a whole `(batch, n_in)` row-major batch `x` into `y`, optionally saving each
-/// step's input panels into `saves` (one `batch · n_step` buffer per step, chunk after chunk).
+/// Runs `plan` over a whole `(batch, n_in)` row-major batch `x` into `y`, chunk by chunk
+/// (in parallel unless `par` is `Par::Seq`). With `save`, returns each chunk's per-step input
+/// panels, in chunk order.
 fn run_plan<T: Real>(
     plan: &Plan,
     blocks: &[&[T]],
     x: &[T],
     y: &mut [T],
-    saves: &mut [Vec<T>],
+    save: bool,
     chunk: usize,
     par: Par,
-) {
+) -> Vec<Vec<Vec<T>>> {
     let batch = x.len() / plan.n_in.max(1);
     if batch == 0 {
-        return;
+        return Vec::new();
     }
-    let mut save_iters: Vec<_> = saves
-        .iter_mut()
-        .zip(&plan.steps)
-        .map(|(s, st)| s.chunks_mut(chunk * st.k * st.b_in))
-        .collect();
-    let mut jobs = Vec::with_capacity(batch.div_ceil(chunk));
-    for (xq, yq) in x
-        .chunks(chunk * plan.n_in)
-        .zip(y.chunks_mut(chunk * plan.n_out))
-    {
-        let saves = save_iters
-            .iter_mut()
-            .map(|it| it.next().expect("save buffer too short"))
-            .collect();
+    let go = |scr: &mut Scratch<T>, (xq, yq): (&[T], &mut [T])| {
         let c = xq.len() / plan.n_in;
-        jobs.push(Job {
-            x: xq,
-            y: yq,
-            saves,
-            c,
-        });
-    }
-    let go = |scr: &mut Scratch<T>, mut job: Job<'_, T>| {
-        run_chunk(plan, blocks, job.x, job.y, &mut job.saves, job.c, scr);
+        run_chunk(plan, blocks, xq, yq, save, c, scr)
     };
-    if matches!(par, Par::Seq) || jobs.len() == 1 {
-        let mut scr = Scratch::new(chunk, plan.width);
-        for job in jobs {
-            go(&mut scr, job);
-        }
+    let xs = x.chunks(chunk * plan.n_in);
+    let ys = y.chunks_mut(chunk * plan.n_out);
+    if matches!(par, Par::Seq) || batch <= chunk {
+        let mut scr = Scratch::new(plan, chunk);
+        xs.zip(ys).map(|job| go(&mut scr, job)).collect()
     } else {
-        jobs.into_par_iter()
-            .for_each_init(|| Scratch::new(chunk, plan.width), go);
+        x.par_chunks(chunk * plan.n_in)
+            .zip(y.par_chunks_mut(chunk * plan.n_out))
+            .map_init(|| Scratch::new(plan, chunk), go)
+            .collect()
     }
 }
 
@@ -387,17 +577,18 @@ fn run_public<T: Real, B: Borrow<Tensor<T>>>(
     let batch = x.shape()[0];
     let mut y = vec![T::zero(); batch * plan.n_out];
     let w = block_data(blocks);
-    run_plan(plan, &w, x.data(), &mut y, &mut [], chunk_rows(layout), par);
+    run_plan(plan, &w, x.data(), &mut y, false, chunk_rows(layout), par);
     Tensor::from_vec(&[batch, plan.n_out], y).expect("chain output shape")
 }
 
 /// What [`chain_forward_saved`] keeps for [`chain_backward`]: the input panel `U_i = P_i z_{i-1}`
-/// of every factor for the whole batch (block-major per chunk, see the module docs).
+/// of every factor, per batch chunk (block-major, see the module docs).
 #[derive(Clone, Debug)]
 pub struct ChainSaved<T> {
     batch: usize,
     chunk: usize,
-    inputs: Vec<Vec<T>>,
+    /// `panels[q][i]`: chunk `q`, factor `i`.
+    panels: Vec<Vec<Vec<T>>>,
 }
 
 impl<T> ChainSaved<T> {
@@ -421,21 +612,16 @@ pub fn chain_forward_saved<T: Real, B: Borrow<Tensor<T>>>(
     let plan = Plan::forward(layout);
     let batch = x.shape()[0];
     let chunk = chunk_rows(layout);
-    let mut inputs: Vec<Vec<T>> = layout
-        .factors()
-        .iter()
-        .map(|f| vec![T::zero(); batch * f.n_in()])
-        .collect();
     let mut y = vec![T::zero(); batch * plan.n_out];
     let w = block_data(blocks);
-    run_plan(&plan, &w, x.data(), &mut y, &mut inputs, chunk, par);
+    let panels = run_plan(&plan, &w, x.data(), &mut y, true, chunk, par);
     let y = Tensor::from_vec(&[batch, plan.n_out], y).expect("chain output shape");
     (
         y,
         ChainSaved {
             batch,
             chunk,
-            inputs,
+            panels,
         },
     )
 }
@@ -464,15 +650,9 @@ pub fn chain_backward<T: Real, B: Borrow<Tensor<T>>>(
     let plan = Plan::transposed(layout);
     let batch = saved.batch;
     let w = block_data(blocks);
-    // dZ panels in the order of the transposed plan's steps (factor m-1 first).
-    let mut dz: Vec<Vec<T>> = plan
-        .steps
-        .iter()
-        .map(|st| vec![T::zero(); batch * st.k * st.b_in])
-        .collect();
     let mut dx = vec![T::zero(); batch * plan.n_out];
-    run_plan(&plan, &w, dy.data(), &mut dx, &mut dz, saved.chunk, par);
-    dz.reverse(); // now dz[i] belongs to factor i
+    // dz[q][s]: chunk q, step s of the transposed plan = factor m-1-s.
+    let dz = run_plan(&plan, &w, dy.data(), &mut dx, true, saved.chunk, par);
     let dbs = weight_grads(layout, saved, &dz, par);
     let dx = Tensor::from_vec(&[batch, plan.n_out], dx).expect("chain dX shape");
     (dx, dbs)
@@ -482,9 +662,10 @@ pub fn chain_backward<T: Real, B: Borrow<Tensor<T>>>(
 fn weight_grads<T: Real>(
     layout: &ChainLayout,
     saved: &ChainSaved<T>,
-    dz: &[Vec<T>],
+    dz: &[Vec<Vec<T>>],
     par: Par,
 ) -> Vec<Tensor<T>> {
+    let m = layout.m();
     let mut dbs: Vec<Tensor<T>> = layout
         .factors()
         .iter()
@@ -501,16 +682,13 @@ fn weight_grads<T: Real>(
         let f = layout.factors()[i];
         let (b1, b2) = (f.b1, f.b2);
         let mut acc = MatMut::from_row_major_slice_mut(dst, b1, b2);
-        let mut r0 = 0;
-        while r0 < saved.batch {
-            let c = saved.chunk.min(saved.batch - r0);
-            let zq = &dz[i][r0 * f.n_out() + j * c * b1..][..c * b1];
-            let uq = &saved.inputs[i][r0 * f.n_in() + j * c * b2..][..c * b2];
-            let zm = MatRef::from_column_major_slice(zq, b1, c);
-            let um = MatRef::from_column_major_slice(uq, b2, c);
-            let accum = if r0 == 0 { Accum::Replace } else { Accum::Add };
+        for (q, (dzq, uq)) in dz.iter().zip(&saved.panels).enumerate() {
+            let c = saved.chunk.min(saved.batch - q * saved.chunk);
+            let (o1, o2) = (j * block_stride(c, b1), j * block_stride(c, b2));
+            let zm = MatRef::from_column_major_slice(&dzq[m - 1 - i][o1..o1 + c * b1], b1, c);
+            let um = MatRef::from_column_major_slice(&uq[i][o2..o2 + c * b2], b2, c);
+            let accum = if q == 0 { Accum::Replace } else { Accum::Add };
             matmul(acc.as_mut(), accum, zm, um.transpose(), T::one(), Par::Seq);
-            r0 += c;
         }
     };
     if matches!(par, Par::Seq) || tasks.len() == 1 {

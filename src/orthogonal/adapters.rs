@@ -6,7 +6,7 @@
 //! layer equals the base layer exactly at init (digest §8, T6):
 //! - **GSOFT** ([`OrthoAdapter::gsoft`]): `W' = diag(s)·W₀·Q`, `Q = Pᵀ L P R` on the input side,
 //!   as the official `GSOFTLayer` (`s * F.linear(gs_ort(x), W) + bias`, digest §4.1); or
-//!   `W' = diag(s)·Q·W₀` on the output side ([`OrthoAdapter::gsoft_output`], [C2] `is_left=False`).
+//!   `W' = diag(s)·Q·W₀` on the output side ([`OrthoAdapter::gsoft_output`], the later variant's `is_left=False`).
 //! - **Double GSOFT** ([`OrthoAdapter::double_gsoft`]): `W' = diag(s)·Q_out·W₀·Q_in` (§4.2).
 //! - **OFT / BOFT** ([`OrthoAdapter::oft`], [`OrthoAdapter::boft`]) as PEFT builds them
 //!   (digest §2.5): `W' = (M W₀ᵀ)ᵀ·s = diag(s)·W₀·Mᵀ` with `M = F_{m−1}⋯F_0` the butterfly
@@ -27,7 +27,7 @@ use crate::orthogonal::map::OrthoMap;
 use crate::real::Real;
 use crate::tensor::Tensor;
 use rand::Rng;
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::path::Path;
 
 /// A plain dense linear layer `y = x Wᵀ + bias` (`W` is `out × in`): the frozen base of every
@@ -487,87 +487,48 @@ impl<T: Real> Params<T> for Lora<T> {
     }
 }
 
-fn io_err(path: &Path, msg: impl std::fmt::Display) -> Error {
-    Error::Io {
-        path: path.display().to_string(),
-        msg: msg.to_string(),
-    }
-}
-
-/// Saves a model's parameters to a safetensors file, one tensor per [`Params::param_names`]
-/// entry, in the model's dtype (`F32`/`F64`).
+/// Saves a model's parameters to a safetensors file through [`crate::io::save_tensors`], one
+/// tensor per [`Params::param_names`] entry, in the model's dtype, with metadata
+/// `format = gslab.params.v1`.
 ///
 /// # Errors
-/// [`Error::Io`] if serialization or writing fails.
+/// [`Error::Io`] if serialization or writing fails; [`Error::InvalidArgument`] on repeated names.
 pub fn save_params<T: Real, M: Params<T>>(model: &M, path: &Path) -> Result<()> {
-    let dtype = match T::DTYPE {
-        "F32" => safetensors::Dtype::F32,
-        _ => safetensors::Dtype::F64,
-    };
-    let bytes: Vec<(String, Vec<u8>, Vec<usize>)> = model
-        .param_names()
-        .into_iter()
-        .zip(model.params())
-        .map(|(name, p)| {
-            let data = p
-                .data()
-                .iter()
-                .flat_map(|&x| match dtype {
-                    safetensors::Dtype::F32 => (Real::to_f64(x) as f32).to_le_bytes().to_vec(),
-                    _ => Real::to_f64(x).to_le_bytes().to_vec(),
-                })
-                .collect();
-            (name, data, p.shape().to_vec())
-        })
-        .collect();
-    let views = bytes
+    let names = model.param_names();
+    let named: Vec<(&str, &Tensor<T>)> = names
         .iter()
-        .map(|(name, data, shape)| {
-            safetensors::tensor::TensorView::new(dtype, shape.clone(), data)
-                .map(|v| (name.clone(), v))
-                .map_err(|e| io_err(path, e))
-        })
-        .collect::<Result<Vec<_>>>()?;
-    safetensors::serialize_to_file(views, None::<HashMap<String, String>>, path)
-        .map_err(|e| io_err(path, e))
+        .map(String::as_str)
+        .zip(model.params())
+        .collect();
+    let meta = BTreeMap::from([("format".to_string(), "gslab.params.v1".to_string())]);
+    crate::io::save_tensors(path, &named, &meta)
 }
 
-/// Loads parameters saved by [`save_params`] into `model`, by name; `F32` and `F64` files are
-/// both accepted and converted to `T`.
+/// Loads parameters saved by [`save_params`] into `model`, by name, through
+/// [`crate::io::load_tensors`] (the file's dtype must be `T`).
 ///
 /// # Errors
-/// [`Error::Io`] if the file cannot be read or parsed, a name is missing, or a shape or dtype
-/// does not match.
+/// [`Error::Io`] if the file cannot be read or parsed, has another dtype, lacks a name, or holds
+/// a tensor of another shape (the message names the file, the tensor and both shapes).
 pub fn load_params<T: Real, M: Params<T>>(model: &mut M, path: &Path) -> Result<()> {
-    let buf = std::fs::read(path).map_err(|e| io_err(path, e))?;
-    let st = safetensors::SafeTensors::deserialize(&buf).map_err(|e| io_err(path, e))?;
+    let mut file = crate::io::load_tensors::<T>(path)?;
     let names = model.param_names();
+    let io_err = |msg: String| Error::Io {
+        path: path.display().to_string(),
+        msg,
+    };
     for (name, p) in names.iter().zip(model.params_mut()) {
-        let view = st.tensor(name).map_err(|e| io_err(path, e))?;
-        if view.shape() != p.shape() {
-            return Err(io_err(
-                path,
-                format!(
-                    "{name}: shape {:?} in file, {:?} expected",
-                    view.shape(),
-                    p.shape()
-                ),
-            ));
+        let t = file
+            .remove(name)
+            .ok_or_else(|| io_err(format!("no tensor named '{name}'")))?;
+        if t.shape() != p.shape() {
+            return Err(io_err(format!(
+                "'{name}' has shape {:?} in the file, {:?} expected",
+                t.shape(),
+                p.shape()
+            )));
         }
-        let vals: Vec<T> = match view.dtype() {
-            safetensors::Dtype::F32 => view
-                .data()
-                .chunks_exact(4)
-                .map(|c| T::from_f64(f32::from_le_bytes(c.try_into().unwrap()) as f64))
-                .collect(),
-            safetensors::Dtype::F64 => view
-                .data()
-                .chunks_exact(8)
-                .map(|c| T::from_f64(f64::from_le_bytes(c.try_into().unwrap())))
-                .collect(),
-            d => return Err(io_err(path, format!("{name}: unsupported dtype {d:?}"))),
-        };
-        p.data_mut().copy_from_slice(&vals);
+        *p = t;
     }
     Ok(())
 }

@@ -45,7 +45,7 @@ use faer::{Accum, Mat, MatMut, MatRef, Par};
 /// approximant exact to unit roundoff (backward error).
 const THETA: [(usize, f64); 5] = [
     (3, 1.495_585_217_958_292e-2),
-    (5, 2.539_398_330_063_230e-1),
+    (5, 2.539_398_330_063_23e-1),
     (7, 9.504_178_996_162_932e-1),
     (9, 2.097_847_961_257_068e0),
     (13, 5.371_920_351_148_152e0),

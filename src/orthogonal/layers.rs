@@ -8,7 +8,7 @@
 //!
 //! A layer maps the rows of a `(batch, n)` input like every operator of the crate:
 //! `forward(X) = X·Qᵀ` (each row `y = Q x`), through
-//! [`chain_apply`](crate::autodiff::ops::chain::chain_apply), which never densifies.
+//! [`chain_apply`], which never densifies.
 //!
 //! The named layers fix the layout:
 //! - [`OrthoGs`] (GSOFT's `Q = Pᵀ L P R`, `P = P_(r,n)` scatter reading, digest §4.1, §8);
@@ -41,6 +41,7 @@ use std::sync::Arc;
 #[derive(Clone, Debug)]
 pub struct OrthoChain<T: Real> {
     layout: Arc<ChainLayout>,
+    layout_t: Arc<ChainLayout>,
     map: OrthoMap,
     params: Vec<Tensor<T>>,
 }
@@ -71,8 +72,10 @@ impl<T: Real> OrthoChain<T> {
             .iter()
             .map(|f| Tensor::zeros(&[f.k, skew_dim(f.b1)]))
             .collect();
+        let layout_t = Arc::new(transpose_layout(&layout));
         Ok(Self {
             layout: Arc::new(layout),
+            layout_t,
             map,
             params,
         })
@@ -210,7 +213,7 @@ impl<T: Real> OrthoChain<T> {
             .zip(self.layout.factors().iter().rev())
             .map(|(v, f)| self.map.apply(*v, f.b1))
             .collect();
-        chain_apply(x, &blocks, &Arc::new(self.transposed_layout()))
+        chain_apply(x, &blocks, &self.layout_t)
     }
 
     /// The orthogonal blocks without a tape.
@@ -389,15 +392,7 @@ impl<T: Real> Boft<T> {
                 "Boft needs m >= 1, an even block size and 2^(m-1) | r, got n={n}, r={r} (b={b}), m={m}"
             )));
         }
-        let ps: Vec<Perm> = (0..m)
-            .map(|i| Perm::block_butterfly(n, r >> i, b / 2))
-            .collect::<Result<_>>()?;
-        let mut perms = vec![ps[0].inverse()];
-        for i in 1..m {
-            perms.push(ps[i].inverse().compose(&ps[i - 1]));
-        }
-        perms.push(ps[m - 1].clone());
-        let layout = ChainLayout::new(vec![BlockShape::square(r, b); m], perms)?;
+        let layout = crate::structured::butterfly::peft_chain(n, r, m)?;
         Ok(Self(OrthoChain::new(layout, map)?))
     }
 }
@@ -448,6 +443,14 @@ impl<T: Real> DenseOrtho<T> {
         )?;
         Ok(Self(OrthoChain::new(layout, map)?))
     }
+}
+
+/// The chain of `Aᵀ = P_1ᵀ B_1ᵀ P_2ᵀ ⋯ B_mᵀ P_{m+1}ᵀ` for square blocks: factors reversed, every
+/// permutation inverted and the order reversed.
+fn transpose_layout(layout: &ChainLayout) -> ChainLayout {
+    let factors = layout.factors().iter().rev().copied().collect();
+    let perms = layout.perms().iter().rev().map(Perm::inverse).collect();
+    ChainLayout::new(factors, perms).expect("the transpose of a valid square chain is valid")
 }
 
 /// `n / r`, or an error naming `who` unless `0 < r | n`.

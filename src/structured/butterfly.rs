@@ -42,6 +42,17 @@ fn butterfly_layout(n: usize, r: usize, m: usize) -> Result<ChainLayout> {
             "BOFT with r={r} blocks allows 1 <= m <= 1 + log2(r) = {max_m} factors, got m={m}"
         )));
     }
+    peft_chain(n, r, m)
+}
+
+/// The PEFT BOFT chain `F_{m−1} ⋯ F_0`, `F_i = P_i B_i P_iᵀ` with
+/// `P_i = block_butterfly_perm(n, r/2^i, b/2)` (b = n/r), as a [`ChainLayout`] with the
+/// permutations composed once: `[P_0ᵀ, P_1ᵀP_0, …, P_{m−1}ᵀP_{m−2}, P_{m−1}]`. Only the checks of
+/// [`Perm::block_butterfly`] and [`ChainLayout::new`] apply; callers validate `(n, r, m)`.
+///
+/// # Errors
+/// If a butterfly permutation is invalid for these sizes.
+pub fn peft_chain(n: usize, r: usize, m: usize) -> Result<ChainLayout> {
     let b = n / r;
     let p: Vec<Perm> = (0..m)
         .map(|i| Perm::block_butterfly(n, r >> i, b / 2))

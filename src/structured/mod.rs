@@ -17,6 +17,19 @@
 //!
 //! Convention: `apply(X) = X·Aᵀ` on the rows of a `(batch, n_in)` tensor, so
 //! `to_dense() = apply(I)ᵀ`.
+//!
+//! ```
+//! use gslab::structured::{Gs, LinearOp};
+//! use gslab::Tensor;
+//! use rand::{SeedableRng, rngs::StdRng};
+//! // GSOFT's Q = Pᵀ L P R with 4 blocks of 3×3 (n = 12), P = P_(4,12) (scatter reading).
+//! let q = Gs::<f64>::gsoft_random(4, 3, &mut StdRng::seed_from_u64(0)).unwrap();
+//! let x = Tensor::ones(&[2, 12]);
+//! let y = q.apply(&x); // (2, 12): each row is Q·x
+//! let dense = q.to_dense();
+//! assert!(y.sub(&x.matmul_t(false, &dense, true)).max_abs() < 1e-12);
+//! assert_eq!(q.param_count(), 2 * 4 * 3 * 3);
+//! ```
 
 pub mod block_diag;
 pub mod butterfly;
@@ -83,6 +96,14 @@ pub trait LinearOp<T: Real> {
     /// If `x` is not `(batch, n_out)`.
     fn apply_t(&self, x: &Tensor<T>) -> Tensor<T> {
         chain_forward_t(self.layout(), self.blocks(), x, Par::rayon(0))
+    }
+
+    /// The boolean sparsity pattern of `A`, computed symbolically from the structure
+    /// ([`Pattern::of_layout`](pattern::Pattern::of_layout)): entry `(i, j)` is set when a path
+    /// through the factors links input `j` to output `i`. Equal to the nonzero pattern of `A` for
+    /// generic blocks.
+    fn pattern(&self) -> pattern::Pattern {
+        pattern::Pattern::of_layout(self.layout())
     }
 
     /// The dense `(n_out, n_in)` matrix `A = I·A` (through [`LinearOp::apply_t`]); costs

@@ -41,6 +41,16 @@ fn monarch_perms(l: BlockShape, r: BlockShape) -> Result<(Perm, Perm, Perm)> {
     ))
 }
 
+/// The Monarch layout `M = P₁ L P₂ R` as a 2-factor chain (factors `[R, L]`, permutations
+/// `[I, P₂, P₁]`), with the constraints `k_L = b_R¹`, `k_R = b_L²` checked.
+///
+/// # Errors
+/// [`Error::BlockMismatch`] naming `k_L, b_R¹, k_R, b_L²` if the Monarch constraints fail.
+pub fn monarch_chain(l: BlockShape, r: BlockShape) -> Result<ChainLayout> {
+    let (p1, p2, pr) = monarch_perms(l, r)?;
+    ChainLayout::new(vec![r, l], vec![pr, p2, p1])
+}
+
 impl<T: Real> Monarch<T> {
     /// `M = P₁ L P₂ R` with blocks that are the leading parts of identities.
     ///

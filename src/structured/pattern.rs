@@ -4,7 +4,7 @@
 //! A pattern is computed from the structure alone, never by testing floating-point values for
 //! zero: entry `(i, j)` is *structurally nonzero* when some path through the factor graph links
 //! input `j` to output `i` (the "information transmission" picture of the Theorem 2 proof,
-//! [P] App. D). With generic (e.g. random) blocks the structural pattern equals the true nonzero
+//! paper, App. D). With generic (e.g. random) blocks the structural pattern equals the true nonzero
 //! pattern. Rows are stored as bitsets of `u64` words.
 //!
 //! Products are propagated factor by factor: left-multiplying by a permutation `P` (gather map σ)
@@ -12,11 +12,22 @@
 //! full `b1 × b2` blocks gives `row_{j·b1+u}(B M) = OR_{t<b2} row_{j·b2+t}(M)`. A factor thus
 //! costs `O(n · n_in / 64)` word operations, so chains at `n = 4096` take milliseconds.
 //!
-//! **Theorem 2** ([P] §5.2): with `r = n/b` blocks of `b × b` per factor and `P_(k,n)` between
+//! **Theorem 2** (paper §5.2): with `r = n/b` blocks of `b × b` per factor and `P_(k,n)` between
 //! factors, `m = 1 + ⌈log_b r⌉` factors give a dense product, and for every `m` below that and
 //! every choice of permutations each row has at most `b^m < n` nonzeros. [`support_growth_gs`],
 //! [`min_factors_gs`] and [`gs_formula`] check it; [`support_growth_boft`], [`min_factors_boft`]
 //! and [`boft_formula`] do the same for BOFT's block butterfly (`1 + ⌈log₂ r⌉`).
+//!
+//! ```
+//! use gslab::structured::pattern::*;
+//! // The paper's example: n = 1024, b = 32 (r = 32): GS is dense with 2 factors, BOFT with 6.
+//! assert_eq!(gs_formula(1024, 32).unwrap(), 2);
+//! assert_eq!(min_factors_gs(1024, 32, 4, GsShuffle::default()).unwrap(), Some(2));
+//! assert_eq!(min_factors_boft(1024, 32, 8).unwrap(), Some(6));
+//! // One GS factor: every row of the 1024 x 1024 pattern has b = 32 nonzeros.
+//! let steps = support_growth_gs(1024, 32, 1, GsShuffle::default()).unwrap();
+//! assert_eq!(steps[0].row_range(), (32, 32));
+//! ```
 
 use crate::error::{Error, Result};
 use crate::perm::Perm;
@@ -200,8 +211,9 @@ impl Pattern {
             other.n_in
         );
         let mut out = Self::zeros(self.n_out, other.n_in);
+        let mut acc = vec![0u64; other.words];
         for i in 0..self.n_out {
-            let mut acc = vec![0u64; other.words];
+            acc.fill(0);
             for l in self.row_indices(i) {
                 for (a, &w) in acc.iter_mut().zip(other.row_words(l)) {
                     *a |= w;
@@ -266,10 +278,18 @@ impl Pattern {
         let mut counts = vec![0usize; self.words * 64];
         for row in self.bits.chunks(self.words.max(1)) {
             for (wi, &w) in row.iter().enumerate() {
-                let mut w = w;
-                while w != 0 {
-                    counts[wi * 64 + w.trailing_zeros() as usize] += 1;
-                    w &= w - 1;
+                let cnt = &mut counts[wi * 64..wi * 64 + 64];
+                if w.count_ones() > 16 {
+                    // Dense word: a branch-free pass the compiler vectorizes.
+                    for (bit, c) in cnt.iter_mut().enumerate() {
+                        *c += ((w >> bit) & 1) as usize;
+                    }
+                } else {
+                    let mut w = w;
+                    while w != 0 {
+                        cnt[w.trailing_zeros() as usize] += 1;
+                        w &= w - 1;
+                    }
                 }
             }
         }
@@ -384,15 +404,7 @@ pub fn boft_chain_layout(n: usize, b: usize, m: usize) -> Result<ChainLayout> {
             boft_max_factors(r)
         )));
     }
-    let ps: Vec<Perm> = (0..m)
-        .map(|i| Perm::block_butterfly(n, r >> i, b / 2))
-        .collect::<Result<_>>()?;
-    let mut perms = vec![ps[0].inverse()];
-    for i in 1..m {
-        perms.push(ps[i].inverse().compose(&ps[i - 1]));
-    }
-    perms.push(ps[m - 1].clone());
-    ChainLayout::new(vec![BlockShape::square(r, b); m], perms)
+    crate::structured::butterfly::peft_chain(n, r, m)
 }
 
 /// Support of the product of the first `m` factors of a chain (Theorem 2 bookkeeping).

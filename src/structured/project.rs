@@ -1,5 +1,5 @@
 //! Proposition 1 (block low-rank structure of GS(I, P, I)) and Algorithm 1 (projection of a
-//! dense matrix onto a GS class by per-block truncated SVD), [P] §3.
+//! dense matrix onto a GS class by per-block truncated SVD), paper §3.
 //!
 //! A GS(P_L, P, P_R) matrix `A = P_L (L P R) P_R` (Definition 3.1) is the 2-factor
 //! [`ChainLayout`] with factors `[R, L]` and permutations `[P_R, P, P_L]` (build it with
@@ -149,9 +149,7 @@ pub fn project_gs<T: Real>(a: &Tensor<T>, layout: &ChainLayout) -> Result<Vec<Te
             if slots.is_empty() {
                 continue;
             }
-            let blk = Mat::<T>::from_fn(ls.b1, rs.b2, |u, c| {
-                m.at2(k1 * ls.b1 + u, k2 * rs.b2 + c)
-            });
+            let blk = Mat::<T>::from_fn(ls.b1, rs.b2, |u, c| m.at2(k1 * ls.b1 + u, k2 * rs.b2 + c));
             let svd = blk.thin_svd().map_err(|e| {
                 Error::Numerical(format!("SVD of block ({k1}, {k2}) failed: {e:?}"))
             })?;
@@ -173,7 +171,7 @@ pub fn project_gs<T: Real>(a: &Tensor<T>, layout: &ChainLayout) -> Result<Vec<Te
     Ok(vec![r_blocks, l_blocks])
 }
 
-/// The generalized Monarch layout with square blocks ([P] §3, App. C): `n = k_L·k_R`,
+/// The generalized Monarch layout with square blocks (paper §3, App. C): `n = k_L·k_R`,
 /// `L` = `k_L` blocks of `k_R × k_R`, `R` = `k_R` blocks of `k_L × k_L`,
 /// `P` = gather by σ_(k_R,n) ([`Perm::shuffle_gather`]`(k_R, n)`), `P_L = Pᵀ`, `P_R = I`.
 /// Slot `i = k1·k_R + t` is sent to R-block `t`, so every block of `M` has exactly one slot:
@@ -182,14 +180,9 @@ pub fn project_gs<T: Real>(a: &Tensor<T>, layout: &ChainLayout) -> Result<Vec<Te
 /// # Errors
 /// If `k_l` or `k_r` is 0.
 pub fn monarch_layout(k_l: usize, k_r: usize) -> Result<ChainLayout> {
-    let n = k_l * k_r;
-    let p = Perm::shuffle_gather(k_r, n)?;
-    gs_layout(
-        p.inverse(),
+    crate::structured::monarch::monarch_chain(
         BlockShape::square(k_l, k_r),
-        p,
         BlockShape::square(k_r, k_l),
-        Perm::identity(n),
     )
 }
 

@@ -1,4 +1,4 @@
-//! Theorem 1 made constructive ([P] §4): every orthogonal `A ∈ GS(P_L, P, P_R)` with square
+//! Theorem 1 made constructive (paper §4): every orthogonal `A ∈ GS(P_L, P, P_R)` with square
 //! blocks has a representation `A = P_L (L P R) P_R` in which every block of `L` and `R` is
 //! orthogonal.
 //!
@@ -7,7 +7,7 @@
 //! ([`crate::structured::project`]), block `M_{k1,k2} = L_S R_S` where `L_S` (`b × |S|`) holds the
 //! columns of `L_{k1}` at the slots `S` and `R_S` (`|S| × b`) the matching rows of `R_{k2}`.
 //! 1. Thin QR, `L_S = Q T` with `QᵀQ = I`; then `M_{k1,k2} = U Vᵀ` with `U = Q`, `Vᵀ = T R_S`.
-//! 2. Orthogonality of block-column `k2` of `M` gives `Σ_{k1} V V ᵀ = I`, so the `b` rows `Vᵀ`
+//! 2. Orthogonality of block-column `k2` of `M` gives `Σ_{k1} V Vᵀ = I`, so the `b` rows `Vᵀ`
 //!    of all blocks in the column, put back at the rows of `R_{k2}` the slots dictate, form an
 //!    orthogonal matrix: the new `R_{k2}`.
 //! 3. The same on block-rows (with `VᵀV = I` from step 2) makes the new `L_{k1}`, whose columns
@@ -88,12 +88,9 @@ pub fn orthogonal_representation<T: Real>(
                 continue;
             }
             let q = s.len();
-            let l_s = Mat::<T>::from_fn(b_l, q, |x, t| {
-                l_old[(k1 * b_l + x) * b_l + s[t] % b_l]
-            });
-            let r_s = Mat::<T>::from_fn(q, b_r, |t, c| {
-                r_old[(k2 * b_r + pi[s[t]] % b_r) * b_r + c]
-            });
+            let l_s = Mat::<T>::from_fn(b_l, q, |x, t| l_old[(k1 * b_l + x) * b_l + s[t] % b_l]);
+            let r_s =
+                Mat::<T>::from_fn(q, b_r, |t, c| r_old[(k2 * b_r + pi[s[t]] % b_r) * b_r + c]);
             let qr = l_s.qr();
             let u = qr.compute_thin_Q();
             let vt = qr.thin_R() * &r_s;
@@ -114,7 +111,7 @@ pub fn orthogonal_representation<T: Real>(
     let tol = T::EPS.to_f64().sqrt();
     for (name, t) in [("R", &r_new), ("L", &l_new)] {
         let err = block_orthogonality_error(t);
-        if !(err <= tol) {
+        if err > tol || err.is_nan() {
             return Err(Error::Numerical(format!(
                 "recovered {name} blocks deviate from orthogonality by {err:.3e} > {tol:.3e}: \
                  the input product is not orthogonal"
