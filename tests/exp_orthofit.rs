@@ -81,7 +81,11 @@ fn quick_run_outputs_orthogonality_and_convergence() {
     let csv = quick(&out, "3");
     for f in [
         "orthofit.csv",
+        "final.csv",
+        "figures.json",
         "summary.json",
+        "final_loss.png",
+        "final_loss.svg",
         "loss_steps.png",
         "loss_steps.svg",
         "loss_seconds.png",
