@@ -724,11 +724,15 @@ fn draw_figures(run: &Run, cfg: &Config, rows: &[Row]) -> Result<()> {
                         .map_or(f64::NAN, |r| r.loss)
                 })
                 .collect();
-            (format!("target {t}, {}", map.name()), vals)
+            (format!("{t}/{}", map.name()), vals)
         })
         .collect();
     let bars = gslab::plot::BarPlot {
-        title: format!("Final loss after {} steps (n = {n})", cfg.steps),
+        // Short series names: plot.rs draws the bar legend as one row that does not wrap.
+        title: format!(
+            "Final loss after {} steps (n = {n}); bars: target/map",
+            cfg.steps
+        ),
         value_label: "||Q - Q*||_F^2 / n (linear; tiny values: see loss_steps)".into(),
         categories: legend.clone(),
         series,

@@ -96,6 +96,17 @@ fn quick_run_outputs_orthogonality_and_convergence() {
         let len = std::fs::metadata(out.join(f)).map(|m| m.len()).unwrap_or(0);
         assert!(len > 500, "{f} missing or tiny ({len} bytes)");
     }
+    // Every panel and every legend entry is drawn (SVG keeps the text).
+    let svg = std::fs::read_to_string(out.join("loss_steps.svg")).unwrap();
+    for text in [
+        "target gs, cayley map",
+        "target haar, exp map",
+        "target dct, exp map",
+        "gs_m2 (48)",
+        "dense (120)",
+    ] {
+        assert!(svg.contains(text), "loss_steps.svg lacks {text:?}");
+    }
     assert_eq!(csv.lines().next(), Some(HEADER));
     let rows = parse(&csv);
 
