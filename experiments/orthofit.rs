@@ -33,23 +33,27 @@ use std::time::Instant;
 
 /// Fit target orthogonal matrices with structured orthogonal parametrizations (Cayley and exp).
 #[derive(Parser, Debug)]
-#[command(name = "orthofit", version, about)]
+#[command(
+    name = "orthofit",
+    version,
+    about = "Trainable orthogonality: fit target orthogonal matrices with GS, OFT, BOFT, Monarch and dense parametrizations (Cayley and exp)"
+)]
 pub struct Args {
     /// `--seed`, `--threads`, `--out`, `--quick`.
     #[command(flatten)]
-    common: CommonArgs,
-    /// Matrix size n: a power of 4, at least 16 (default 64; --quick: 16).
+    pub common: CommonArgs,
+    /// Matrix size n: 16, 64 or 256 (default 64; --quick: 16).
     #[arg(long)]
-    n: Option<usize>,
+    pub n: Option<usize>,
     /// Optimizer steps per fit (default 1000; --quick: 100).
     #[arg(long)]
-    steps: Option<usize>,
+    pub steps: Option<usize>,
     /// Log a CSV row every this many steps (default: steps/60, at least 1).
     #[arg(long)]
-    log_every: Option<usize>,
+    pub log_every: Option<usize>,
     /// Peak Adam learning rate (cosine decay to lr/10, 5 % warmup).
     #[arg(long, default_value_t = 0.1, allow_negative_numbers = true)]
-    lr: f64,
+    pub lr: f64,
 }
 
 /// The resolved configuration of a run.
@@ -71,9 +75,9 @@ impl Config {
         let quick = args.common.quick;
         let n = args.n.unwrap_or(if quick { 16 } else { 64 });
         let is_pow4 = n.is_power_of_two() && n.trailing_zeros() % 2 == 0;
-        if !(16..=4096).contains(&n) || !is_pow4 {
+        if !(16..=256).contains(&n) || !is_pow4 {
             return Err(Error::InvalidArgument(format!(
-                "--n must be a power of 4 between 16 and 4096 (16, 64, 256, ...), got {n}"
+                "--n must be 16, 64 or 256 (a power of 4), got {n}"
             )));
         }
         let steps = args.steps.unwrap_or(if quick { 100 } else { 1000 });
