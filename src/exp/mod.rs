@@ -29,6 +29,7 @@
 
 pub mod counts;
 pub mod density;
+pub mod orthofit;
 pub mod report;
 pub mod structure;
 
