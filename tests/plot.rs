@@ -171,3 +171,33 @@ fn tick_labels_are_compact() {
     assert_eq!(plot::tick_label(2.5e-5), "2.5e-5");
     assert_eq!(plot::tick_label(0.0), "0");
 }
+
+#[test]
+fn legend_avoids_data_in_upper_left() {
+    // Plotting area 0..800 × 0..500 (pixels, y down); a legend box of 150 × 50.
+    let area = (0, 0, 800, 500);
+    let size = plot::legend_box_size(&["abcdefghijkl"]);
+    assert_eq!(size, (9 * 12 + 40, 30));
+    // A falling curve: dense points in the upper-left 300 × 200 px.
+    let upper_left: Vec<(i32, i32)> = (0..30)
+        .flat_map(|i| (0..20).map(move |j| (10 * i, 10 * j)))
+        .collect();
+    let c = plot::legend_corner(&upper_left, area, size);
+    assert_ne!(c, plot::LegendCorner::UpperLeft);
+    // No data: the tie keeps the legend upper-left.
+    assert_eq!(
+        plot::legend_corner(&[], area, size),
+        plot::LegendCorner::UpperLeft
+    );
+    // Data everywhere except the lower-right box: lower right wins.
+    let lr = plot::LegendCorner::LowerRight.rect(area, size);
+    assert_eq!(lr, (800 - 5 - 148, 500 - 5 - 30, 800 - 5, 500 - 5));
+    let most: Vec<(i32, i32)> = (0..=80)
+        .flat_map(|i| (0..=50).map(move |j| (10 * i, 10 * j)))
+        .filter(|&(x, y)| !(x >= lr.0 - 10 && y >= lr.1 - 10))
+        .collect();
+    assert_eq!(
+        plot::legend_corner(&most, area, size),
+        plot::LegendCorner::LowerRight
+    );
+}
