@@ -885,8 +885,16 @@ impl LegendCorner {
         const INSET: i32 = 5;
         let left = matches!(self, LegendCorner::UpperLeft | LegendCorner::LowerLeft);
         let upper = matches!(self, LegendCorner::UpperLeft | LegendCorner::UpperRight);
-        let x0 = if left { area.0 + INSET } else { area.2 - INSET - w };
-        let y0 = if upper { area.1 + INSET } else { area.3 - INSET - h };
+        let x0 = if left {
+            area.0 + INSET
+        } else {
+            area.2 - INSET - w
+        };
+        let y0 = if upper {
+            area.1 + INSET
+        } else {
+            area.3 - INSET - h
+        };
         (x0, y0, x0 + w, y0 + h)
     }
 }
