@@ -8,7 +8,7 @@
 //! - `flops.csv`: multiply-adds per token of the adapted layers, merged and unmerged;
 //! - `matvec_macs.csv`: GS vs BOFT vs dense matvec cost at the density thresholds (T4, T15);
 //! - `summary.json`; figures `params_table{1,2,3}`, `params` (all three panels) and `flops`
-//!   (merged vs unmerged cost), PNG + SVG.
+//!   (merged vs unmerged cost), PNG + SVG, listed with captions in `figures.json`.
 
 use super::Run;
 use crate::count::{self, Agreement, CountRow};

@@ -10,8 +10,8 @@
 //! density curves and spy plots like the paper's Figures 1, 3 and 5.
 //!
 //! Outputs (in `--out`, default `results/density/`): `min_factors.csv`,
-//! `min_factors_variants.csv`, `support.csv`, `random_perms.csv`, `summary.json` and PNG + SVG
-//! figures. Patterns are exact (no floating point), so the run is deterministic given `--seed`.
+//! `min_factors_variants.csv`, `support.csv`, `random_perms.csv`, `summary.json`, PNG + SVG
+//! figures and `figures.json` (one caption per figure). Patterns are exact (no floating point), so the run is deterministic given `--seed`.
 
 use crate::error::{Error, Result};
 use crate::exp::{CommonArgs, Run, print_table, write_csv_records};

@@ -21,7 +21,8 @@
 //!    fits, Adam is also run on the GS m=2 layout, whose optimum Algorithm 1 gives exactly
 //!    (family `GS m=2 (Adam)` in the CSV).
 //!
-//! `summary.json` collects the key numbers; a table is printed at the end.
+//! `summary.json` collects the key numbers, `figures.json` lists every figure with a caption;
+//! a table is printed at the end.
 
 use crate::autodiff::ops::chain::chain_apply;
 use crate::exp::{CommonArgs, Run, print_table};
