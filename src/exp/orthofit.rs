@@ -756,11 +756,10 @@ fn draw_figures(run: &Run, cfg: &Config, rows: &[Row]) -> Result<()> {
             "Final loss per method (free parameter count in brackets), target and map, on a linear axis.",
         ),
     ];
-    let manifest: Vec<serde_json::Value> = captions
-        .iter()
-        .map(|(stem, caption)| serde_json::json!({"stem": stem, "caption": caption}))
-        .collect();
-    run.write_json("figures.json", &manifest)?;
+    for (stem, caption) in captions {
+        run.register_figure(stem, caption)?;
+    }
+    run.finish()?;
     Ok(())
 }
 
