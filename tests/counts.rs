@@ -581,3 +581,20 @@ fn run_figure_manifest() {
     check_figures_json(&out);
     assert_eq!(run.figures().len(), 2);
 }
+
+/// T17: the "ALL" column is the plain mean of the 8 GLUE scores; the digest recomputed the means
+/// by hand as 86.0687, 86.5263, 86.2713, 85.8425, 86.6688, which round to the printed values.
+#[test]
+fn t17_glue_all_is_the_plain_mean() {
+    let hand = [86.0687, 86.5263, 86.2713, 85.8425, 86.6688];
+    for ((method, mean, printed), want) in gslab::count::glue_all_rows().into_iter().zip(hand) {
+        assert!(
+            (mean - want).abs() < 1e-4,
+            "{method}: mean {mean} vs hand {want}"
+        );
+        assert!(
+            (mean - printed).abs() <= 0.005 + 1e-9,
+            "{method}: {mean} does not round to {printed}"
+        );
+    }
+}
