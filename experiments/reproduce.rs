@@ -3,7 +3,7 @@
 
 use clap::Parser;
 use gslab::error::{Error, Result};
-use gslab::exp::{self, CommonArgs, counts, density, report, run_main, structure};
+use gslab::exp::{self, CommonArgs, counts, density, orthofit, report, run_main, structure};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -81,6 +81,16 @@ const EXPERIMENTS: &[Experiment] = &[
                 rows: 12,
             },
         ],
+    },
+    Experiment {
+        name: "orthofit",
+        about: "Trainable orthogonality (T5, T6): fits of target orthogonal matrices with OrthoGs, GS chain m=3, OFT, BOFT, orthogonal Monarch and dense Cayley, with the Cayley map and with exp; orthogonality is tracked at every logged step.",
+        run: |a| orthofit::run(parse(a)?),
+        tables: &[Table {
+            file: "final.csv",
+            sentence: "Final loss ||Q − Q*||²_F / n per method, map and target, with free parameter counts and the largest ||QᵀQ − I||_max seen during training.",
+            rows: 40,
+        }],
     },
     Experiment {
         name: "counts",

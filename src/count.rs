@@ -1022,3 +1022,42 @@ pub fn matvec_rows(cases: &[(u64, u64)]) -> Vec<MatvecRow> {
     }
     out
 }
+
+/// Table 1's printed GLUE scores (MNLI, SST-2, CoLA, QQP, QNLI, RTE, MRPC, STS-B) and the printed
+/// "ALL" column, per method, as printed in the paper (digest §6.1).
+pub const TABLE1_GLUE: [(&str, [f64; 8], f64); 5] = [
+    (
+        "FT",
+        [87.62, 94.38, 61.97, 91.5, 93.06, 80.14, 88.97, 90.91],
+        86.07,
+    ),
+    (
+        "LoRA r=8",
+        [87.82, 95.07, 64.02, 90.97, 92.81, 81.95, 88.73, 90.84],
+        86.53,
+    ),
+    (
+        "OFT b=16",
+        [87.21, 95.07, 64.37, 90.6, 92.48, 79.78, 89.95, 90.71],
+        86.27,
+    ),
+    (
+        "BOFT b=8 m=2",
+        [87.14, 94.38, 62.57, 90.48, 92.39, 80.14, 88.97, 90.67],
+        85.84,
+    ),
+    (
+        "GSOFT b=8",
+        [87.16, 95.06, 65.3, 90.46, 92.46, 81.95, 90.2, 90.76],
+        86.67,
+    ),
+];
+
+/// The "ALL" column of Table 1 recomputed as the plain mean of the eight task scores,
+/// `ALL = (1/8) Σ_t score_t` (digest T17): `(method, mean, printed ALL)` per row.
+pub fn glue_all_rows() -> Vec<(&'static str, f64, f64)> {
+    TABLE1_GLUE
+        .iter()
+        .map(|(m, s, all)| (*m, s.iter().sum::<f64>() / 8.0, *all))
+        .collect()
+}

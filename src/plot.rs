@@ -12,6 +12,11 @@
 //!   for small integer matrices (block ranks), the value printed in each cell.
 //!
 //! [`save`] writes one figure and [`save_grid`] writes several as panels of one figure.
+//! [`save_layered`] writes layered "information flow" diagrams ([`LayeredPlot`]: columns of
+//! nodes joined by edges, some highlighted), like the paper's Figures 1, 3 and 5.
+//!
+//! The legend of an [`XyPlot`] goes to the corner of the plotting area that covers the fewest
+//! drawn points ([`legend_corner`]).
 //!
 //! Text is drawn with the vendored DejaVu Sans font, registered once as the `sans-serif` family
 //! ([`register_font`]); no system font or font library is used at run time.
@@ -302,6 +307,175 @@ impl Heatmap {
             annotate: rows <= 24 && cols <= 24,
         })
     }
+}
+
+/// One edge of a [`LayeredPlot`]: `(from, to, highlighted)`, linking node `from` of level `t`
+/// to node `to` of level `t + 1`; highlighted edges are drawn red and on top.
+pub type LayerEdge = (usize, usize, bool);
+
+/// A layered "information flow" diagram (the paper's Figures 1, 3 and 5): `levels.len()`
+/// columns of `n` nodes each, node `i` of every column drawn at row `i` (top to bottom), with
+/// `edges[t]` linking column `t` to column `t + 1`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LayeredPlot {
+    /// Caption above the diagram.
+    pub title: String,
+    /// Nodes per level.
+    pub n: usize,
+    /// Label under each level (column), left to right.
+    pub levels: Vec<String>,
+    /// `edges[t]`: the edges from level `t` to level `t + 1` (`levels.len() − 1` lists).
+    pub edges: Vec<Vec<LayerEdge>>,
+}
+
+impl LayeredPlot {
+    /// Checks the shape: at least one level, `edges.len() = levels.len() − 1`, every endpoint
+    /// `< n`.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] naming the offending count or edge.
+    pub fn validate(&self) -> Result<()> {
+        if self.levels.is_empty() || self.edges.len() + 1 != self.levels.len() {
+            return Err(Error::InvalidArgument(format!(
+                "layered plot {:?}: {} levels need {} edge lists, got {}",
+                self.title,
+                self.levels.len(),
+                self.levels.len().saturating_sub(1),
+                self.edges.len()
+            )));
+        }
+        for (t, level) in self.edges.iter().enumerate() {
+            if let Some(e) = level.iter().find(|e| e.0 >= self.n || e.1 >= self.n) {
+                return Err(Error::InvalidArgument(format!(
+                    "layered plot {:?}: edge {:?} of level {t} leaves 0..{}",
+                    self.title, e, self.n
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// Marks as highlighted every edge on a path starting at node `src` of level 0 (the
+    /// nodes reached after level `t` are the `to` ends of highlighted edges of `edges[t]`).
+    pub fn highlight_from(&mut self, src: usize) {
+        let mut reach = vec![false; self.n];
+        if let Some(r) = reach.get_mut(src) {
+            *r = true;
+        }
+        for level in self.edges.iter_mut() {
+            let mut next = vec![false; self.n];
+            for e in level.iter_mut() {
+                if reach.get(e.0).copied().unwrap_or(false) {
+                    e.2 = true;
+                    if let Some(r) = next.get_mut(e.1) {
+                        *r = true;
+                    }
+                }
+            }
+            reach = next;
+        }
+    }
+}
+
+/// Writes several [`LayeredPlot`]s side by side (`panel` pixels each) under a common `title`
+/// as `stem.png` and `stem.svg`. Returns the two paths.
+///
+/// # Errors
+/// [`Error::InvalidArgument`] if `panels` is empty or a panel fails [`LayeredPlot::validate`];
+/// [`Error::Io`] as [`save`].
+pub fn save_layered(
+    stem: &Path,
+    title: &str,
+    panels: &[LayeredPlot],
+    panel: (u32, u32),
+) -> Result<(PathBuf, PathBuf)> {
+    if panels.is_empty() {
+        return Err(Error::InvalidArgument(format!(
+            "save_layered {title:?} needs at least one panel"
+        )));
+    }
+    for p in panels {
+        p.validate()?;
+    }
+    let size = (panel.0 * panels.len() as u32, panel.1 + 50);
+    render(stem, size, &LayeredFigure { title, panels })
+}
+
+/// The panels of [`save_layered`].
+struct LayeredFigure<'a> {
+    title: &'a str,
+    panels: &'a [LayeredPlot],
+}
+
+impl Figure for LayeredFigure<'_> {
+    fn draw<DB: DrawingBackend>(&self, area: &DrawingArea<DB, Shift>) -> DrawResult {
+        let body = area
+            .titled(self.title, ("sans-serif", 24))
+            .map_err(|e| e.to_string())?;
+        for (p, cell) in self
+            .panels
+            .iter()
+            .zip(body.split_evenly((1, self.panels.len())))
+        {
+            draw_layered(&cell, p)?;
+        }
+        Ok(())
+    }
+}
+
+fn draw_layered<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, p: &LayeredPlot) -> DrawResult {
+    use plotters::style::text_anchor::{HPos, Pos, VPos};
+    let e = |e: DrawingAreaErrorKind<DB::ErrorType>| e.to_string();
+    let last = (p.levels.len() - 1) as f64;
+    let mut chart = ChartBuilder::on(area)
+        .caption(&p.title, ("sans-serif", 18))
+        .margin(16)
+        .x_label_area_size(30)
+        .build_cartesian_2d(-0.35f64..last + 0.35, (p.n as f64 - 0.4)..-0.6f64)
+        .map_err(e)?;
+    let grey = RGBColor(160, 160, 160);
+    let red = RGBColor(214, 39, 40);
+    for (t, level) in p.edges.iter().enumerate() {
+        let x = t as f64;
+        // Plain edges first so highlighted paths are drawn on top.
+        for hl in [false, true] {
+            let style = if hl {
+                red.stroke_width(2)
+            } else {
+                grey.stroke_width(1)
+            };
+            chart
+                .draw_series(level.iter().filter(|q| q.2 == hl).map(|&(a, b, _)| {
+                    PathElement::new(vec![(x, a as f64), (x + 1.0, b as f64)], style)
+                }))
+                .map_err(e)?;
+        }
+    }
+    let radius = if p.n <= 16 { 5 } else { 3 };
+    for (t, label) in p.levels.iter().enumerate() {
+        let x = t as f64;
+        chart
+            .draw_series((0..p.n).map(|i| Circle::new((x, i as f64), radius, BLACK.filled())))
+            .map_err(e)?;
+        chart
+            .draw_series(std::iter::once(Text::new(
+                label.clone(),
+                (x, p.n as f64 - 0.4),
+                TextStyle::from(("sans-serif", 14).into_font())
+                    .pos(Pos::new(HPos::Center, VPos::Top)),
+            )))
+            .map_err(e)?;
+    }
+    if p.n <= 16 {
+        let style = TextStyle::from(("sans-serif", 12).into_font())
+            .pos(Pos::new(HPos::Right, VPos::Center));
+        chart
+            .draw_series(
+                (0..p.n).map(|i| Text::new(i.to_string(), (-0.12, i as f64), style.clone())),
+            )
+            .map_err(e)?;
+    }
+    Ok(())
 }
 
 /// Any figure this module can draw.
@@ -644,9 +818,27 @@ where
             });
     }
     if !p.series.is_empty() {
+        let (xr, yr) = chart.plotting_area().get_pixel_range();
+        let px: Vec<Vec<(i32, i32)>> = p
+            .series
+            .iter()
+            .map(|s| {
+                drawable(p, &s.points)
+                    .iter()
+                    .map(|q| chart.backend_coord(q))
+                    .collect()
+            })
+            .collect();
+        let covered = densify(&px, &p.series);
+        let names: Vec<&str> = p.series.iter().map(|s| s.name.as_str()).collect();
+        let corner = legend_corner(
+            &covered,
+            (xr.start, yr.start, xr.end, yr.end),
+            legend_box_size(&names),
+        );
         chart
             .configure_series_labels()
-            .position(SeriesLabelPosition::UpperLeft)
+            .position(corner.position())
             .background_style(WHITE.mix(0.85))
             .border_style(BLACK.mix(0.5))
             .label_font(("sans-serif", 15))
@@ -654,6 +846,113 @@ where
             .map_err(e)?;
     }
     Ok(())
+}
+
+/// A corner of the plotting area where an [`XyPlot`] legend can sit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LegendCorner {
+    /// Top left (the default on ties).
+    UpperLeft,
+    /// Top right.
+    UpperRight,
+    /// Bottom left.
+    LowerLeft,
+    /// Bottom right.
+    LowerRight,
+}
+
+impl LegendCorner {
+    /// All corners in order of preference (ties go to the earlier one).
+    pub const ALL: [LegendCorner; 4] = [
+        LegendCorner::UpperLeft,
+        LegendCorner::UpperRight,
+        LegendCorner::LowerLeft,
+        LegendCorner::LowerRight,
+    ];
+
+    fn position(self) -> SeriesLabelPosition {
+        match self {
+            LegendCorner::UpperLeft => SeriesLabelPosition::UpperLeft,
+            LegendCorner::UpperRight => SeriesLabelPosition::UpperRight,
+            LegendCorner::LowerLeft => SeriesLabelPosition::LowerLeft,
+            LegendCorner::LowerRight => SeriesLabelPosition::LowerRight,
+        }
+    }
+
+    /// The legend box `(x0, y0, x1, y1)` (pixels, y down) of size `(w, h)` in this corner of
+    /// `area = (x0, y0, x1, y1)`, inset by plotters' 5 px.
+    pub fn rect(self, area: (i32, i32, i32, i32), (w, h): (i32, i32)) -> (i32, i32, i32, i32) {
+        const INSET: i32 = 5;
+        let left = matches!(self, LegendCorner::UpperLeft | LegendCorner::LowerLeft);
+        let upper = matches!(self, LegendCorner::UpperLeft | LegendCorner::UpperRight);
+        let x0 = if left {
+            area.0 + INSET
+        } else {
+            area.2 - INSET - w
+        };
+        let y0 = if upper {
+            area.1 + INSET
+        } else {
+            area.3 - INSET - h
+        };
+        (x0, y0, x0 + w, y0 + h)
+    }
+}
+
+/// Estimated legend box `(width, height)` in pixels for the given series names:
+/// `width = 9·(longest name in chars) + 40`, `height = 20·(number of series) + 10`.
+pub fn legend_box_size(names: &[&str]) -> (i32, i32) {
+    let longest = names.iter().map(|s| s.chars().count()).max().unwrap_or(0) as i32;
+    (9 * longest + 40, 20 * names.len() as i32 + 10)
+}
+
+/// The corner of `area = (x0, y0, x1, y1)` (pixels, y down) whose legend box of size `size`
+/// (see [`LegendCorner::rect`]) covers the fewest of `points` (pixels); ties go to the first of
+/// [`LegendCorner::ALL`], so an empty plot keeps the legend upper-left.
+pub fn legend_corner(
+    points: &[(i32, i32)],
+    area: (i32, i32, i32, i32),
+    size: (i32, i32),
+) -> LegendCorner {
+    // Markers have a 4 px radius: a point this close to the box is covered too.
+    const PAD: i32 = 4;
+    let covered = |c: LegendCorner| {
+        let (x0, y0, x1, y1) = c.rect(area, size);
+        points
+            .iter()
+            .filter(|&&(x, y)| x >= x0 - PAD && x <= x1 + PAD && y >= y0 - PAD && y <= y1 + PAD)
+            .count()
+    };
+    let mut best = LegendCorner::UpperLeft;
+    let mut fewest = covered(best);
+    for c in &LegendCorner::ALL[1..] {
+        let k = covered(*c);
+        if k < fewest {
+            best = *c;
+            fewest = k;
+        }
+    }
+    best
+}
+
+/// The pixels a legend should avoid: every point, plus points every ~6 px along the segments
+/// of series drawn with a line.
+fn densify(px: &[Vec<(i32, i32)>], series: &[Series]) -> Vec<(i32, i32)> {
+    let mut out = Vec::new();
+    for (pts, s) in px.iter().zip(series) {
+        out.extend_from_slice(pts);
+        if s.style == Style::Points {
+            continue;
+        }
+        for w in pts.windows(2) {
+            let (dx, dy) = (w[1].0 - w[0].0, w[1].1 - w[0].1);
+            let steps = (dx.abs().max(dy.abs()) / 6).min(2000);
+            for k in 1..steps {
+                out.push((w[0].0 + dx * k / steps, w[0].1 + dy * k / steps));
+            }
+        }
+    }
+    out
 }
 
 /// Rough pixel width of `s` at the given font size (DejaVu Sans averages ~0.6 em per glyph).

@@ -415,6 +415,7 @@ fn binary_quick_run_writes_outputs() {
         let len = std::fs::metadata(out.join(f)).map(|m| m.len()).unwrap_or(0);
         assert!(len > 100, "{f} missing or empty");
     }
+    check_figures_json(&out);
     let stdout = String::from_utf8_lossy(&o.stdout);
     assert!(stdout.contains("1.42M") && stdout.contains("differs"));
 }
@@ -508,4 +509,92 @@ fn common_args_defaults_and_run_setup() {
         .unwrap();
     let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(j).unwrap()).unwrap();
     assert_eq!(v["k"][1], 2);
+}
+
+/// `figures.json` lists every PNG of `dir` exactly once, each entry's PNG and SVG exist, and
+/// every caption is one non-empty sentence.
+fn check_figures_json(dir: &std::path::Path) {
+    let text = std::fs::read_to_string(dir.join("figures.json")).expect("figures.json");
+    let figs: Vec<serde_json::Value> = serde_json::from_str(&text).expect("figures.json list");
+    let mut listed: Vec<String> = figs
+        .iter()
+        .map(|f| f["png"].as_str().expect("png").to_string())
+        .collect();
+    for f in &figs {
+        let stem = f["stem"].as_str().expect("stem");
+        assert_eq!(f["png"].as_str(), Some(format!("{stem}.png").as_str()));
+        assert_eq!(f["svg"].as_str(), Some(format!("{stem}.svg").as_str()));
+        assert!(dir.join(format!("{stem}.svg")).is_file(), "{stem}.svg");
+        let cap = f["caption"].as_str().expect("caption");
+        assert!(cap.len() > 20 && cap.ends_with('.'), "{stem}: {cap:?}");
+        assert!(
+            !cap.contains(". "),
+            "{stem}: caption is not one sentence: {cap:?}"
+        );
+    }
+    let mut pngs: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".png"))
+        .collect();
+    assert!(!pngs.is_empty());
+    pngs.sort();
+    listed.sort();
+    assert_eq!(listed, pngs, "figures.json vs PNG files");
+}
+
+#[test]
+fn run_figure_manifest() {
+    use clap::Parser;
+    let out = tmp("manifest");
+    let run = DemoArgs::try_parse_from(["demo", "--quick", "--out", out.to_str().unwrap()])
+        .unwrap()
+        .common
+        .setup("demo")
+        .unwrap();
+    // finish() writes an empty manifest when nothing was drawn.
+    let p = run.finish().unwrap();
+    assert_eq!(std::fs::read_to_string(&p).unwrap().trim(), "[]");
+    let xy = gslab::plot::XyPlot::new("t", "x", "y")
+        .with(gslab::plot::Series::line("s", vec![(0.0, 1.0), (1.0, 2.0)]));
+    run.figure("a", &xy.clone().into(), "First caption of the test figure.")
+        .unwrap();
+    run.figure(
+        "b",
+        &xy.clone().into(),
+        "Second caption of the test figure.",
+    )
+    .unwrap();
+    // Registering a stem again replaces its entry; an empty caption is refused.
+    run.figure("a", &xy.into(), "Replaced caption of the test figure.")
+        .unwrap();
+    assert!(run.register_figure("c", "  ").is_err());
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("figures.json")).unwrap()).unwrap();
+    assert_eq!(
+        v,
+        serde_json::json!([
+            {"stem": "a", "png": "a.png", "svg": "a.svg", "caption": "Replaced caption of the test figure."},
+            {"stem": "b", "png": "b.png", "svg": "b.svg", "caption": "Second caption of the test figure."},
+        ])
+    );
+    check_figures_json(&out);
+    assert_eq!(run.figures().len(), 2);
+}
+
+/// T17: the "ALL" column is the plain mean of the 8 GLUE scores; the digest recomputed the means
+/// by hand as 86.0687, 86.5263, 86.2713, 85.8425, 86.6688, which round to the printed values.
+#[test]
+fn t17_glue_all_is_the_plain_mean() {
+    let hand = [86.0687, 86.5263, 86.2713, 85.8425, 86.6688];
+    for ((method, mean, printed), want) in gslab::count::glue_all_rows().into_iter().zip(hand) {
+        assert!(
+            (mean - want).abs() < 1e-4,
+            "{method}: mean {mean} vs hand {want}"
+        );
+        assert!(
+            (mean - printed).abs() <= 0.005 + 1e-9,
+            "{method}: {mean} does not round to {printed}"
+        );
+    }
 }

@@ -171,3 +171,106 @@ fn tick_labels_are_compact() {
     assert_eq!(plot::tick_label(2.5e-5), "2.5e-5");
     assert_eq!(plot::tick_label(0.0), "0");
 }
+
+#[test]
+fn legend_avoids_data_in_upper_left() {
+    // Plotting area 0..800 × 0..500 (pixels, y down); a legend box of 150 × 50.
+    let area = (0, 0, 800, 500);
+    let size = plot::legend_box_size(&["abcdefghijkl"]);
+    assert_eq!(size, (9 * 12 + 40, 30));
+    // A falling curve: dense points in the upper-left 300 × 200 px.
+    let upper_left: Vec<(i32, i32)> = (0..30)
+        .flat_map(|i| (0..20).map(move |j| (10 * i, 10 * j)))
+        .collect();
+    let c = plot::legend_corner(&upper_left, area, size);
+    assert_ne!(c, plot::LegendCorner::UpperLeft);
+    // No data: the tie keeps the legend upper-left.
+    assert_eq!(
+        plot::legend_corner(&[], area, size),
+        plot::LegendCorner::UpperLeft
+    );
+    // Data everywhere except the lower-right box: lower right wins.
+    let lr = plot::LegendCorner::LowerRight.rect(area, size);
+    assert_eq!(lr, (800 - 5 - 148, 500 - 5 - 30, 800 - 5, 500 - 5));
+    let most: Vec<(i32, i32)> = (0..=80)
+        .flat_map(|i| (0..=50).map(move |j| (10 * i, 10 * j)))
+        .filter(|&(x, y)| !(x >= lr.0 - 10 && y >= lr.1 - 10))
+        .collect();
+    assert_eq!(
+        plot::legend_corner(&most, area, size),
+        plot::LegendCorner::LowerRight
+    );
+}
+
+#[test]
+fn layered_diagram_saves_validates_and_highlights() {
+    use plot::LayeredPlot;
+    // 4 nodes, blocks {0,1},{2,3}, then the swap 1 <-> 2 (gather: output i takes input σ(i)).
+    let mut g = LayeredPlot {
+        title: "toy flow".into(),
+        n: 4,
+        levels: vec!["x".into(), "B x".into(), "P B x".into()],
+        edges: vec![
+            vec![
+                (0, 0, false),
+                (0, 1, false),
+                (1, 0, false),
+                (1, 1, false),
+                (2, 2, false),
+                (2, 3, false),
+                (3, 2, false),
+                (3, 3, false),
+            ],
+            vec![(0, 0, false), (2, 1, false), (1, 2, false), (3, 3, false)],
+        ],
+    };
+    g.highlight_from(0);
+    // From input 0: block edges 0->0, 0->1; then perm edges 0->0 and 1->2 (hand-worked).
+    let hl: Vec<Vec<(usize, usize)>> = g
+        .edges
+        .iter()
+        .map(|l| l.iter().filter(|e| e.2).map(|e| (e.0, e.1)).collect())
+        .collect();
+    assert_eq!(hl, vec![vec![(0, 0), (0, 1)], vec![(0, 0), (1, 2)]]);
+    let d = out_dir("layered");
+    check(
+        plot::save_layered(
+            &d.join("flow"),
+            "Toy information flow",
+            &[g.clone()],
+            (400, 300),
+        )
+        .unwrap(),
+        &["Toy information flow", "toy flow", "P B x"],
+    );
+    let mut bad = g.clone();
+    bad.edges[1].push((4, 0, false));
+    assert!(bad.validate().is_err());
+    let mut short = g;
+    short.levels.pop();
+    assert!(plot::save_layered(&d.join("bad"), "x", &[short], (400, 300)).is_err());
+    assert!(plot::save_layered(&d.join("none"), "x", &[], (400, 300)).is_err());
+}
+
+#[test]
+fn falling_curve_legend_is_not_upper_left_when_rendered() {
+    // A curve that starts high on the left fills the upper-left corner, so the legend text
+    // must start in the right half of the 860 px wide figure.
+    let pts: Vec<(f64, f64)> = (0..=40)
+        .map(|i| (f64::from(i), 40.0 - f64::from(i)))
+        .collect();
+    let p = XyPlot::new("Falling", "x", "y").with(Series::line("falling series", pts));
+    let d = out_dir("falling");
+    let paths = plot::save(&d.join("falling"), &p.into()).unwrap();
+    let svg = std::fs::read_to_string(&paths.1).unwrap();
+    check(paths, &["falling series"]);
+    let at = svg.find("falling series").unwrap();
+    let tag = &svg[svg[..at].rfind("<text").unwrap()..at];
+    let x: f64 = tag
+        .split("x=\"")
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no x in {tag}"));
+    assert!(x > 430.0, "legend text at x = {x}");
+}

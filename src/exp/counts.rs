@@ -8,7 +8,7 @@
 //! - `flops.csv`: multiply-adds per token of the adapted layers, merged and unmerged;
 //! - `matvec_macs.csv`: GS vs BOFT vs dense matvec cost at the density thresholds (T4, T15);
 //! - `summary.json`; figures `params_table{1,2,3}`, `params` (all three panels) and `flops`
-//!   (merged vs unmerged cost), PNG + SVG.
+//!   (merged vs unmerged cost), PNG + SVG, listed with captions in `figures.json`.
 
 use super::Run;
 use crate::count::{self, Agreement, CountRow};
@@ -86,23 +86,37 @@ pub fn run(run: &Run) -> Result<CountsSummary> {
     run.write_json("summary.json", &summary)?;
     let panels: Vec<Plot> = (1..=3).map(|t| bars(&summary.rows, t)).collect();
     for (t, p) in panels.iter().enumerate() {
-        run.plot(&format!("params_table{}", t + 1), p)?;
+        run.figure(
+            &format!("params_table{}", t + 1),
+            p,
+            &if t == 2 {
+                "Trainable parameters of every method of paper Table 3: exact count (b² per block) against the number printed in the paper.".to_string()
+            } else {
+                format!(
+                    "Trainable parameters of every method of paper Table {}: exact count (b² per block), the number printed in the paper, and the free count (b(b−1)/2 per orthogonal block).",
+                    t + 1
+                )
+            },
+        )?;
     }
-    crate::plot::save_grid(
-        &run.path("params"),
+    run.figure_grid(
+        "params",
         "Trainable parameters: exact vs printed",
         &panels,
         1,
         (1000, 560),
+        "Trainable parameters of the methods of paper Tables 1, 2 and 3 in one figure: exact counts against the numbers printed in the paper.",
     )?;
     let flop_panels: Vec<Plot> = (1..=2).map(|t| flop_bars(&summary.flops, t)).collect();
-    crate::plot::save_grid(
-        &run.path("flops"),
+    run.figure_grid(
+        "flops",
         "Multiply-adds per token, adapted layers",
         &flop_panels,
         2,
         (900, 620),
+        "Multiply-adds per token in the adapted layers of the paper Table 1 and Table 2 models, with the adapter merged into the weights against applied separately (merged cost plus the adapter's own products).",
     )?;
+    run.finish()?;
     Ok(summary)
 }
 

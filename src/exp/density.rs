@@ -10,13 +10,13 @@
 //! density curves and spy plots like the paper's Figures 1, 3 and 5.
 //!
 //! Outputs (in `--out`, default `results/density/`): `min_factors.csv`,
-//! `min_factors_variants.csv`, `support.csv`, `random_perms.csv`, `summary.json` and PNG + SVG
-//! figures. Patterns are exact (no floating point), so the run is deterministic given `--seed`.
+//! `min_factors_variants.csv`, `support.csv`, `random_perms.csv`, `summary.json`, PNG + SVG
+//! figures and `figures.json` (one caption per figure). Patterns are exact (no floating point), so the run is deterministic given `--seed`.
 
 use crate::error::{Error, Result};
 use crate::exp::{CommonArgs, Run, print_table, write_csv_records};
 use crate::perm::Perm;
-use crate::plot::{self, BarPlot, Plot, Scale, Series, SpyPlot, XyPlot};
+use crate::plot::{self, BarPlot, LayerEdge, LayeredPlot, Plot, Scale, Series, SpyPlot, XyPlot};
 use crate::structured::layout::{BlockShape, ChainLayout};
 use crate::structured::pattern::{
     GrowthStep, GsShuffle, Pattern, boft_formula, gs_formula, min_factors_boft, min_factors_gs,
@@ -24,9 +24,6 @@ use crate::structured::pattern::{
 };
 use clap::Parser;
 use indicatif::ProgressBar;
-use plotters::coord::Shift;
-use plotters::prelude::*;
-use plotters::style::text_anchor::{HPos, Pos, VPos};
 use rand::{SeedableRng, rngs::StdRng};
 use rayon::prelude::*;
 use serde::Serialize;
@@ -164,9 +161,10 @@ pub fn run(args: Args) -> Result<()> {
     write_variants_csv(&run.path("min_factors_variants.csv"), &min_rows)?;
     run.write_csv("support.csv", &support)?;
     run.write_csv("random_perms.csv", &random)?;
-    let figures = draw_figures(&run.out, &support)?;
+    let figures = draw_figures(&run, &support)?;
     let summary = summarize(&run, &min_rows, &support, &random, figures);
     run.write_json("summary.json", &summary)?;
+    run.finish()?;
     report(&min_rows, &summary, &run.out);
     Ok(())
 }
@@ -399,23 +397,61 @@ fn write_variants_csv(path: &Path, rows: &[MinRow]) -> Result<()> {
     write_csv_records(path, &header, &recs)
 }
 
-/// Draws every figure; returns the stems written (each as `.png` and `.svg`).
-fn draw_figures(out: &Path, support: &[SupportRow]) -> Result<Vec<String>> {
+/// Draws every figure, registers it with its caption in the run's `figures.json`, and returns
+/// the stems written (each as `.png` and `.svg`).
+fn draw_figures(run: &Run, support: &[SupportRow]) -> Result<Vec<String>> {
     let mut stems = Vec::new();
-    let mut save = |stem: &str, f: &dyn Fn(&Path) -> Result<()>| -> Result<()> {
-        f(&out.join(stem))?;
+    let mut save = |stem: &str, caption: &str, f: &dyn Fn(&Path) -> Result<()>| -> Result<()> {
+        f(&run.path(stem))?;
+        run.register_figure(stem, caption)?;
         stems.push(stem.to_string());
         Ok(())
     };
-    save("density_vs_factors", &|p| density_plot(p, support))?;
-    save("min_factors_bars", &|p| min_factors_bars(p, support))?;
-    save("fig1_gs_i_p_i_n6", &fig1_spy)?;
-    save("spy_gs_n64_b4", &|p| chain_spy(p, "gs", 64, 4, 3))?;
-    save("spy_boft_n64_b4", &|p| chain_spy(p, "boft", 64, 4, 5))?;
-    save("fig3_shuffles_n12", &fig3_spy)?;
-    save("fig1_graph", &fig1_graph)?;
-    save("fig3_graph", &fig3_graph)?;
-    save("fig5_information_flow", &fig5_graph)?;
+    save(
+        "density_vs_factors",
+        "Density nnz/n² of the product of the first m factors against m for (n, b) = (1024, 32), (768, 8), (64, 4): GS (P_(r,n) between factors) reaches 1 at 1+⌈log_b r⌉ factors, BOFT (PEFT permutations) at 1+⌈log₂ r⌉ when r is a power of 2 and never otherwise.",
+        &|p| density_plot(p, support),
+    )?;
+    save(
+        "min_factors_bars",
+        "Smallest number of factors m giving a dense product for each (n, b) of the T1 grid, GS with P_(r,n) against BOFT with PEFT permutations (BOFT bars only where r = n/b is a power of 2).",
+        &|p| min_factors_bars(p, support),
+    )?;
+    save(
+        "fig1_gs_i_p_i_n6",
+        "Sparsity patterns of R (3 blocks 2×2), P = P_(3,6), L (2 blocks 3×3) and the dense product A = L P R of GS(I, P, I) with n = 6 (paper Figure 1).",
+        &fig1_spy,
+    )?;
+    save(
+        "spy_gs_n64_b4",
+        "Sparsity of the product of the first m = 1, 2, 3 GS factors (n = 64, b = 4, P = P_(r,n)): min(n, b^m) = 4, 16, 64 nonzeros per row, dense at m = 1+⌈log₄ 16⌉ = 3.",
+        &|p| chain_spy(p, "gs", 64, 4, 3),
+    )?;
+    save(
+        "spy_boft_n64_b4",
+        "Sparsity of the product of the first m = 1, …, 5 BOFT factors (n = 64, b = 4, PEFT permutations): b·2^(m−1) = 4, 8, 16, 32, 64 nonzeros per row, dense only at m = 1+⌈log₂ 16⌉ = 5.",
+        &|p| chain_spy(p, "boft", 64, 4, 5),
+    )?;
+    save(
+        "fig3_shuffles_n12",
+        "Permutation matrices of P_(k,12) for k = 3, 4, 6, 2 in the gather reading, entry (i, σ(i)) with σ(i) = (i mod k)·(12/k) + ⌊i/k⌋ (paper Figure 3).",
+        &fig3_spy,
+    )?;
+    save(
+        "fig1_graph",
+        "Information flow of GS(I, P, I) with n = 6: R mixes within 3 groups of 2 and P_(3,6) sends one element of each group to each of the 2 groups of L, so every output depends on every input (paper Figure 1).",
+        &fig1_graph,
+    )?;
+    save(
+        "fig3_graph",
+        "P_(k,12) for k = 3, 4, 6, 2 drawn as edges from input position σ(i) to output position i (gather reading, paper Figure 3).",
+        &fig3_graph,
+    )?;
+    save(
+        "fig5_information_flow",
+        "Nodes reached from input 0 (red paths) after each factor: GS with P_(r,n) reaches b^m nodes (n = 8, b = 2: 2, 4, 8; n = 16, b = 4: 4, 16), BOFT with PEFT permutations only b·2^(m−1) (n = 16, b = 4: 4, 8, 16, one factor more) (paper Figure 5).",
+        &fig5_graph,
+    )?;
     Ok(stems)
 }
 
@@ -640,22 +676,13 @@ fn report(rows: &[MinRow], s: &Summary, out: &Path) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Layer diagrams (Figures 1, 3 and 5 of the paper). `gslab::plot` has no graph/arrow figure, so
-// this small renderer draws one with plotters directly (same font, PNG + SVG).
+// Layer diagrams (Figures 1, 3 and 5 of the paper), drawn by `plot::save_layered`; the edges of
+// GS / BOFT factors are built here.
 // ---------------------------------------------------------------------------------------------
-
-/// A layered graph: `levels.len()` columns of `n` nodes, node `i` of a column drawn at row `i`
-/// (top to bottom); `edges[t]` links column `t` to column `t + 1` as `(from, to, highlighted)`.
-struct Layered {
-    title: String,
-    n: usize,
-    levels: Vec<String>,
-    edges: Vec<Vec<(usize, usize, bool)>>,
-}
 
 /// Edges of a block-diagonal factor with full `b1 × b2` blocks: input `j·b2 + t` feeds output
 /// `j·b1 + u`.
-fn block_edges(shape: BlockShape) -> Vec<(usize, usize, bool)> {
+fn block_edges(shape: BlockShape) -> Vec<LayerEdge> {
     let mut e = Vec::new();
     for j in 0..shape.k {
         for u in 0..shape.b1 {
@@ -668,7 +695,7 @@ fn block_edges(shape: BlockShape) -> Vec<(usize, usize, bool)> {
 }
 
 /// Edges of a permutation in the gather reading: output `i` takes input `σ(i)`.
-fn perm_edges(p: &Perm) -> Vec<(usize, usize, bool)> {
+fn perm_edges(p: &Perm) -> Vec<LayerEdge> {
     p.as_slice()
         .iter()
         .enumerate()
@@ -676,116 +703,9 @@ fn perm_edges(p: &Perm) -> Vec<(usize, usize, bool)> {
         .collect()
 }
 
-/// Marks the edges reachable from input node `src` (the paths of Figure 5).
-fn highlight_from(edges: &mut [Vec<(usize, usize, bool)>], n: usize, src: usize) {
-    let mut reach = vec![false; n];
-    reach[src] = true;
-    for level in edges.iter_mut() {
-        let mut next = vec![false; n];
-        for e in level.iter_mut() {
-            if reach[e.0] {
-                e.2 = true;
-                next[e.1] = true;
-            }
-        }
-        reach = next;
-    }
-}
-
-/// Writes `stem.png` and `stem.svg` with the diagrams side by side under `title`.
-fn save_layered(stem: &Path, title: &str, panels: &[Layered], panel: (u32, u32)) -> Result<()> {
-    plot::register_font()?;
-    let size = (panel.0 * panels.len() as u32, panel.1 + 50);
-    let (png, svg) = plot::output_paths(stem);
-    let err = |p: &Path, e: String| Error::Io {
-        path: p.display().to_string(),
-        msg: e,
-    };
-    {
-        let root = BitMapBackend::new(&png, size).into_drawing_area();
-        draw_layered_all(&root, title, panels).map_err(|e| err(&png, e))?;
-        root.present().map_err(|e| err(&png, e.to_string()))?;
-    }
-    let root = SVGBackend::new(&svg, size).into_drawing_area();
-    draw_layered_all(&root, title, panels).map_err(|e| err(&svg, e))?;
-    root.present().map_err(|e| err(&svg, e.to_string()))
-}
-
-fn draw_layered_all<DB: DrawingBackend>(
-    root: &DrawingArea<DB, Shift>,
-    title: &str,
-    panels: &[Layered],
-) -> std::result::Result<(), String> {
-    root.fill(&WHITE).map_err(|e| e.to_string())?;
-    let body = root
-        .titled(title, ("sans-serif", 24))
-        .map_err(|e| e.to_string())?;
-    for (p, area) in panels.iter().zip(body.split_evenly((1, panels.len()))) {
-        draw_layered(&area, p)?;
-    }
-    Ok(())
-}
-
-fn draw_layered<DB: DrawingBackend>(
-    area: &DrawingArea<DB, Shift>,
-    p: &Layered,
-) -> std::result::Result<(), String> {
-    let e = |e: DrawingAreaErrorKind<DB::ErrorType>| e.to_string();
-    let last = (p.levels.len() - 1) as f64;
-    let mut chart = ChartBuilder::on(area)
-        .caption(&p.title, ("sans-serif", 18))
-        .margin(16)
-        .x_label_area_size(30)
-        .build_cartesian_2d(-0.35f64..last + 0.35, (p.n as f64 - 0.4)..-0.6f64)
-        .map_err(e)?;
-    let grey = RGBColor(160, 160, 160);
-    let red = RGBColor(214, 39, 40);
-    for (t, level) in p.edges.iter().enumerate() {
-        let x = t as f64;
-        // Plain edges first so highlighted paths are drawn on top.
-        for hl in [false, true] {
-            let style = if hl {
-                red.stroke_width(2)
-            } else {
-                grey.stroke_width(1)
-            };
-            chart
-                .draw_series(level.iter().filter(|q| q.2 == hl).map(|&(a, b, _)| {
-                    PathElement::new(vec![(x, a as f64), (x + 1.0, b as f64)], style)
-                }))
-                .map_err(e)?;
-        }
-    }
-    let radius = if p.n <= 16 { 5 } else { 3 };
-    for (t, label) in p.levels.iter().enumerate() {
-        let x = t as f64;
-        chart
-            .draw_series((0..p.n).map(|i| Circle::new((x, i as f64), radius, BLACK.filled())))
-            .map_err(e)?;
-        chart
-            .draw_series(std::iter::once(Text::new(
-                label.clone(),
-                (x, p.n as f64 - 0.4),
-                TextStyle::from(("sans-serif", 14).into_font())
-                    .pos(Pos::new(HPos::Center, VPos::Top)),
-            )))
-            .map_err(e)?;
-    }
-    if p.n <= 16 {
-        let style = TextStyle::from(("sans-serif", 12).into_font())
-            .pos(Pos::new(HPos::Right, VPos::Center));
-        chart
-            .draw_series(
-                (0..p.n).map(|i| Text::new(i.to_string(), (-0.12, i as f64), style.clone())),
-            )
-            .map_err(e)?;
-    }
-    Ok(())
-}
-
 /// Figure 1 as a graph: x → R (3 blocks 2×2) → P_(3,6) → L (2 blocks 3×3) → y.
 fn fig1_graph(stem: &Path) -> Result<()> {
-    let panel = Layered {
+    let panel = LayeredPlot {
         title: "y = L P R x".into(),
         n: 6,
         levels: vec![
@@ -800,12 +720,13 @@ fn fig1_graph(stem: &Path) -> Result<()> {
             block_edges(BlockShape::square(2, 3)),
         ],
     };
-    save_layered(
+    plot::save_layered(
         stem,
         "Figure 1: GS(I, P, I), n = 6: group by R, shuffle by P, group by L",
         &[panel],
         (860, 420),
     )
+    .map(|_| ())
 }
 
 /// Figure 3 as arrows: input position `σ(i)` to output position `i` of `P_(k,12)` (gather).
@@ -813,7 +734,7 @@ fn fig3_graph(stem: &Path) -> Result<()> {
     let panels = [3, 4, 6, 2]
         .iter()
         .map(|&k| {
-            Ok(Layered {
+            Ok(LayeredPlot {
                 title: format!("P_({k},12)"),
                 n: 12,
                 levels: vec!["x".into(), "P x".into()],
@@ -821,18 +742,19 @@ fn fig3_graph(stem: &Path) -> Result<()> {
             })
         })
         .collect::<Result<Vec<_>>>()?;
-    save_layered(
+    plot::save_layered(
         stem,
         "Figure 3: P_(k,12), (P x)_i = x_σ(i), σ(i) = (i mod k)·(12/k) + ⌊i/k⌋",
         &panels,
         (300, 460),
     )
+    .map(|_| ())
 }
 
 /// The layered graph of a chain `P_{m+1} B_m P_m ⋯ B_1 P_1` (identity permutations skipped),
 /// with the paths from input 0 highlighted; each block level is labelled with the number of
 /// nodes reached so far.
-fn chain_graph(title: String, layout: &ChainLayout) -> Layered {
+fn chain_graph(title: String, layout: &ChainLayout) -> LayeredPlot {
     let n = layout.n_in();
     let mut edges = Vec::new();
     let mut kinds = Vec::new();
@@ -846,9 +768,15 @@ fn chain_graph(title: String, layout: &ChainLayout) -> Layered {
             kinds.push(Some(i + 1));
         }
     }
-    highlight_from(&mut edges, n, 0);
+    let mut graph = LayeredPlot {
+        title,
+        n,
+        levels: Vec::new(),
+        edges,
+    };
+    graph.highlight_from(0);
     let mut levels = vec!["x".to_string()];
-    for (level, kind) in edges.iter().zip(&kinds) {
+    for (level, kind) in graph.edges.iter().zip(&kinds) {
         let mut hit: Vec<usize> = level.iter().filter(|e| e.2).map(|e| e.1).collect();
         hit.sort_unstable();
         hit.dedup();
@@ -857,12 +785,8 @@ fn chain_graph(title: String, layout: &ChainLayout) -> Layered {
             None => "P".into(),
         });
     }
-    Layered {
-        title,
-        n,
-        levels,
-        edges,
-    }
+    graph.levels = levels;
+    graph
 }
 
 /// Figure 5: information flow. GS with `P_(r,n)` reaches `b^m` nodes after `m` factors
@@ -884,10 +808,11 @@ fn fig5_graph(stem: &Path) -> Result<()> {
             &boft_chain_layout(16, 4, 3)?,
         ),
     ];
-    save_layered(
+    plot::save_layered(
         stem,
         "Figure 5: information flow from input 0 (red); Bm: k = nodes reached after m factors",
         &panels,
         (600, 560),
     )
+    .map(|_| ())
 }

@@ -4,6 +4,8 @@
 //! [`run_main`] with a body that turns the arguments into a [`Run`] ([`CommonArgs::setup`]) and
 //! calls the library. The [`Run`] owns the output directory, the seed, the `--quick` flag and a
 //! rayon pool of `--threads` threads, and writes CSV, JSON and figures into the output directory.
+//! Figures saved through [`Run::figure`], [`Run::figure_grid`] or [`Run::figure_layered`] (or
+//! registered with [`Run::register_figure`]) are listed with a caption in `figures.json`.
 //!
 //! Exit status of [`run_main`]: 0 on success, 2 on a usage error or a returned [`Error`] (one
 //! line on stderr: `NAME: error: ...`), 101 if the body panicked (also one line).
@@ -29,6 +31,7 @@
 
 pub mod counts;
 pub mod density;
+pub mod orthofit;
 pub mod report;
 pub mod structure;
 
@@ -40,6 +43,7 @@ use serde::Serialize;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Mutex;
 
 /// Arguments every experiment binary accepts (`#[command(flatten)]` them into the binary's
 /// own `clap::Parser` struct).
@@ -92,6 +96,7 @@ impl CommonArgs {
             quick: self.quick,
             threads,
             pool,
+            figures: Mutex::new(Vec::new()),
         })
     }
 }
@@ -111,7 +116,26 @@ pub struct Run {
     pub threads: usize,
     /// The rayon pool all parallel work of the run should use (via [`Run::install`]).
     pub pool: rayon::ThreadPool,
+    /// The figure manifest (`figures.json`), in registration order.
+    figures: Mutex<Vec<FigureEntry>>,
 }
+
+/// One entry of the figure manifest `figures.json` written by [`Run::register_figure`]: the
+/// two files of a figure (relative to the output directory) and a one-sentence caption.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct FigureEntry {
+    /// File stem (`stem.png`, `stem.svg`).
+    pub stem: String,
+    /// Bitmap file name.
+    pub png: String,
+    /// Vector file name.
+    pub svg: String,
+    /// One sentence saying what the figure shows.
+    pub caption: String,
+}
+
+/// File name of the figure manifest in the output directory.
+pub const FIGURES_JSON: &str = "figures.json";
 
 impl Run {
     /// `out/file`.
@@ -150,6 +174,94 @@ impl Run {
     /// [`Error::Io`] naming the file.
     pub fn plot(&self, stem: &str, plot: &Plot) -> Result<(PathBuf, PathBuf)> {
         plot::save(&self.path(stem), plot)
+    }
+
+    /// [`Run::plot`] plus [`Run::register_figure`]`(stem, caption)`.
+    ///
+    /// # Errors
+    /// [`Error::Io`] naming the file.
+    pub fn figure(&self, stem: &str, plot: &Plot, caption: &str) -> Result<(PathBuf, PathBuf)> {
+        let paths = self.plot(stem, plot)?;
+        self.register_figure(stem, caption)?;
+        Ok(paths)
+    }
+
+    /// [`plot::save_grid`] into `out/stem` plus [`Run::register_figure`]`(stem, caption)`.
+    ///
+    /// # Errors
+    /// As [`plot::save_grid`].
+    pub fn figure_grid(
+        &self,
+        stem: &str,
+        title: &str,
+        plots: &[Plot],
+        ncols: usize,
+        panel: (u32, u32),
+        caption: &str,
+    ) -> Result<(PathBuf, PathBuf)> {
+        let paths = plot::save_grid(&self.path(stem), title, plots, ncols, panel)?;
+        self.register_figure(stem, caption)?;
+        Ok(paths)
+    }
+
+    /// [`plot::save_layered`] into `out/stem` plus [`Run::register_figure`]`(stem, caption)`.
+    ///
+    /// # Errors
+    /// As [`plot::save_layered`].
+    pub fn figure_layered(
+        &self,
+        stem: &str,
+        title: &str,
+        panels: &[plot::LayeredPlot],
+        panel: (u32, u32),
+        caption: &str,
+    ) -> Result<(PathBuf, PathBuf)> {
+        let paths = plot::save_layered(&self.path(stem), title, panels, panel)?;
+        self.register_figure(stem, caption)?;
+        Ok(paths)
+    }
+
+    /// Records that `out/stem.png` and `out/stem.svg` were written, with a one-sentence
+    /// `caption`, and rewrites `out/figures.json` (a JSON list of [`FigureEntry`] in
+    /// registration order; registering a stem again replaces its entry).
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] if the caption is empty; [`Error::Io`] naming `figures.json`.
+    pub fn register_figure(&self, stem: &str, caption: &str) -> Result<()> {
+        if caption.trim().is_empty() {
+            return Err(Error::InvalidArgument(format!(
+                "figure {stem:?} needs a caption"
+            )));
+        }
+        let entry = FigureEntry {
+            stem: stem.to_string(),
+            png: format!("{stem}.png"),
+            svg: format!("{stem}.svg"),
+            caption: one_line(caption),
+        };
+        let mut figs = self.figures.lock().unwrap_or_else(|e| e.into_inner());
+        match figs.iter_mut().find(|f| f.stem == stem) {
+            Some(f) => *f = entry,
+            None => figs.push(entry),
+        }
+        write_json(&self.path(FIGURES_JSON), &*figs)
+    }
+
+    /// The figures registered so far, in order.
+    pub fn figures(&self) -> Vec<FigureEntry> {
+        self.figures
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Writes `out/figures.json` (also when no figure was registered). Returns its path.
+    ///
+    /// # Errors
+    /// [`Error::Io`] naming the file.
+    pub fn finish(&self) -> Result<PathBuf> {
+        let figs = self.figures();
+        self.write_json(FIGURES_JSON, &figs)
     }
 
     /// A progress bar over `len` steps, hidden in `--quick` mode or when stderr is not a terminal.

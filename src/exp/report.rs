@@ -2,17 +2,9 @@
 //! tables and the figures listed in each experiment's `figures.json`.
 
 use crate::error::{Error, Result};
+use crate::exp::{FIGURES_JSON, FigureEntry};
 use std::fmt::Write as _;
 use std::path::Path;
-
-/// One figure entry of a `figures.json` manifest.
-#[derive(Debug, Clone, serde::Deserialize)]
-pub struct FigureEntry {
-    /// File stem inside the experiment's output directory.
-    pub stem: String,
-    /// One sentence saying what the figure shows.
-    pub caption: String,
-}
 
 fn io_err(path: &Path, e: impl std::fmt::Display) -> Error {
     Error::Io {
@@ -26,7 +18,7 @@ fn io_err(path: &Path, e: impl std::fmt::Display) -> Error {
 /// # Errors
 /// [`Error::Io`] if the file exists but cannot be read or parsed.
 pub fn read_figures(dir: &Path) -> Result<Vec<FigureEntry>> {
-    let path = dir.join("figures.json");
+    let path = dir.join(FIGURES_JSON);
     if !path.exists() {
         return Ok(vec![]);
     }
@@ -108,7 +100,7 @@ mod tests {
         assert!(read_figures(&dir).unwrap().is_empty());
         std::fs::write(
             dir.join("figures.json"),
-            r#"[{"stem":"f","caption":"C.","png":"x"}]"#,
+            r#"[{"stem":"f","caption":"C.","png":"f.png","svg":"f.svg"}]"#,
         )
         .unwrap();
         let figs = read_figures(&dir).unwrap();

@@ -21,13 +21,14 @@
 //!    fits, Adam is also run on the GS m=2 layout, whose optimum Algorithm 1 gives exactly
 //!    (family `GS m=2 (Adam)` in the CSV).
 //!
-//! `summary.json` collects the key numbers; a table is printed at the end.
+//! `summary.json` collects the key numbers, `figures.json` lists every figure with a caption;
+//! a table is printed at the end.
 
 use crate::autodiff::ops::chain::chain_apply;
 use crate::exp::{CommonArgs, Run, print_table};
 use crate::nn::optim::{Adam, Optimizer};
 use crate::nn::schedule::Schedule;
-use crate::plot::{Heatmap, Plot, Series, XyPlot, save_grid};
+use crate::plot::{Heatmap, Plot, Series, XyPlot};
 use crate::structured::layout::reference_dense;
 use crate::structured::project::{
     block_rank_profile, gs_layout, monarch_layout, project_gs, strip_outer,
@@ -136,6 +137,7 @@ fn experiment(run: &Run, cfg: &Config) -> Result<()> {
         "expressivity": expr,
     });
     run.write_json("summary.json", &summary)?;
+    run.finish()?;
     print_key_numbers(&summary);
     println!("outputs in {}", run.out.display());
     Ok(())
@@ -407,12 +409,16 @@ fn rank_study(run: &Run, settings: &[Setting]) -> Result<serde_json::Value> {
         ]
         .map(Plot::from);
         let w = if rs.k > 8 { 760 } else { 560 };
-        save_grid(
-            &run.path(&format!("ranks_{}", s.name)),
+        run.figure_grid(
+            &format!("ranks_{}", s.name),
             &format!("Prop. 1 block ranks: {}", s.title),
             &panels,
             2,
             (w, 520),
+            &format!(
+                "Ranks of the blocks of A = L P R for {}: Proposition 1's prediction min(#slots, b_L, b_R) (left) against the numerical rank of a random member (right).",
+                s.title
+            ),
         )?;
         per.push(json!({
             "setting": s.name, "description": s.title, "agree": agree,
@@ -720,8 +726,8 @@ fn expressivity_jobs(n: usize, seed: u64) -> Result<Vec<Job>> {
     for kl in pow2(2, n / 2) {
         jobs.push(Job::Monarch(kl, n / kl));
     }
-    // b = 1 (diagonal) only from n = 32: at n = 16 its point (16 parameters) would sit under
-    // the fixed upper-left legend of `plot::XyPlot`.
+    // b = 1 (diagonal) only from n = 32: at n = 16 its point (16 parameters) sits at the far
+    // left of the plot, where it crowded the legend.
     for b in pow2(if n >= 32 { 1 } else { 2 }, n / 2) {
         jobs.push(Job::BlockDiag(b));
     }
@@ -921,7 +927,13 @@ fn expressivity_study(run: &Run, cfg: &Config) -> Result<serde_json::Value> {
         for fam in FAMILIES {
             plot = plot.with(Series::line(fam, envelope(&rows, tname, fam)));
         }
-        run.plot(&format!("expressivity_{tname}"), &Plot::from(plot))?;
+        run.figure(
+            &format!("expressivity_{tname}"),
+            &Plot::from(plot),
+            &format!(
+                "Lowest relative error ||A − Â||_F / ||A||_F reached per parameter budget when approximating {tdesc} (n = {n}) by each family (GS m = 3 and BOFT fitted by Adam, the other families by their optimal projection)."
+            ),
+        )?;
     }
     // Table: best error within the budget of the smallest dense GS m=2 (b = 2^⌈log2(n)/2⌉).
     let b_dense = 1usize << n.trailing_zeros().div_ceil(2);
