@@ -2,7 +2,8 @@
 //! BOFT, block-diagonal) against faer's dense GEMM on the equivalent dense product, plus the
 //! Cayley map and one full training step of an `OrthoGs` layer, on 1 and 2 threads.
 //!
-//! Every measurement is the **median wall time** over repeats after a warm-up, inside a dedicated
+//! Every measurement is the **median wall time** over repeats after a warm-up (taken in 3 rounds in
+//! which the thread counts take turns, so load drift hits them alike), inside a dedicated
 //! rayon pool of the given size (`ThreadPoolBuilder` + `pool.install`); the chain kernels get
 //! `Par::Seq` on 1 thread and `Par::rayon(t)` on `t > 1` (they run `Par::Seq` faer products inside
 //! rayon tasks), the dense GEMM gets the same `Par`.
@@ -583,42 +584,77 @@ struct Diag {
     runq_wait_s: f64,
 }
 
-/// Median wall time of `f`: warm-up for a quarter of `budget` (at least one call), then
-/// `clamp(budget / t_call, min_reps, MAX_REPS)` timed calls. Also returns [`Diag`].
-fn median_time(mut f: impl FnMut(), budget: f64, min_reps: usize) -> (f64, Diag) {
-    let mut timed = || {
+/// Timed rounds per measurement: the thread counts take turns, round after round, so that a
+/// change of machine load during a measurement hits all of them alike.
+const ROUNDS: usize = 3;
+
+/// Samples and counters of one thread count of a measurement.
+struct Acc {
+    ts: Vec<f64>,
+    /// `(minor faults, on-CPU ns, run-queue wait ns)`; `None` once a counter read failed.
+    counters: Option<(u64, u64, u64)>,
+}
+
+impl Acc {
+    fn new() -> Self {
+        Self {
+            ts: Vec::new(),
+            counters: Some((0, 0, 0)),
+        }
+    }
+
+    /// Runs `reps` timed calls of `f`, adding the samples and the counter deltas.
+    fn block(&mut self, f: &mut dyn FnMut(), reps: usize) {
+        let before = minor_faults().zip(sched_totals());
+        for _ in 0..reps {
+            let t = Instant::now();
+            f();
+            self.ts.push(t.elapsed().as_secs_f64());
+        }
+        let after = minor_faults().zip(sched_totals());
+        self.counters = match (self.counters, before, after) {
+            (Some(c), Some((f0, s0)), Some((f1, s1))) => Some((
+                c.0 + f1.saturating_sub(f0),
+                c.1 + s1.0.saturating_sub(s0.0),
+                c.2 + s1.1.saturating_sub(s0.1),
+            )),
+            _ => None,
+        };
+    }
+
+    /// Median of the samples and the per-call diagnostics.
+    fn finish(mut self) -> (f64, Diag) {
+        let n = self.ts.len().max(1) as f64;
+        let per = |v: Option<u64>, scale: f64| v.map_or(f64::NAN, |v| v as f64 * scale / n);
+        let c = self.counters;
+        let diag = Diag {
+            faults: per(c.map(|c| c.0), 1.0),
+            cpu_s: per(c.map(|c| c.1), 1e-9),
+            runq_wait_s: per(c.map(|c| c.2), 1e-9),
+        };
+        self.ts.sort_by(f64::total_cmp);
+        let m = self.ts.len() / 2;
+        let median = match self.ts.len() {
+            0 => f64::NAN,
+            l if l % 2 == 1 => self.ts[m],
+            _ => 0.5 * (self.ts[m - 1] + self.ts[m]),
+        };
+        (median, diag)
+    }
+}
+
+/// Warm-up of `f` for a quarter of `budget` (at least one call); returns the last call's time.
+fn warm_up(f: &mut dyn FnMut(), budget: f64) -> f64 {
+    let mut warm = 0.0;
+    loop {
         let t = Instant::now();
         f();
-        t.elapsed().as_secs_f64()
-    };
-    let mut last = timed();
-    let mut warm = last;
-    while warm < 0.25 * budget {
-        last = timed();
+        let last = t.elapsed().as_secs_f64();
         warm += last;
+        if warm >= 0.25 * budget {
+            return last;
+        }
     }
-    let reps = ((budget / last.max(1e-9)).ceil() as usize).clamp(min_reps, MAX_REPS);
-    let (f0, s0) = (minor_faults(), sched_totals());
-    let mut ts: Vec<f64> = (0..reps).map(|_| timed()).collect();
-    let (f1, s1) = (minor_faults(), sched_totals());
-    let per = |a: Option<u64>, b: Option<u64>, scale: f64| {
-        a.zip(b).map_or(f64::NAN, |(a, b)| {
-            a.saturating_sub(b) as f64 * scale / reps as f64
-        })
-    };
-    let diag = Diag {
-        faults: per(f1, f0, 1.0),
-        cpu_s: per(s1.map(|s| s.0), s0.map(|s| s.0), 1e-9),
-        runq_wait_s: per(s1.map(|s| s.1), s0.map(|s| s.1), 1e-9),
-    };
-    ts.sort_by(f64::total_cmp);
-    let m = ts.len() / 2;
-    let median = if ts.len() % 2 == 1 {
-        ts[m]
-    } else {
-        0.5 * (ts[m - 1] + ts[m])
-    };
-    (median, diag)
 }
 
 /// Minor page faults of this process so far (`/proc/self/stat` field 10), if readable.
@@ -678,24 +714,47 @@ fn measure_case<T: Real>(
     tick: &dyn Fn(),
 ) -> Result<()> {
     let mut work = Work::<T>::build(op, p, rng)?;
+    let par_of = |t: usize| if t == 1 { Par::Seq } else { Par::rayon(t) };
     for &pass in op.passes() {
         let flops = work.flops(p, pass);
+        // Per thread count: the kept outputs (bitwise check), a warm-up and the calls per round
+        // (`clamp(budget / t_call, min_reps, MAX_REPS)` in total, split over the rounds).
         let mut outputs: Vec<Vec<T>> = Vec::new();
+        let mut reps = Vec::new();
         for (t, pool) in pools {
-            let par = if *t == 1 { Par::Seq } else { Par::rayon(*t) };
-            let ((secs, diag), kept) = pool.install(|| {
+            let par = par_of(*t);
+            let (kept, last) = pool.install(|| {
                 let kept = work.run(pass, par, true);
-                let timing = median_time(
-                    || {
+                let last = warm_up(
+                    &mut || {
                         black_box(work.run(pass, par, false));
                     },
                     cfg.budget,
-                    cfg.min_reps,
                 );
-                (timing, kept)
+                (kept, last)
             });
-            out.diag.push(diag);
             outputs.extend(kept);
+            let total =
+                ((cfg.budget / last.max(1e-9)).ceil() as usize).clamp(cfg.min_reps, MAX_REPS);
+            reps.push(total.div_ceil(ROUNDS));
+        }
+        let mut accs: Vec<Acc> = pools.iter().map(|_| Acc::new()).collect();
+        for _ in 0..ROUNDS {
+            for (((t, pool), acc), &r) in pools.iter().zip(&mut accs).zip(&reps) {
+                let par = par_of(*t);
+                pool.install(|| {
+                    acc.block(
+                        &mut || {
+                            black_box(work.run(pass, par, false));
+                        },
+                        r,
+                    )
+                });
+            }
+        }
+        for ((t, _), acc) in pools.iter().zip(accs) {
+            let (secs, diag) = acc.finish();
+            out.diag.push(diag);
             out.rows.push(Row {
                 op: op.name(),
                 n: p.n,
