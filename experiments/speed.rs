@@ -2,8 +2,8 @@
 //! BOFT, block-diagonal) against faer's dense GEMM on the equivalent dense product, plus the
 //! Cayley map and one full training step of an `OrthoGs` layer, on 1 and 2 threads.
 //!
-//! Every measurement is the **median wall time** over repeats after a warm-up (taken in 3 rounds in
-//! which the thread counts take turns, so load drift hits them alike), inside a dedicated
+//! Every measurement is the **median wall time** over repeats after a warm-up (taken in 3
+//! rounds in which the thread counts take turns, so load drift hits them alike), inside a dedicated
 //! rayon pool of the given size (`ThreadPoolBuilder` + `pool.install`); the chain kernels get
 //! `Par::Seq` on 1 thread and `Par::rayon(t)` on `t > 1` (they run `Par::Seq` faer products inside
 //! rayon tasks), the dense GEMM gets the same `Par`.
