@@ -12,6 +12,8 @@
 //! - `speed.csv`: `op,n,b,batch,threads,dtype,pass,median_s,gflops`, one row per measurement
 //!   (`pass` is `fwd` or `fwdbwd`). Row conventions: `dense` has `b = n` (one `n × n` block);
 //!   `cayley` has `n = k·b` for `k = n/b` blocks and `batch = 0` (no batch).
+//! - `speed_diag.csv`: per-call CPU time, run-queue wait and minor page faults of every row
+//!   (same key columns as `speed.csv`).
 //! - `summary.json`: the targets with the measured value and pass/fail (plus a
 //!   load-robust cross-check from the 1-thread CPU times), the 1-vs-2-thread bitwise comparison
 //!   of every structured op's outputs, the grid, the load averages, and per-call diagnostics at
@@ -297,6 +299,21 @@ struct Row {
     pass: &'static str,
     median_s: f64,
     gflops: f64,
+}
+
+/// One row of `speed_diag.csv`: the [`Diag`] of the `speed.csv` row with the same key.
+#[derive(Clone, Debug, Serialize)]
+struct DiagRow {
+    op: &'static str,
+    n: usize,
+    b: usize,
+    batch: usize,
+    threads: usize,
+    dtype: &'static str,
+    pass: &'static str,
+    cpu_s_per_call: f64,
+    runq_wait_s_per_call: f64,
+    minor_faults_per_call: f64,
 }
 
 /// A workload with its data, built once per `(op, point, dtype)` and timed on every pool.
@@ -838,6 +855,24 @@ fn sweep(run: &Run, cfg: &Config) -> Result<()> {
         .map(|(a, b)| ((a.0 - b.0) as f64 * 1e-9, (a.1 - b.1) as f64 * 1e-9));
     let elapsed = started.elapsed().as_secs_f64();
     run.write_csv("speed.csv", &sw.rows)?;
+    let diag_rows: Vec<DiagRow> = sw
+        .rows
+        .iter()
+        .zip(&sw.diag)
+        .map(|(r, d)| DiagRow {
+            op: r.op,
+            n: r.n,
+            b: r.b,
+            batch: r.batch,
+            threads: r.threads,
+            dtype: r.dtype,
+            pass: r.pass,
+            cpu_s_per_call: d.cpu_s,
+            runq_wait_s_per_call: d.runq_wait_s,
+            minor_faults_per_call: d.faults,
+        })
+        .collect();
+    run.write_csv("speed_diag.csv", &diag_rows)?;
     let targets = evaluate_targets(&sw, cfg);
     let summary = summary_json(run, cfg, &sw, &targets, load_start, elapsed);
     run.write_json("summary.json", &summary)?;
@@ -897,6 +932,9 @@ struct Target {
     /// time** per call of the **1-thread** runs, which other load on the machine barely changes
     /// (a time-sliced thread accrues no CPU time while it waits).
     cross_check_1t_cpu: Option<f64>,
+    /// Largest run-queue wait / wall time among the rows the target reads: how much other load
+    /// disturbed it (0 = undisturbed; see `Diag::runq_wait_s`).
+    max_runq_wait_fraction: Option<f64>,
 }
 
 fn ratio_target(
@@ -914,10 +952,43 @@ fn ratio_target(
         requirement,
         pass: value.map(ok),
         cross_check_1t_cpu: cross_check,
+        max_runq_wait_fraction: None,
     }
 }
 
+/// The targets with [`Target::max_runq_wait_fraction`] filled in from the rows each one reads.
 fn evaluate_targets(sw: &Sweep, cfg: &Config) -> Vec<Target> {
+    let g = &cfg.grid;
+    let tp = g.target;
+    let t_hi = *cfg.threads.iter().max().unwrap_or(&1);
+    let big = Point { n: g.big_n, ..tp };
+    let both = |op, pass| vec![(op, tp, t_hi, pass), (op, tp, 1, pass)];
+    let uses: [Vec<(Op, Point, usize, Pass)>; 6] = [
+        [both(Op::Gs, Pass::Fwd), both(Op::Dense, Pass::Fwd)].concat(),
+        [both(Op::Gs, Pass::FwdBwd), both(Op::Dense, Pass::FwdBwd)].concat(),
+        [both(Op::Boft, Pass::Fwd), both(Op::Gs, Pass::Fwd)].concat(),
+        [both(Op::Cayley, Pass::FwdBwd), both(Op::Gs, Pass::FwdBwd)].concat(),
+        vec![
+            (Op::Gs, big, 1, Pass::FwdBwd),
+            (Op::Gs, big, t_hi, Pass::FwdBwd),
+        ],
+        Vec::new(),
+    ];
+    let mut targets = target_values(sw, cfg);
+    for (t, used) in targets.iter_mut().zip(uses) {
+        t.max_runq_wait_fraction = used
+            .iter()
+            .filter_map(|&(op, p, th, pass)| {
+                find_index(sw, g, op, p, th, "f32", pass)
+                    .map(|i| sw.diag[i].runq_wait_s / sw.rows[i].median_s)
+            })
+            .reduce(f64::max);
+    }
+    targets
+}
+
+/// The targets, evaluated on the rows of the sweep.
+fn target_values(sw: &Sweep, cfg: &Config) -> Vec<Target> {
     let g = &cfg.grid;
     let tp = g.target;
     let t_hi = *cfg.threads.iter().max().unwrap_or(&1);
@@ -1025,6 +1096,7 @@ fn evaluate_targets(sw: &Sweep, cfg: &Config) -> Vec<Target> {
             requirement: "true",
             pass: (!fwd_ids.is_empty()).then(|| fwd_ids.iter().all(|i| i.identical)),
             cross_check_1t_cpu: None,
+            max_runq_wait_fraction: None,
         },
     ]
 }
@@ -1237,6 +1309,8 @@ fn print_report(cfg: &Config, sw: &Sweep, targets: &[Target], elapsed: f64) {
                 },
                 t.cross_check_1t_cpu
                     .map_or(String::new(), |v| format!("{v:.3}")),
+                t.max_runq_wait_fraction
+                    .map_or(String::new(), |v| format!("{:.0}%", 100.0 * v)),
                 t.requirement.to_string(),
                 match t.pass {
                     Some(true) => "pass".into(),
@@ -1254,6 +1328,7 @@ fn print_report(cfg: &Config, sw: &Sweep, targets: &[Target], elapsed: f64) {
                 "target",
                 "measured",
                 "1T CPU-time check",
+                "max runq wait",
                 "requirement",
                 "result"
             ],

@@ -37,6 +37,7 @@ fn quick_run_writes_consistent_outputs() {
     );
     for f in [
         "speed.csv",
+        "speed_diag.csv",
         "summary.json",
         "time_vs_n.png",
         "time_vs_n.svg",
