@@ -14,7 +14,8 @@
 //! binary for separate 1- and 2-thread pools.
 //!
 //! **Grid and pruning** (f32 unless noted; `n ∈ {256, 1024, 4096}`, `b ∈ {16, 32, 64}`,
-//! `batch ∈ {32, 256}`), about 70 benchmarks, ~1.5 s each with the config below:
+//! `batch ∈ {32, 256}`), 75 benchmarks, ~1.5–2.5 s each with the config below (the full
+//! `cargo bench` took 3m44s on the shared 2-core machine):
 //! - `gs` (GSOFT, `m = 2`): the full grid, forward and forward+backward (36).
 //! - `gs_chain3` (3 factors), `boft` (`1 + log2 r` factors, `r = n/b`, which makes it dense),
 //!   `block_diag`: `n = 1024`, batch 256, every `b` (6 each).
