@@ -3,7 +3,7 @@
 
 use clap::Parser;
 use gslab::error::{Error, Result};
-use gslab::exp::{self, CommonArgs, counts, density, orthofit, report, run_main, structure};
+use gslab::exp::{self, CommonArgs, counts, density, orthofit, report, run_main, speed, structure};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -29,11 +29,13 @@ struct Experiment {
     tables: &'static [Table],
 }
 
-/// A CSV shown in the report: file, the sentence that says what it shows, at most `rows` rows.
+/// A CSV shown in the report: file, the sentence that says what it shows, at most `rows` rows,
+/// only the rows whose columns equal the `only` values.
 struct Table {
     file: &'static str,
     sentence: &'static str,
     rows: usize,
+    only: &'static [(&'static str, &'static str)],
 }
 
 fn parse<A: Parser>(argv: &[String]) -> Result<A> {
@@ -63,6 +65,7 @@ const EXPERIMENTS: &[Experiment] = &[
             file: "min_factors.csv",
             sentence: "Smallest number of factors for a dense product, measured by pattern propagation, next to the closed forms 1+⌈log_b r⌉ (GS) and 1+⌈log₂ r⌉ (BOFT; empty where r is not a power of 2).",
             rows: 20,
+            only: &[],
         }],
     },
     Experiment {
@@ -74,11 +77,13 @@ const EXPERIMENTS: &[Experiment] = &[
                 file: "projection.csv",
                 sentence: "Algorithm 1 projection: relative error on members of the class (rounding level) and on dense matrices, compared with random members and perturbed projections.",
                 rows: 12,
+                only: &[],
             },
             Table {
                 file: "theorem1.csv",
                 sentence: "Theorem 1: orthogonal GS members disguised with non-orthogonal factors, and the orthogonality and reconstruction errors of the recovered blocks.",
                 rows: 12,
+                only: &[],
             },
         ],
     },
@@ -90,6 +95,7 @@ const EXPERIMENTS: &[Experiment] = &[
             file: "final.csv",
             sentence: "Final loss ||Q − Q*||²_F / n per method, map and target, with free parameter counts and the largest ||QᵀQ − I||_max seen during training.",
             rows: 40,
+            only: &[],
         }],
     },
     Experiment {
@@ -100,6 +106,23 @@ const EXPERIMENTS: &[Experiment] = &[
             file: "params.csv",
             sentence: "Parameter counts in the paper's convention (b² per Cayley block) from the layer shapes, beside the value printed in the paper.",
             rows: 40,
+            only: &[],
+        }],
+    },
+    Experiment {
+        name: "speed",
+        about: "Wall-clock cost of the structured products against faer's dense GEMM on 1 and 2 threads (T15 on the wall clock; the issue's speed targets are evaluated in summary.json).",
+        run: |a| speed::run(parse(a)?),
+        tables: &[Table {
+            file: "speed.csv",
+            sentence: "Median wall time and GFLOP/s per operation, size, batch, thread count, dtype and pass (fwd or fwdbwd) at the issue's target point n=1024, b=32, batch=256.",
+            rows: 40,
+            only: &[
+                ("n", "1024"),
+                ("b", "32"),
+                ("batch", "256"),
+                ("dtype", "f32"),
+            ],
         }],
     },
 ];
@@ -179,7 +202,13 @@ fn write_report(
         let _ = writeln!(md, "\n## {}\n\n{}\n", e.name, e.about);
         for t in e.tables {
             let _ = writeln!(md, "**`{}/{}`.** {}\n", e.name, t.file, t.sentence);
-            md.push_str(&report::csv_table(&dir.join(t.file), t.rows, |_, _| true)?);
+            md.push_str(&report::csv_table(&dir.join(t.file), t.rows, |h, r| {
+                t.only.iter().all(|(col, val)| {
+                    h.iter()
+                        .position(|c| c == *col)
+                        .is_some_and(|i| &r[i] == *val)
+                })
+            })?);
             md.push('\n');
         }
         md.push_str(&report::figures_markdown(

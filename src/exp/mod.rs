@@ -33,6 +33,7 @@ pub mod counts;
 pub mod density;
 pub mod orthofit;
 pub mod report;
+pub mod speed;
 pub mod structure;
 
 use crate::error::{Error, Result};
