@@ -693,3 +693,91 @@ fn apply_panics_on_wrong_width() {
     let op = BlockDiag::<f64>::new(2, 2, 2).unwrap();
     op.apply(&Tensor::zeros(&[2, 5]));
 }
+
+// ---------------------------------------------------------------- timing (ignored, prints only)
+
+/// Best-of-`reps` wall time of `f` in seconds (after one warm-up call).
+fn best_time(reps: usize, mut f: impl FnMut()) -> f64 {
+    f();
+    (0..reps)
+        .map(|_| {
+            let t = std::time::Instant::now();
+            f();
+            t.elapsed().as_secs_f64()
+        })
+        .fold(f64::INFINITY, f64::min)
+}
+
+/// Prints GFLOP/s of the GSOFT chain kernels (forward, saved forward, backward, forward +
+/// backward with FLOPs = 3× forward) next to faer's dense GEMM on the equivalent dense product,
+/// for 1 and 2 threads. Never asserts a time. Run with
+/// `cargo test --release --test structured_ops timing_ -- --ignored --nocapture`.
+#[test]
+#[ignore]
+fn timing_chain_kernels() {
+    let reps: usize = std::env::var("GS_REPS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(20);
+    for &(k, b, batch) in &[(32usize, 32usize, 256usize), (64, 64, 256)] {
+        let r = &mut rng(7);
+        let n = k * b;
+        let op = Gs::<f32>::gsoft_random(k, b, r).unwrap();
+        let x = Tensor::<f32>::randn(&[batch, n], 1.0, r);
+        let dy = Tensor::<f32>::randn(&[batch, n], 1.0, r);
+        let a = Tensor::<f32>::randn(&[n, n], 1.0, r);
+        let fl = 2.0 * (batch * op.layout().macs_per_vector()) as f64;
+        let dense_fl = 2.0 * (batch * n * n) as f64;
+        for threads in [1usize, 2] {
+            let (td, tf, ts, tb, tfb) = in_pool(threads, || {
+                let par = faer::Par::rayon(0);
+                let mut y = Tensor::<f32>::zeros(&[batch, n]);
+                let td = best_time(reps, || {
+                    faer::linalg::matmul::matmul(
+                        y.mat_mut(),
+                        faer::Accum::Replace,
+                        x.mat(),
+                        a.mat().transpose(),
+                        1.0,
+                        par,
+                    )
+                });
+                let tf = best_time(reps, || {
+                    std::hint::black_box(chain_forward(op.layout(), op.blocks(), &x, par));
+                });
+                let ts = best_time(reps, || {
+                    std::hint::black_box(chain_forward_saved(op.layout(), op.blocks(), &x, par));
+                });
+                let (_, saved) = chain_forward_saved(op.layout(), op.blocks(), &x, par);
+                let tb = best_time(reps, || {
+                    std::hint::black_box(chain_backward(
+                        op.layout(),
+                        op.blocks(),
+                        &saved,
+                        &dy,
+                        par,
+                    ));
+                });
+                let tfb = best_time(reps, || {
+                    let (_, s) = chain_forward_saved(op.layout(), op.blocks(), &x, par);
+                    std::hint::black_box(chain_backward(op.layout(), op.blocks(), &s, &dy, par));
+                });
+                (td, tf, ts, tb, tfb)
+            });
+            println!(
+                "n={n} b={b} batch={batch} f32 {threads}T: dense {:.1} GF/s ({:.3} ms) | fwd {:.1} GF/s ({:.3} ms) | \
+                 fwd_saved {:.3} ms | bwd {:.3} ms | fwd+bwd {:.1} GF/s ({:.3} ms) | fwd/dense {:.0}% fb/dense {:.0}%",
+                dense_fl / td * 1e-9,
+                td * 1e3,
+                fl / tf * 1e-9,
+                tf * 1e3,
+                ts * 1e3,
+                tb * 1e3,
+                3.0 * fl / tfb * 1e-9,
+                tfb * 1e3,
+                100.0 * (fl / tf) / (dense_fl / td),
+                100.0 * (3.0 * fl / tfb) / (dense_fl / td),
+            );
+        }
+    }
+}
