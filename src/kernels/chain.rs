@@ -25,6 +25,7 @@
 //! - Memory: three scratch panels of about `c · max_i n_i` per worker, plus (when saving for the
 //!   tape) each factor's input panel for the whole batch. Nothing grows with `n²`.
 
+use crate::kernels::pool::PoolVec;
 use crate::real::Real;
 use crate::structured::layout::ChainLayout;
 use crate::tensor::Tensor;
@@ -167,8 +168,8 @@ fn direct_output(steps: &[Step], out_gather: &[usize]) -> Option<Vec<(usize, isi
 
 /// Per-worker scratch: a gather panel `u`, two output panels (ping-pong) and gather offsets.
 struct Scratch<T> {
-    u: Vec<T>,
-    z: [Vec<T>; 2],
+    u: PoolVec<T>,
+    z: [PoolVec<T>; 2],
     base: Vec<usize>,
 }
 
@@ -181,8 +182,8 @@ impl<T: Real> Scratch<T> {
             .max()
             .unwrap_or(0);
         Self {
-            u: vec![T::zero(); len],
-            z: [vec![T::zero(); len], vec![T::zero(); len]],
+            u: PoolVec::new(len),
+            z: [PoolVec::new(len), PoolVec::new(len)],
             base: vec![0; plan.width],
         }
     }
@@ -225,8 +226,8 @@ fn affine_step(offs: &[usize]) -> Option<isize> {
         .then_some(r)
 }
 
-/// Builds a panel (`k` blocks of `b` features, `c` samples) from `src` through the offsets
-/// `base`; blocks whose offsets are consecutive are copied with `copy_from_slice`.
+/// Builds a panel (`k` blocks of `b` features, `c` samples, block stride [`block_stride`]) from
+/// `src` through the offsets `base`.
 fn gather_panel<T: Copy>(
     dst: &mut [T],
     src: &[T],
@@ -238,19 +239,24 @@ fn gather_panel<T: Copy>(
 ) {
     let bs = block_stride(c, b);
     for j in 0..k {
-        let bj = &base[j * b..(j + 1) * b];
         let dj = &mut dst[j * bs..j * bs + c * b];
-        if affine_step(bj) == Some(1) {
-            for (s, d) in dj.chunks_exact_mut(b).enumerate() {
-                let o = bj[0] + s * stride;
-                d.copy_from_slice(&src[o..o + b]);
-            }
-        } else {
-            for (s, d) in dj.chunks_exact_mut(b).enumerate() {
-                let sp = &src[s * stride..];
-                for (dd, &o) in d.iter_mut().zip(bj) {
-                    *dd = sp[o];
-                }
+        gather_block(dj, src, &base[j * b..(j + 1) * b], stride, b);
+    }
+}
+
+/// Writes one block `dst[s·b + v] = src[bj[v] + s·stride]` (`b × c`, column-major) for the
+/// `c = dst.len() / b` samples; consecutive offsets are copied with `copy_from_slice`.
+fn gather_block<T: Copy>(dst: &mut [T], src: &[T], bj: &[usize], stride: usize, b: usize) {
+    if affine_step(bj) == Some(1) {
+        for (s, d) in dst.chunks_exact_mut(b).enumerate() {
+            let o = bj[0] + s * stride;
+            d.copy_from_slice(&src[o..o + b]);
+        }
+    } else {
+        for (s, d) in dst.chunks_exact_mut(b).enumerate() {
+            let sp = &src[s * stride..];
+            for (dd, &o) in d.iter_mut().zip(bj) {
+                *dd = sp[o];
             }
         }
     }
@@ -321,11 +327,11 @@ fn block_view<'a, T: Real>(step: &Step, w: &'a [T], j: usize) -> MatRef<'a, T> {
     }
 }
 
-/// Where a step reads its input: a gathered panel (borrowed scratch, or owned when saved for the
-/// backward pass), or (no gather) strided views of the source.
+/// Where a step reads its input: a gathered scratch panel, the gathered blocks saved for the
+/// backward pass (one `b × c` slice per block), or (no gather) strided views of the source.
 enum Input<'a, T> {
     Panel(&'a [T]),
-    Owned(Vec<T>),
+    Saved(&'a [&'a mut [T]]),
     Strided {
         src: &'a [T],
         base: &'a [usize],
@@ -360,9 +366,7 @@ fn block_products<T: Real>(
             Input::Panel(u) => {
                 MatRef::from_column_major_slice(&u[j * bsi..j * bsi + c * bi], bi, c)
             }
-            Input::Owned(u) => {
-                MatRef::from_column_major_slice(&u[j * bsi..j * bsi + c * bi], bi, c)
-            }
+            Input::Saved(u) => MatRef::from_column_major_slice(&u[j][..c * bi], bi, c),
             Input::Strided { src, base, rs, ss } => {
                 strided_view(src, base[j * bi], bi, c, rs[j], *ss)
             }
@@ -388,47 +392,52 @@ fn block_products<T: Real>(
 }
 
 /// A step's input on `c` samples read from `src` through the offsets `base` (per-sample stride
-/// `ss`): gathered into a new owned panel if `save`, else read in place through strided views if
-/// every block's offsets are affine, else gathered into the scratch `u`.
-fn step_input<'a, T: Real>(
+/// `ss`): gathered into the step's saved blocks if `save` is given, else read in place through
+/// strided views if every block's offsets are affine, else gathered into the scratch `u`.
+fn step_input<'a, 'b: 'a, T: Real>(
     step: &Step,
     src: &'a [T],
     base: &'a [usize],
     ss: usize,
     c: usize,
-    save: bool,
+    save: Option<&'a mut [&'b mut [T]]>,
     u: &'a mut [T],
 ) -> Input<'a, T> {
-    let len = panel_len(step.k, step.b_in, c);
-    if save {
-        let mut panel = vec![T::zero(); len];
-        gather_panel(&mut panel, src, base, ss, step.k, step.b_in, c);
-        return Input::Owned(panel);
+    let b = step.b_in;
+    if let Some(dst) = save {
+        for (d, bj) in dst.iter_mut().zip(base.chunks_exact(b)) {
+            gather_block(d, src, bj, ss, b);
+        }
+        let dst: &'a [&'b mut [T]] = dst;
+        return Input::Saved(dst);
     }
-    let rs: Option<Vec<isize>> = base.chunks_exact(step.b_in).map(affine_step).collect();
+    let rs: Option<Vec<isize>> = base.chunks_exact(b).map(affine_step).collect();
     match rs {
         Some(rs) => Input::Strided { src, base, rs, ss },
         None => {
-            let dst = &mut u[..len];
-            gather_panel(dst, src, base, ss, step.k, step.b_in, c);
+            let dst = &mut u[..panel_len(step.k, b, c)];
+            gather_panel(dst, src, base, ss, step.k, b, c);
             Input::Panel(dst)
         }
     }
 }
 
-/// Runs one chunk of `c` rows through the whole plan. If `save` is set, every step's input panel
-/// is gathered into a new buffer and returned (one per step); otherwise steps whose input blocks
-/// are affine in the source read it through strided views without any copy.
+/// The saved blocks of one chunk: `[step][block]`, each the chunk's `b_in × c` columns of that
+/// block in the batch-wide saved buffer of the step.
+type ChunkSave<'a, T> = Vec<Vec<&'a mut [T]>>;
+
+/// Runs one chunk of `c` rows through the whole plan. If `save` is given, every step's input is
+/// gathered into the step's saved blocks and the products read it from there; otherwise steps
+/// whose input blocks are affine in the source read it through strided views without any copy.
 fn run_chunk<T: Real>(
     plan: &Plan,
     blocks: &[&[T]],
     x: &[T],
     y: &mut [T],
-    save: bool,
+    mut save: Option<&mut ChunkSave<'_, T>>,
     c: usize,
     scr: &mut Scratch<T>,
-) -> Vec<Vec<T>> {
-    let mut saves = Vec::new();
+) {
     let Scratch { u, z, base } = scr;
     let (z_a, z_b) = z.split_at_mut(1);
     let (mut z_prev, mut z_next) = (&mut z_a[0], &mut z_b[0]);
@@ -438,7 +447,8 @@ fn run_chunk<T: Real>(
         let panel_b = (i > 0).then(|| plan.steps[i - 1].b_out);
         let src: &[T] = if i == 0 { x } else { z_prev };
         let ss = fill_base(&mut base[..n_step], &step.gather, panel_b, plan.n_in, c);
-        let input = step_input(step, src, &base[..n_step], ss, c, save, u);
+        let dst = save.as_deref_mut().map(|sv| &mut sv[i][..]);
+        let input = step_input(step, src, &base[..n_step], ss, c, dst, u);
         let out = match (&plan.out_direct, i == last) {
             (Some(starts), true) => Output::Rows {
                 y: &mut *y,
@@ -448,9 +458,6 @@ fn run_chunk<T: Real>(
             _ => Output::Panel(&mut z_next[..panel_len(step.k, step.b_out, c)]),
         };
         block_products(step, blocks[step.factor], &input, out, c);
-        if let Input::Owned(panel) = input {
-            saves.push(panel);
-        }
         std::mem::swap(&mut z_prev, &mut z_next);
     }
     if plan.out_direct.is_none() {
@@ -464,12 +471,48 @@ fn run_chunk<T: Real>(
         );
         gather_rows(y, z_prev, &base[..plan.n_out], ss, plan.n_out);
     }
-    saves
+}
+
+/// Distance between consecutive blocks of a batch-wide saved buffer (block size `b`).
+fn saved_stride(b: usize, batch: usize) -> usize {
+    b * batch + PAD
+}
+
+/// One batch-wide saved buffer per step: `k` blocks, block `j` a `b_in × batch` column-major
+/// matrix at offset `j·saved_stride(b_in, batch)`, from the buffer pool (every element that is
+/// later read is written by the gathers, so stale contents are fine).
+fn saved_buffers<T: Real>(plan: &Plan, batch: usize) -> Vec<PoolVec<T>> {
+    plan.steps
+        .iter()
+        .map(|s| PoolVec::new(s.k * saved_stride(s.b_in, batch)))
+        .collect()
+}
+
+/// Splits the saved buffers into each chunk's disjoint pieces: `[chunk][step][block]`.
+fn split_saved<'a, T>(
+    plan: &Plan,
+    bufs: &'a mut [PoolVec<T>],
+    batch: usize,
+    chunk: usize,
+) -> Vec<ChunkSave<'a, T>> {
+    let nq = batch.div_ceil(chunk);
+    let mut out: Vec<ChunkSave<'a, T>> = (0..nq)
+        .map(|_| plan.steps.iter().map(|s| Vec::with_capacity(s.k)).collect())
+        .collect();
+    for (i, (buf, step)) in bufs.iter_mut().zip(&plan.steps).enumerate() {
+        let b = step.b_in;
+        for blk in buf.chunks_mut(saved_stride(b, batch)) {
+            for (q, piece) in blk[..b * batch].chunks_mut(chunk * b).enumerate() {
+                out[q][i].push(piece);
+            }
+        }
+    }
+    out
 }
 
 /// Runs `plan` over a whole `(batch, n_in)` row-major batch `x` into `y`, chunk by chunk
-/// (in parallel unless `par` is `Par::Seq`). With `save`, returns each chunk's per-step input
-/// panels, in chunk order.
+/// (in parallel unless `par` is `Par::Seq`). With `save`, returns each step's input for the
+/// whole batch in the layout of [`saved_buffers`].
 fn run_plan<T: Real>(
     plan: &Plan,
     blocks: &[&[T]],
@@ -478,26 +521,40 @@ fn run_plan<T: Real>(
     save: bool,
     chunk: usize,
     par: Par,
-) -> Vec<Vec<Vec<T>>> {
+) -> Vec<PoolVec<T>> {
     let batch = x.len() / plan.n_in.max(1);
-    if batch == 0 {
-        return Vec::new();
-    }
-    let go = |scr: &mut Scratch<T>, (xq, yq): (&[T], &mut [T])| {
-        let c = xq.len() / plan.n_in;
-        run_chunk(plan, blocks, xq, yq, save, c, scr)
+    let mut bufs = if save {
+        saved_buffers(plan, batch)
+    } else {
+        Vec::new()
     };
-    let xs = x.chunks(chunk * plan.n_in);
-    let ys = y.chunks_mut(chunk * plan.n_out);
-    if matches!(par, Par::Seq) || batch <= chunk {
+    if batch == 0 {
+        return bufs;
+    }
+    let nq = batch.div_ceil(chunk);
+    let mut saves = if save {
+        split_saved(plan, &mut bufs, batch, chunk)
+    } else {
+        (0..nq).map(|_| Vec::new()).collect()
+    };
+    let go = |scr: &mut Scratch<T>, ((xq, yq), sv): ((&[T], &mut [T]), &mut ChunkSave<'_, T>)| {
+        let c = xq.len() / plan.n_in;
+        run_chunk(plan, blocks, xq, yq, save.then_some(sv), c, scr);
+    };
+    if matches!(par, Par::Seq) || nq == 1 {
         let mut scr = Scratch::new(plan, chunk);
-        xs.zip(ys).map(|job| go(&mut scr, job)).collect()
+        x.chunks(chunk * plan.n_in)
+            .zip(y.chunks_mut(chunk * plan.n_out))
+            .zip(saves.iter_mut())
+            .for_each(|job| go(&mut scr, job));
     } else {
         x.par_chunks(chunk * plan.n_in)
             .zip(y.par_chunks_mut(chunk * plan.n_out))
-            .map_init(|| Scratch::new(plan, chunk), go)
-            .collect()
+            .zip(saves.par_iter_mut())
+            .for_each_init(|| Scratch::new(plan, chunk), go);
     }
+    drop(saves);
+    bufs
 }
 
 /// Checks a `(batch, n)` input and the block tensors; panics naming `op` and the shapes.
@@ -581,14 +638,15 @@ fn run_public<T: Real, B: Borrow<Tensor<T>>>(
     Tensor::from_vec(&[batch, plan.n_out], y).expect("chain output shape")
 }
 
-/// What [`chain_forward_saved`] keeps for [`chain_backward`]: the input panel `U_i = P_i z_{i-1}`
-/// of every factor, per batch chunk (block-major, see the module docs).
+/// What [`chain_forward_saved`] keeps for [`chain_backward`]: the input `U_i = P_i z_{i-1}` of
+/// every factor for the whole batch, block-major (block `j` of factor `i` is a `b_i² × batch`
+/// column-major matrix), so each weight gradient block is one product over the batch.
 #[derive(Clone, Debug)]
 pub struct ChainSaved<T> {
     batch: usize,
     chunk: usize,
-    /// `panels[q][i]`: chunk `q`, factor `i`.
-    panels: Vec<Vec<Vec<T>>>,
+    /// `inputs[i]`: factor `i`, in the layout of `saved_buffers`.
+    inputs: Vec<PoolVec<T>>,
 }
 
 impl<T> ChainSaved<T> {
@@ -614,22 +672,23 @@ pub fn chain_forward_saved<T: Real, B: Borrow<Tensor<T>>>(
     let chunk = chunk_rows(layout);
     let mut y = vec![T::zero(); batch * plan.n_out];
     let w = block_data(blocks);
-    let panels = run_plan(&plan, &w, x.data(), &mut y, true, chunk, par);
+    let inputs = run_plan(&plan, &w, x.data(), &mut y, true, chunk, par);
     let y = Tensor::from_vec(&[batch, plan.n_out], y).expect("chain output shape");
     (
         y,
         ChainSaved {
             batch,
             chunk,
-            panels,
+            inputs,
         },
     )
 }
 
 /// Backward of `Y = X·Aᵀ`: given `dY` (`(batch, n_out)`) returns `dX = dY·A` and, for every
 /// factor, `dB_i` with blocks `dB_i[j] = Σ_s dZ_{i,j}[:, s] · U_{i,j}[:, s]ᵀ`, where `U_i` is the
-/// saved input and `dZ_i` the output gradient of factor `i`. The per-chunk contributions are
-/// added in chunk order, so the result does not depend on the thread count.
+/// saved input and `dZ_i` the output gradient of factor `i`. Each block (or fixed tile of a
+/// block) of `dB_i` is one product over the whole batch, so the result does not depend on the
+/// thread count.
 ///
 /// # Panics
 /// If `dy` is not `(batch, n_out)` for the saved batch, or the blocks do not match the layout.
@@ -651,45 +710,64 @@ pub fn chain_backward<T: Real, B: Borrow<Tensor<T>>>(
     let batch = saved.batch;
     let w = block_data(blocks);
     let mut dx = vec![T::zero(); batch * plan.n_out];
-    // dz[q][s]: chunk q, step s of the transposed plan = factor m-1-s.
+    // dz[s]: step s of the transposed plan = factor m-1-s.
     let dz = run_plan(&plan, &w, dy.data(), &mut dx, true, saved.chunk, par);
     let dbs = weight_grads(layout, saved, &dz, par);
     let dx = Tensor::from_vec(&[batch, plan.n_out], dx).expect("chain dX shape");
     (dx, dbs)
 }
 
-/// `dB_i[j] = Σ_chunks dZ_{i,j} · U_{i,j}ᵀ`, parallel over (factor, block), chunks in order.
+/// Minimum number of weight-gradient tasks per factor: a factor with fewer blocks has each
+/// block's gradient cut into row tiles (a layout-only choice, so results stay deterministic).
+const MIN_GRAD_TASKS: usize = 8;
+
+/// Rows per tile of a `b1 × b2` gradient block of a factor with `k` blocks: all `b1` rows, or
+/// (few large blocks) `b1 / ceil(MIN_GRAD_TASKS / k)` rounded up to a multiple of 8, at least 16.
+fn grad_tile_rows(k: usize, b1: usize, b2: usize, batch: usize) -> usize {
+    let pieces = MIN_GRAD_TASKS.div_ceil(k);
+    if pieces == 1 || b1 * b2 * batch < 1 << 18 {
+        return b1;
+    }
+    b1.div_ceil(pieces).next_multiple_of(8).max(16).min(b1)
+}
+
+/// `dB_i[j] = dZ_{i,j} · U_{i,j}ᵀ` over the whole batch, one faer product per (factor, block,
+/// row tile), in parallel over those tasks.
 fn weight_grads<T: Real>(
     layout: &ChainLayout,
     saved: &ChainSaved<T>,
-    dz: &[Vec<Vec<T>>],
+    dz: &[PoolVec<T>],
     par: Par,
 ) -> Vec<Tensor<T>> {
-    let m = layout.m();
+    let (m, batch) = (layout.m(), saved.batch);
     let mut dbs: Vec<Tensor<T>> = layout
         .factors()
         .iter()
         .map(|f| Tensor::zeros(&f.tensor_shape()))
         .collect();
+    if batch == 0 {
+        return dbs;
+    }
     let mut tasks = Vec::new();
     for (i, db) in dbs.iter_mut().enumerate() {
         let f = layout.factors()[i];
+        let rows = grad_tile_rows(f.k, f.b1, f.b2, batch);
         for (j, dst) in db.data_mut().chunks_mut(f.b1 * f.b2).enumerate() {
-            tasks.push((i, j, dst));
+            for (t, tile) in dst.chunks_mut(rows * f.b2).enumerate() {
+                tasks.push((i, j, t * rows, tile));
+            }
         }
     }
-    let go = |(i, j, dst): (usize, usize, &mut [T])| {
+    let go = |(i, j, r0, dst): (usize, usize, usize, &mut [T])| {
         let f = layout.factors()[i];
         let (b1, b2) = (f.b1, f.b2);
-        let mut acc = MatMut::from_row_major_slice_mut(dst, b1, b2);
-        for (q, (dzq, uq)) in dz.iter().zip(&saved.panels).enumerate() {
-            let c = saved.chunk.min(saved.batch - q * saved.chunk);
-            let (o1, o2) = (j * block_stride(c, b1), j * block_stride(c, b2));
-            let zm = MatRef::from_column_major_slice(&dzq[m - 1 - i][o1..o1 + c * b1], b1, c);
-            let um = MatRef::from_column_major_slice(&uq[i][o2..o2 + c * b2], b2, c);
-            let accum = if q == 0 { Accum::Replace } else { Accum::Add };
-            matmul(acc.as_mut(), accum, zm, um.transpose(), T::one(), Par::Seq);
-        }
+        let rows = dst.len() / b2;
+        let acc = MatMut::from_row_major_slice_mut(dst, rows, b2);
+        let (o1, o2) = (j * saved_stride(b1, batch), j * saved_stride(b2, batch));
+        let zm = MatRef::from_column_major_slice(&dz[m - 1 - i][o1..o1 + b1 * batch], b1, batch);
+        let um = MatRef::from_column_major_slice(&saved.inputs[i][o2..o2 + b2 * batch], b2, batch);
+        let zt = zm.subrows(r0, rows);
+        matmul(acc, Accum::Replace, zt, um.transpose(), T::one(), Par::Seq);
     };
     if matches!(par, Par::Seq) || tasks.len() == 1 {
         tasks.into_iter().for_each(go);
