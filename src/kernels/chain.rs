@@ -238,25 +238,37 @@ fn gather_panel<T: Copy>(
     c: usize,
 ) {
     let bs = block_stride(c, b);
-    for j in 0..k {
-        let dj = &mut dst[j * bs..j * bs + c * b];
-        gather_block(dj, src, &base[j * b..(j + 1) * b], stride, b);
-    }
+    let mut blocks: Vec<&mut [T]> = dst.chunks_mut(bs).take(k).collect();
+    gather_blocks(&mut blocks, src, base, stride, b, c);
 }
 
-/// Writes one block `dst[s·b + v] = src[bj[v] + s·stride]` (`b × c`, column-major) for the
-/// `c = dst.len() / b` samples; consecutive offsets are copied with `copy_from_slice`.
-fn gather_block<T: Copy>(dst: &mut [T], src: &[T], bj: &[usize], stride: usize, b: usize) {
-    if affine_step(bj) == Some(1) {
-        for (s, d) in dst.chunks_exact_mut(b).enumerate() {
-            let o = bj[0] + s * stride;
-            d.copy_from_slice(&src[o..o + b]);
-        }
-    } else {
-        for (s, d) in dst.chunks_exact_mut(b).enumerate() {
-            let sp = &src[s * stride..];
-            for (dd, &o) in d.iter_mut().zip(bj) {
-                *dd = sp[o];
+/// Gathers block `j` of a step input, `dst[j][s·b + v] = src[base[j·b + v] + s·stride]`
+/// (`b × c`, column-major), for every block and the `c` samples. Samples are the outer loop so
+/// the source lines of one sample stay in L1 while all blocks pick from them (a shuffle sends
+/// consecutive features to different blocks); blocks with consecutive offsets are copied with
+/// `copy_from_slice`.
+fn gather_blocks<T: Copy>(
+    dst: &mut [&mut [T]],
+    src: &[T],
+    base: &[usize],
+    stride: usize,
+    b: usize,
+    c: usize,
+) {
+    let unit: Vec<bool> = base
+        .chunks_exact(b)
+        .map(|bj| affine_step(bj) == Some(1))
+        .collect();
+    for s in 0..c {
+        let sp = &src[s * stride..];
+        for ((d, bj), &u) in dst.iter_mut().zip(base.chunks_exact(b)).zip(&unit) {
+            let d = &mut d[s * b..(s + 1) * b];
+            if u {
+                d.copy_from_slice(&sp[bj[0]..bj[0] + b]);
+            } else {
+                for (dd, &o) in d.iter_mut().zip(bj) {
+                    *dd = sp[o];
+                }
             }
         }
     }
@@ -316,15 +328,32 @@ fn strided_view_mut<T>(
     unsafe { MatMut::from_raw_parts_mut(dst.as_mut_ptr().add(start), rows, cols, rs, cs as isize) }
 }
 
-/// The block `j` of a step as a faer view: `B_j` (`b_out × b_in`) or, transposed, `B_jᵀ`.
+/// The block `j` of a step as a column-major faer view `op(B_j)` (`b_out × b_in`), from the
+/// step's blocks prepared by [`col_major_blocks`].
 fn block_view<'a, T: Real>(step: &Step, w: &'a [T], j: usize) -> MatRef<'a, T> {
     let (bi, bo) = (step.b_in, step.b_out);
-    let wj = &w[j * bi * bo..(j + 1) * bi * bo];
-    if step.transposed {
-        MatRef::from_row_major_slice(wj, bi, bo).transpose()
-    } else {
-        MatRef::from_row_major_slice(wj, bo, bi)
+    MatRef::from_column_major_slice(&w[j * bi * bo..(j + 1) * bi * bo], bo, bi)
+}
+
+/// Every step's blocks `op(B_j)` stored column-major, indexed by factor: a transposed step reads
+/// `B_jᵀ`, which is the row-major `B_j` as it is; a forward step gets a transposed copy, so faer
+/// does not repack the row-major block for every chunk.
+fn col_major_blocks<T: Real>(plan: &Plan, blocks: &[&[T]]) -> Vec<Option<PoolVec<T>>> {
+    let mut out: Vec<Option<PoolVec<T>>> = blocks.iter().map(|_| None).collect();
+    for step in plan.steps.iter().filter(|s| !s.transposed) {
+        let (bi, bo) = (step.b_in, step.b_out);
+        let src = blocks[step.factor];
+        let mut dst = PoolVec::new(src.len());
+        for (d, sblk) in dst.chunks_exact_mut(bi * bo).zip(src.chunks_exact(bi * bo)) {
+            for (u, row) in sblk.chunks_exact(bi).enumerate() {
+                for (v, &val) in row.iter().enumerate() {
+                    d[u + v * bo] = val;
+                }
+            }
+        }
+        out[step.factor] = Some(dst);
     }
+    out
 }
 
 /// Where a step reads its input: a gathered scratch panel, the gathered blocks saved for the
@@ -405,9 +434,7 @@ fn step_input<'a, 'b: 'a, T: Real>(
 ) -> Input<'a, T> {
     let b = step.b_in;
     if let Some(dst) = save {
-        for (d, bj) in dst.iter_mut().zip(base.chunks_exact(b)) {
-            gather_block(d, src, bj, ss, b);
-        }
+        gather_blocks(dst, src, base, ss, b, c);
         let dst: &'a [&'b mut [T]] = dst;
         return Input::Saved(dst);
     }
@@ -523,6 +550,13 @@ fn run_plan<T: Real>(
     par: Par,
 ) -> Vec<PoolVec<T>> {
     let batch = x.len() / plan.n_in.max(1);
+    let prepared = col_major_blocks(plan, blocks);
+    let w: Vec<&[T]> = prepared
+        .iter()
+        .zip(blocks)
+        .map(|(p, &b)| p.as_ref().map_or(b, |v| &v[..]))
+        .collect();
+    let blocks = &w[..];
     let mut bufs = if save {
         saved_buffers(plan, batch)
     } else {
