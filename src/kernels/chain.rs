@@ -386,29 +386,12 @@ fn block_products<T: Real>(
     input: &Input<'_, T>,
     out: Output<'_, T>,
     c: usize,
+    par: Par,
 ) {
     let (bi, bo) = (step.b_in, step.b_out);
-    let (bsi, bso) = (block_stride(c, bi), block_stride(c, bo));
-    let mut out = out;
-    for j in 0..step.k {
-        let uj = match input {
-            Input::Panel(u) => {
-                MatRef::from_column_major_slice(&u[j * bsi..j * bsi + c * bi], bi, c)
-            }
-            Input::Saved(u) => MatRef::from_column_major_slice(&u[j][..c * bi], bi, c),
-            Input::Strided { src, base, rs, ss } => {
-                strided_view(src, base[j * bi], bi, c, rs[j], *ss)
-            }
-        };
-        let zj = match &mut out {
-            Output::Panel(z) => {
-                MatMut::from_column_major_slice_mut(&mut z[j * bso..j * bso + c * bo], bo, c)
-            }
-            Output::Rows { y, starts, n } => {
-                let (start, rs) = starts[j];
-                strided_view_mut(y, start, bo, c, rs, *n)
-            }
-        };
+    let bso = block_stride(c, bo);
+    let product = |j: usize, zj: MatMut<'_, T>| {
+        let uj = input_block(input, j, bi, c);
         matmul(
             zj,
             Accum::Replace,
@@ -417,6 +400,46 @@ fn block_products<T: Real>(
             T::one(),
             Par::Seq,
         );
+    };
+    match out {
+        Output::Panel(z) if !matches!(par, Par::Seq) && step.k > 1 => {
+            z.par_chunks_mut(bso).enumerate().for_each(|(j, zj)| {
+                product(
+                    j,
+                    MatMut::from_column_major_slice_mut(&mut zj[..c * bo], bo, c),
+                );
+            });
+        }
+        Output::Panel(z) => {
+            for (j, zj) in z.chunks_mut(bso).enumerate() {
+                product(
+                    j,
+                    MatMut::from_column_major_slice_mut(&mut zj[..c * bo], bo, c),
+                );
+            }
+        }
+        Output::Rows { y, starts, n } => {
+            for (j, &(start, rs)) in starts.iter().enumerate() {
+                product(j, strided_view_mut(y, start, bo, c, rs, n));
+            }
+        }
+    }
+}
+
+/// The input block `U_j` (`b_in × c`) of a step as a faer view.
+fn input_block<'a, T: Real>(
+    input: &'a Input<'_, T>,
+    j: usize,
+    bi: usize,
+    c: usize,
+) -> MatRef<'a, T> {
+    match input {
+        Input::Panel(u) => {
+            let bsi = block_stride(c, bi);
+            MatRef::from_column_major_slice(&u[j * bsi..j * bsi + c * bi], bi, c)
+        }
+        Input::Saved(u) => MatRef::from_column_major_slice(&u[j][..c * bi], bi, c),
+        Input::Strided { src, base, rs, ss } => strided_view(src, base[j * bi], bi, c, rs[j], *ss),
     }
 }
 
@@ -456,6 +479,12 @@ type ChunkSave<'a, T> = Vec<Vec<&'a mut [T]>>;
 /// Runs one chunk of `c` rows through the whole plan. If `save` is given, every step's input is
 /// gathered into the step's saved blocks and the products read it from there; otherwise steps
 /// whose input blocks are affine in the source read it through strided views without any copy.
+///
+/// `inner` is the parallelism inside the chunk (over the blocks of a step, and over rows in the
+/// final gather); it is only used when the whole batch is one chunk. In that case the last step
+/// always writes a panel (no direct strided output), so the arithmetic is the same for any
+/// `inner`.
+#[allow(clippy::too_many_arguments)]
 fn run_chunk<T: Real>(
     plan: &Plan,
     blocks: &[&[T]],
@@ -464,7 +493,10 @@ fn run_chunk<T: Real>(
     mut save: Option<&mut ChunkSave<'_, T>>,
     c: usize,
     scr: &mut Scratch<T>,
+    inner: Option<Par>,
 ) {
+    let direct = plan.out_direct.as_ref().filter(|_| inner.is_none());
+    let par = inner.unwrap_or(Par::Seq);
     let Scratch { u, z, base } = scr;
     let (z_a, z_b) = z.split_at_mut(1);
     let (mut z_prev, mut z_next) = (&mut z_a[0], &mut z_b[0]);
@@ -476,7 +508,7 @@ fn run_chunk<T: Real>(
         let ss = fill_base(&mut base[..n_step], &step.gather, panel_b, plan.n_in, c);
         let dst = save.as_deref_mut().map(|sv| &mut sv[i][..]);
         let input = step_input(step, src, &base[..n_step], ss, c, dst, u);
-        let out = match (&plan.out_direct, i == last) {
+        let out = match (direct, i == last) {
             (Some(starts), true) => Output::Rows {
                 y: &mut *y,
                 starts,
@@ -484,10 +516,10 @@ fn run_chunk<T: Real>(
             },
             _ => Output::Panel(&mut z_next[..panel_len(step.k, step.b_out, c)]),
         };
-        block_products(step, blocks[step.factor], &input, out, c);
+        block_products(step, blocks[step.factor], &input, out, c, par);
         std::mem::swap(&mut z_prev, &mut z_next);
     }
-    if plan.out_direct.is_none() {
+    if direct.is_none() {
         let last_b = plan.steps[last].b_out;
         let ss = fill_base(
             &mut base[..plan.n_out],
@@ -496,7 +528,14 @@ fn run_chunk<T: Real>(
             0,
             c,
         );
-        gather_rows(y, z_prev, &base[..plan.n_out], ss, plan.n_out);
+        let (base, n) = (&base[..plan.n_out], plan.n_out);
+        if matches!(par, Par::Seq) {
+            gather_rows(y, z_prev, base, ss, n);
+        } else {
+            y.par_chunks_mut(n).enumerate().for_each(|(s, row)| {
+                gather_rows(row, &z_prev[s * ss..], base, ss, n);
+            });
+        }
     }
 }
 
@@ -573,9 +612,13 @@ fn run_plan<T: Real>(
     };
     let go = |scr: &mut Scratch<T>, ((xq, yq), sv): ((&[T], &mut [T]), &mut ChunkSave<'_, T>)| {
         let c = xq.len() / plan.n_in;
-        run_chunk(plan, blocks, xq, yq, save.then_some(sv), c, scr);
+        run_chunk(plan, blocks, xq, yq, save.then_some(sv), c, scr, None);
     };
-    if matches!(par, Par::Seq) || nq == 1 {
+    if nq == 1 {
+        let mut scr = Scratch::new(plan, chunk);
+        let sv = save.then_some(&mut saves[0]);
+        run_chunk(plan, blocks, x, y, sv, batch, &mut scr, Some(par));
+    } else if matches!(par, Par::Seq) {
         let mut scr = Scratch::new(plan, chunk);
         x.chunks(chunk * plan.n_in)
             .zip(y.chunks_mut(chunk * plan.n_out))
