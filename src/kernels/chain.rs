@@ -3,27 +3,48 @@
 //!
 //! # Design
 //! - The batch `X` (shape `(batch, n_in)`, row-major) is cut into **chunks of a fixed number of
-//!   rows** ([`chunk_rows`]; it depends only on the layout, never on the thread count, so results
-//!   are bitwise identical for any number of threads). One chunk's activations stay in cache while
-//!   it runs through all factors. Rayon spreads the chunks over the pool.
+//!   rows** ([`chunk_rows`]: `clamp(32K / max_i n_i, 16, 256)`; it depends only on the layout,
+//!   never on the thread count, so results are bitwise identical for any number of threads). One
+//!   chunk's activations stay in cache while it runs through all factors. Rayon spreads the
+//!   chunks over the pool (`for_each_init`: one set of scratch panels per worker split).
+//! - If the whole batch is **one chunk**, the parallelism moves inside it: the block products
+//!   of every step run in parallel over blocks and the final gather in parallel over rows. The
+//!   last step then always writes a panel (never the strided output), whatever the thread count.
 //! - Inside a chunk of `c` rows a factor's input or output is a **block-major panel**: block `j`
 //!   is a `b × c` column-major matrix (one sample's `b` features contiguous) at offset
 //!   `j·(c·b + PAD)`; the small padding keeps blocks off power-of-two distances (cache sets).
-//! - Every block product `Z_j = B_j · U_j` (`(b1 × b2)·(b2 × c)`) is one faer `matmul` with
-//!   `Par::Seq`.
+//! - Every block product `Z_j = op(B_j) · U_j` (`(b1 × b2)·(b2 × c)`) is one faer `matmul` with
+//!   `Par::Seq`. The blocks are handed to faer column-major: `B_jᵀ` (backward) is the stored
+//!   row-major block as it is, and the forward steps use a transposed copy made once per call
+//!   (otherwise faer repacks every row-major block for every chunk).
 //! - **Permutations are never applied as separate passes.** Before factor `i` the input is
 //!   `U_i[f] = Z_{i−1}[σ_i(f)]`. If, for every block, the source offsets of its `b` features form
 //!   an arithmetic progression (true for P_(k,n) shuffles, identities, reversals), the product
 //!   reads the source through a strided faer view, with no copy at all. Otherwise the panel is
-//!   gathered once, in cache. Likewise the last permutation is folded into the last product's
-//!   write into the output rows (strided view) or into one gather.
+//!   gathered once, in cache (sample-outer loop, so a shuffle's source lines stay in L1).
+//!   Likewise the last permutation is folded into the last product's write into the output rows
+//!   (strided view) or into one gather.
 //! - GSOFT `Pᵀ L P R` therefore runs as two strided faer products per block and chunk.
-//! - The backward pass is the forward pass of the transposed chain
-//!   `Aᵀ = P_1ᵀ B_1ᵀ P_2ᵀ ⋯ B_mᵀ P_{m+1}ᵀ` run on `dY`, keeping each factor's output gradient
-//!   `dZ_i`; then `dB_i[j] = Σ_chunks dZ_{i,j} · U_{i,j}ᵀ`, parallel over blocks, chunks added
-//!   in a fixed order (deterministic).
+//! - **Forward with save** ([`chain_forward_saved`]) gathers each factor input `U_i` straight into
+//!   a batch-wide buffer laid out for the backward pass: block `j` of factor `i` is one
+//!   `b_i² × batch` column-major matrix. The buffer is allocated once per factor (not per chunk)
+//!   and cut into disjoint per-(chunk, block) slices that the parallel chunks fill; the products
+//!   then read their input from there.
+//! - The **backward pass** is the forward pass of the transposed chain
+//!   `Aᵀ = P_1ᵀ B_1ᵀ P_2ᵀ ⋯ B_mᵀ P_{m+1}ᵀ` run on `dY`, saving each factor's output gradient
+//!   `dZ_i` in the same batch-wide layout. Then `dB_i[j] = dZ_{i,j} · U_{i,j}ᵀ` is **one faer
+//!   product over the whole batch** per block, parallel over (factor, block). Factors with fewer
+//!   than 8 large blocks (Dense, LowRank: one block) cut each block's gradient into a fixed
+//!   number of row tiles, so they are parallel too. Every output entry is computed by exactly one
+//!   task, with a tiling that depends only on the layout and the batch: deterministic.
+//! - **Buffers are recycled** (module `kernels::pool`): scratch panels, transposed blocks, the
+//!   saved inputs (returned when the [`ChainSaved`] is dropped) and the backward's `dZ_i` come
+//!   from a process-wide pool, so repeated calls (a training loop) do not pay page faults and
+//!   zeroing for fresh memory each time. Every element read from a pooled buffer is written
+//!   first in the same call.
 //! - Memory: three scratch panels of about `c · max_i n_i` per worker, plus (when saving for the
-//!   tape) each factor's input panel for the whole batch. Nothing grows with `n²`.
+//!   tape) each factor's input for the whole batch (and, in the backward, each factor's output
+//!   gradient). Nothing grows with `n²`.
 
 use crate::kernels::pool::PoolVec;
 use crate::real::Real;
@@ -45,11 +66,7 @@ const MIN_CHUNK_ROWS: usize = 16;
 /// Rows per batch chunk for a layout: `clamp(CHUNK_ELEMS / max_i n_i, 16, 256)`. It depends only
 /// on the layout, so the chunking (and therefore every rounding) is the same for any thread count.
 pub fn chunk_rows(layout: &ChainLayout) -> usize {
-    let ce: usize = std::env::var("GS_CE")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(CHUNK_ELEMS);
-    (ce / max_width(layout)).clamp(MIN_CHUNK_ROWS, 256)
+    (CHUNK_ELEMS / max_width(layout)).clamp(MIN_CHUNK_ROWS, 256)
 }
 
 /// `max(n_in, n_out(B_1), …, n_out(B_m))`, the widest vector inside the chain.
@@ -342,18 +359,27 @@ fn block_view<'a, T: Real>(step: &Step, w: &'a [T], j: usize) -> MatRef<'a, T> {
 /// Every step's blocks `op(B_j)` stored column-major, indexed by factor: a transposed step reads
 /// `B_jᵀ`, which is the row-major `B_j` as it is; a forward step gets a transposed copy, so faer
 /// does not repack the row-major block for every chunk.
-fn col_major_blocks<T: Real>(plan: &Plan, blocks: &[&[T]]) -> Vec<Option<PoolVec<T>>> {
+fn col_major_blocks<T: Real>(plan: &Plan, blocks: &[&[T]], par: Par) -> Vec<Option<PoolVec<T>>> {
     let mut out: Vec<Option<PoolVec<T>>> = blocks.iter().map(|_| None).collect();
     for step in plan.steps.iter().filter(|s| !s.transposed) {
         let (bi, bo) = (step.b_in, step.b_out);
         let src = blocks[step.factor];
         let mut dst = PoolVec::new(src.len());
-        for (d, sblk) in dst.chunks_exact_mut(bi * bo).zip(src.chunks_exact(bi * bo)) {
+        let transpose = |(d, sblk): (&mut [T], &[T])| {
             for (u, row) in sblk.chunks_exact(bi).enumerate() {
                 for (v, &val) in row.iter().enumerate() {
                     d[u + v * bo] = val;
                 }
             }
+        };
+        if matches!(par, Par::Seq) || step.k == 1 {
+            dst.chunks_exact_mut(bi * bo)
+                .zip(src.chunks_exact(bi * bo))
+                .for_each(transpose);
+        } else {
+            dst.par_chunks_exact_mut(bi * bo)
+                .zip(src.par_chunks_exact(bi * bo))
+                .for_each(transpose);
         }
         out[step.factor] = Some(dst);
     }
@@ -593,7 +619,7 @@ fn run_plan<T: Real>(
     par: Par,
 ) -> Vec<PoolVec<T>> {
     let batch = x.len() / plan.n_in.max(1);
-    let prepared = col_major_blocks(plan, blocks);
+    let prepared = col_major_blocks(plan, blocks, par);
     let w: Vec<&[T]> = prepared
         .iter()
         .zip(blocks)
