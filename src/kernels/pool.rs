@@ -18,7 +18,7 @@ use std::sync::Mutex;
 pub const MAX_BUFFERS: usize = 64;
 
 /// Most bytes kept in the pool (sum of capacities).
-pub const MAX_BYTES: usize = 256 << 20;
+pub const MAX_BYTES: usize = 128 << 20;
 
 /// Buffers smaller than this many bytes are not pooled (the allocator handles them well).
 const MIN_BYTES: usize = 16 << 10;
