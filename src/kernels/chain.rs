@@ -103,7 +103,6 @@ struct Plan {
     out_direct: Option<Vec<(usize, isize)>>,
     n_in: usize,
     n_out: usize,
-    width: usize,
 }
 
 impl Plan {
@@ -129,7 +128,6 @@ impl Plan {
             out_gather,
             n_in: layout.n_in(),
             n_out: layout.n_out(),
-            width: max_width(layout),
         }
     }
 
@@ -157,7 +155,6 @@ impl Plan {
             out_gather,
             n_in: layout.n_out(),
             n_out: layout.n_in(),
-            width: max_width(layout),
         }
     }
 }
@@ -195,11 +192,12 @@ fn direct_output(steps: &[Step], out_gather: &[usize]) -> Option<Vec<(usize, isi
         .collect()
 }
 
-/// Per-worker scratch: a gather panel `u`, two output panels (ping-pong) and gather offsets.
+/// Per-worker scratch: a gather panel `u`, two output panels (ping-pong) and the read maps for
+/// chunks of `maps.c` samples.
 struct Scratch<T> {
     u: PoolVec<T>,
     z: [PoolVec<T>; 2],
-    base: Vec<usize>,
+    maps: Maps,
 }
 
 impl<T: Real> Scratch<T> {
@@ -213,7 +211,50 @@ impl<T: Real> Scratch<T> {
         Self {
             u: PoolVec::new(len),
             z: [PoolVec::new(len), PoolVec::new(len)],
-            base: vec![0; plan.width],
+            maps: Maps::new(plan, c),
+        }
+    }
+}
+
+/// How one step (or the final gather) reads its source for chunks of `c` samples: element
+/// `f` of sample `s` sits at `base[f] + s·ss`; `rs[j]` is block `j`'s row step if every block's
+/// offsets are affine (then the product reads the source through a strided view).
+struct ReadMap {
+    base: Vec<usize>,
+    ss: usize,
+    rs: Option<Vec<isize>>,
+}
+
+/// The read maps of every step and of the final gather for chunks of `c` samples. They depend
+/// only on the plan and `c`, so a worker computes them once and reuses them for every chunk of
+/// the same size.
+struct Maps {
+    c: usize,
+    steps: Vec<ReadMap>,
+    out: ReadMap,
+}
+
+impl Maps {
+    fn new(plan: &Plan, c: usize) -> Self {
+        let steps = plan
+            .steps
+            .iter()
+            .enumerate()
+            .map(|(i, step)| {
+                let mut base = vec![0; step.k * step.b_in];
+                let panel_b = (i > 0).then(|| plan.steps[i - 1].b_out);
+                let ss = fill_base(&mut base, &step.gather, panel_b, plan.n_in, c);
+                let rs = base.chunks_exact(step.b_in).map(affine_step).collect();
+                ReadMap { base, ss, rs }
+            })
+            .collect();
+        let mut base = vec![0; plan.n_out];
+        let last_b = plan.steps.last().map_or(1, |s| s.b_out);
+        let ss = fill_base(&mut base, &plan.out_gather, Some(last_b), 0, c);
+        Self {
+            c,
+            steps,
+            out: ReadMap { base, ss, rs: None },
         }
     }
 }
@@ -402,7 +443,7 @@ enum Input<'a, T> {
     Strided {
         src: &'a [T],
         base: &'a [usize],
-        rs: Vec<isize>,
+        rs: &'a [isize],
         ss: usize,
     },
 }
@@ -481,26 +522,24 @@ fn input_block<'a, T: Real>(
     }
 }
 
-/// A step's input on `c` samples read from `src` through the offsets `base` (per-sample stride
-/// `ss`): gathered into the step's saved blocks if `save` is given, else read in place through
-/// strided views if every block's offsets are affine, else gathered into the scratch `u`.
+/// A step's input on `c` samples read from `src` through `map`: gathered into the step's saved
+/// blocks if `save` is given, else read in place through strided views if every block's offsets
+/// are affine, else gathered into the scratch `u`.
 fn step_input<'a, 'b: 'a, T: Real>(
     step: &Step,
     src: &'a [T],
-    base: &'a [usize],
-    ss: usize,
+    map: &'a ReadMap,
     c: usize,
     save: Option<&'a mut [&'b mut [T]]>,
     u: &'a mut [T],
 ) -> Input<'a, T> {
-    let b = step.b_in;
+    let (b, base, ss) = (step.b_in, &map.base[..], map.ss);
     if let Some(dst) = save {
         gather_blocks(dst, src, base, ss, b, c);
         let dst: &'a [&'b mut [T]] = dst;
         return Input::Saved(dst);
     }
-    let rs: Option<Vec<isize>> = base.chunks_exact(b).map(affine_step).collect();
-    match rs {
+    match &map.rs {
         Some(rs) => Input::Strided { src, base, rs, ss },
         None => {
             let dst = &mut u[..panel_len(step.k, b, c)];
@@ -535,17 +574,17 @@ fn run_chunk<T: Real>(
 ) {
     let direct = plan.out_direct.as_ref().filter(|_| inner.is_none());
     let par = inner.unwrap_or(Par::Seq);
-    let Scratch { u, z, base } = scr;
+    if scr.maps.c != c {
+        scr.maps = Maps::new(plan, c);
+    }
+    let Scratch { u, z, maps } = scr;
     let (z_a, z_b) = z.split_at_mut(1);
     let (mut z_prev, mut z_next) = (&mut z_a[0], &mut z_b[0]);
     let last = plan.steps.len() - 1;
     for (i, step) in plan.steps.iter().enumerate() {
-        let n_step = step.k * step.b_in;
-        let panel_b = (i > 0).then(|| plan.steps[i - 1].b_out);
         let src: &[T] = if i == 0 { x } else { z_prev };
-        let ss = fill_base(&mut base[..n_step], &step.gather, panel_b, plan.n_in, c);
         let dst = save.as_deref_mut().map(|sv| &mut sv[i][..]);
-        let input = step_input(step, src, &base[..n_step], ss, c, dst, u);
+        let input = step_input(step, src, &maps.steps[i], c, dst, u);
         let out = match (direct, i == last) {
             (Some(starts), true) => Output::Rows {
                 y: &mut *y,
@@ -558,15 +597,7 @@ fn run_chunk<T: Real>(
         std::mem::swap(&mut z_prev, &mut z_next);
     }
     if direct.is_none() {
-        let last_b = plan.steps[last].b_out;
-        let ss = fill_base(
-            &mut base[..plan.n_out],
-            &plan.out_gather,
-            Some(last_b),
-            0,
-            c,
-        );
-        let (base, n) = (&base[..plan.n_out], plan.n_out);
+        let (base, ss, n) = (&maps.out.base[..], maps.out.ss, plan.n_out);
         if matches!(par, Par::Seq) {
             gather_rows(y, z_prev, base, ss, n);
         } else {
