@@ -415,11 +415,8 @@ fn col_major_blocks<T: Real>(plan: &Plan, blocks: &[&[T]], par: Par) -> Vec<Opti
         let src = blocks[step.factor];
         let mut dst = PoolVec::new(src.len());
         let transpose = |(d, sblk): (&mut [T], &[T])| {
-            for (u, row) in sblk.chunks_exact(bi).enumerate() {
-                for (v, &val) in row.iter().enumerate() {
-                    d[u + v * bo] = val;
-                }
-            }
+            MatMut::from_column_major_slice_mut(d, bo, bi)
+                .copy_from(MatRef::from_row_major_slice(sblk, bo, bi));
         };
         if matches!(par, Par::Seq) || step.k == 1 {
             dst.chunks_exact_mut(bi * bo)
