@@ -192,12 +192,10 @@ fn direct_output(steps: &[Step], out_gather: &[usize]) -> Option<Vec<(usize, isi
         .collect()
 }
 
-/// Per-worker scratch: a gather panel `u`, two output panels (ping-pong) and the read maps for
-/// chunks of `maps.c` samples.
+/// Per-worker scratch: a gather panel `u` and two output panels (ping-pong).
 struct Scratch<T> {
     u: PoolVec<T>,
     z: [PoolVec<T>; 2],
-    maps: Maps,
 }
 
 impl<T: Real> Scratch<T> {
@@ -211,7 +209,6 @@ impl<T: Real> Scratch<T> {
         Self {
             u: PoolVec::new(len),
             z: [PoolVec::new(len), PoolVec::new(len)],
-            maps: Maps::new(plan, c),
         }
     }
 }
@@ -226,10 +223,9 @@ struct ReadMap {
 }
 
 /// The read maps of every step and of the final gather for chunks of `c` samples. They depend
-/// only on the plan and `c`, so a worker computes them once and reuses them for every chunk of
-/// the same size.
+/// only on the plan and `c`, so they are computed once per call (full chunks, and the last
+/// partial chunk) and shared by all workers.
 struct Maps {
-    c: usize,
     steps: Vec<ReadMap>,
     out: ReadMap,
 }
@@ -252,7 +248,6 @@ impl Maps {
         let last_b = plan.steps.last().map_or(1, |s| s.b_out);
         let ss = fill_base(&mut base, &plan.out_gather, Some(last_b), 0, c);
         Self {
-            c,
             steps,
             out: ReadMap { base, ss, rs: None },
         }
@@ -565,16 +560,13 @@ fn run_chunk<T: Real>(
     x: &[T],
     y: &mut [T],
     mut save: Option<&mut ChunkSave<'_, T>>,
-    c: usize,
+    (c, maps): (usize, &Maps),
     scr: &mut Scratch<T>,
     inner: Option<Par>,
 ) {
     let direct = plan.out_direct.as_ref().filter(|_| inner.is_none());
     let par = inner.unwrap_or(Par::Seq);
-    if scr.maps.c != c {
-        scr.maps = Maps::new(plan, c);
-    }
-    let Scratch { u, z, maps } = scr;
+    let Scratch { u, z } = scr;
     let (z_a, z_b) = z.split_at_mut(1);
     let (mut z_prev, mut z_next) = (&mut z_a[0], &mut z_b[0]);
     let last = plan.steps.len() - 1;
@@ -676,14 +668,33 @@ fn run_plan<T: Real>(
     } else {
         (0..nq).map(|_| Vec::new()).collect()
     };
+    let last_c = batch - (nq - 1) * chunk;
+    let full = Maps::new(plan, if nq > 1 { chunk } else { last_c });
+    let part = (nq > 1 && last_c != chunk).then(|| Maps::new(plan, last_c));
+    let maps_for = |c: usize| {
+        if c == last_c {
+            part.as_ref().unwrap_or(&full)
+        } else {
+            &full
+        }
+    };
     let go = |scr: &mut Scratch<T>, ((xq, yq), sv): ((&[T], &mut [T]), &mut ChunkSave<'_, T>)| {
         let c = xq.len() / plan.n_in;
-        run_chunk(plan, blocks, xq, yq, save.then_some(sv), c, scr, None);
+        run_chunk(
+            plan,
+            blocks,
+            xq,
+            yq,
+            save.then_some(sv),
+            (c, maps_for(c)),
+            scr,
+            None,
+        );
     };
     if nq == 1 {
-        let mut scr = Scratch::new(plan, chunk);
+        let mut scr = Scratch::new(plan, batch);
         let sv = save.then_some(&mut saves[0]);
-        run_chunk(plan, blocks, x, y, sv, batch, &mut scr, Some(par));
+        run_chunk(plan, blocks, x, y, sv, (batch, &full), &mut scr, Some(par));
     } else if matches!(par, Par::Seq) {
         let mut scr = Scratch::new(plan, chunk);
         x.chunks(chunk * plan.n_in)
