@@ -21,7 +21,9 @@
 //!   `U_i[f] = Z_{i−1}[σ_i(f)]`. If, for every block, the source offsets of its `b` features form
 //!   an arithmetic progression (true for P_(k,n) shuffles, identities, reversals), the product
 //!   reads the source through a strided faer view, with no copy at all. Otherwise the panel is
-//!   gathered once, in cache (sample-outer loop, so a shuffle's source lines stay in L1).
+//!   gathered once, in cache (sample-outer loop, so a shuffle's source lines stay in L1). The
+//!   read offsets of every step depend only on the plan and the chunk size: they are computed
+//!   once per call (full chunks and the last partial chunk) and shared by all workers.
 //!   Likewise the last permutation is folded into the last product's write into the output rows
 //!   when every block lands on consecutive columns, and is otherwise one row-by-row gather from
 //!   the last panel (cheaper than faer's scattered stores).
