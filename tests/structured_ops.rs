@@ -506,6 +506,88 @@ fn forward_and_backward_bitwise_identical_for_1_and_2_threads() {
     assert_eq!(seq.data(), one.0.data());
 }
 
+/// A batch that fits in one chunk runs its blocks in parallel: the result must equal the dense
+/// product and be bitwise the same for 1 and 2 threads and for `Par::Seq`.
+#[test]
+fn single_chunk_parallel_over_blocks() {
+    let r = &mut rng(61);
+    let op = Gs::<f64>::gsoft_random(16, 8, r).unwrap(); // n = 128
+    let batch = 5;
+    assert!(chunk_rows(op.layout()) >= batch);
+    let x = Tensor::<f64>::randn(&[batch, 128], 1.0, r);
+    let dy = Tensor::<f64>::randn(&[batch, 128], 1.0, r);
+    let run = |par: faer::Par| {
+        let (y, saved) = chain_forward_saved(op.layout(), op.blocks(), &x, par);
+        let (dx, dbs) = chain_backward(op.layout(), op.blocks(), &saved, &dy, par);
+        (y, dx, dbs)
+    };
+    let one = in_pool(1, || run(faer::Par::rayon(0)));
+    let two = in_pool(2, || run(faer::Par::rayon(0)));
+    let seq = run(faer::Par::Seq);
+    for other in [&two, &seq] {
+        assert_eq!(one.0.data(), other.0.data());
+        assert_eq!(one.1.data(), other.1.data());
+        assert_eq!(one.2, other.2);
+    }
+    let a = op.to_dense();
+    assert!(max_diff(&one.0, &x.matmul(&a.transpose())) < 1e-12);
+    assert!(max_diff(&one.1, &dy.matmul(&a)) < 1e-12);
+    let plain = chain_forward(op.layout(), op.blocks(), &x, faer::Par::rayon(0));
+    assert_eq!(plain.data(), one.0.data());
+}
+
+/// Single-block factors split their weight gradient into row tiles: `dA = dYᵀ·X` for a dense
+/// operator, checked against the dense product and for 1 vs 2 threads.
+#[test]
+fn dense_weight_gradient_in_tiles() {
+    let r = &mut rng(62);
+    let op = Dense::<f64>::random(64, 48, r).unwrap();
+    let batch = 96; // 64·48·96 ≥ 2^18 multiply-adds: the gradient is cut into row tiles
+    let x = Tensor::<f64>::randn(&[batch, 48], 1.0, r);
+    let dy = Tensor::<f64>::randn(&[batch, 64], 1.0, r);
+    let run = || {
+        let (_, saved) = chain_forward_saved(op.layout(), op.blocks(), &x, faer::Par::rayon(0));
+        chain_backward(op.layout(), op.blocks(), &saved, &dy, faer::Par::rayon(0))
+    };
+    let (dx, dbs) = in_pool(2, run);
+    let (dx1, dbs1) = in_pool(1, run);
+    assert_eq!(dx.data(), dx1.data());
+    assert_eq!(dbs, dbs1);
+    let da = dy.transpose().matmul(&x);
+    assert_eq!(dbs[0].shape(), &[1, 64, 48]);
+    assert!(max_diff(&dbs[0].clone().reshape(&[64, 48]).unwrap(), &da) < 1e-11);
+    assert!(max_diff(&dx, &dy.matmul(&op.to_dense())) < 1e-11);
+}
+
+/// Kernel buffers are recycled between calls (stale contents): interleaving operators of other
+/// sizes must not change a result, and each result must still match the dense product.
+#[test]
+fn recycled_buffers_do_not_leak_between_calls() {
+    let r = &mut rng(63);
+    let gs = Gs::<f64>::gsoft_random(8, 16, r).unwrap(); // n = 128
+    let lr = LowRank::<f64>::random(96, 80, 8, r).unwrap();
+    let x = Tensor::<f64>::randn(&[70, 128], 1.0, r);
+    let dy = Tensor::<f64>::randn(&[70, 128], 1.0, r);
+    let xl = Tensor::<f64>::randn(&[33, 80], 1.0, r);
+    let dyl = Tensor::<f64>::randn(&[33, 96], 1.0, r);
+    let run = |op: &dyn LinearOp<f64>, x: &Tensor<f64>, dy: &Tensor<f64>| {
+        let (y, saved) = chain_forward_saved(op.layout(), op.blocks(), x, faer::Par::rayon(0));
+        let (dx, dbs) = chain_backward(op.layout(), op.blocks(), &saved, dy, faer::Par::rayon(0));
+        (y, dx, dbs)
+    };
+    let first = run(&gs, &x, &dy);
+    let low = run(&lr, &xl, &dyl);
+    let again = run(&gs, &x, &dy);
+    assert_eq!(first.0.data(), again.0.data());
+    assert_eq!(first.1.data(), again.1.data());
+    assert_eq!(first.2, again.2);
+    let a = gs.to_dense();
+    assert!(max_diff(&first.0, &x.matmul(&a.transpose())) < 1e-11);
+    let al = lr.to_dense();
+    assert!(max_diff(&low.0, &xl.matmul(&al.transpose())) < 1e-11);
+    assert!(max_diff(&low.1, &dyl.matmul(&al)) < 1e-11);
+}
+
 // ---------------------------------------------------------------- constructor errors
 
 fn block_mismatch<T: std::fmt::Debug>(r: Result<T, Error>, needle: &str) {
@@ -710,5 +792,91 @@ fn t16_monarch_constraint_vs_gs() {
     assert_eq!(ok.shape(), (768, 768));
     for (k_l, k_r) in [(8, 96), (32, 24), (24, 32)] {
         assert!(Monarch::<f64>::random_square(k_l, k_r, &mut rng).is_ok());
+
+// ---------------------------------------------------------------- timing (ignored, prints only)
+
+/// Best-of-`reps` wall time of `f` in seconds (after one warm-up call).
+fn best_time(reps: usize, mut f: impl FnMut()) -> f64 {
+    f();
+    (0..reps)
+        .map(|_| {
+            let t = std::time::Instant::now();
+            f();
+            t.elapsed().as_secs_f64()
+        })
+        .fold(f64::INFINITY, f64::min)
+}
+
+/// Prints GFLOP/s of the GSOFT chain kernels (forward, saved forward, backward, forward +
+/// backward with FLOPs = 3× forward) next to faer's dense GEMM on the equivalent dense product,
+/// for 1 and 2 threads. Never asserts a time. Run with
+/// `cargo test --release --test structured_ops timing_ -- --ignored --nocapture`.
+#[test]
+#[ignore]
+fn timing_chain_kernels() {
+    let reps: usize = std::env::var("GS_REPS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(20);
+    for &(k, b, batch) in &[(32usize, 32usize, 256usize), (64, 64, 256)] {
+        let r = &mut rng(7);
+        let n = k * b;
+        let op = Gs::<f32>::gsoft_random(k, b, r).unwrap();
+        let x = Tensor::<f32>::randn(&[batch, n], 1.0, r);
+        let dy = Tensor::<f32>::randn(&[batch, n], 1.0, r);
+        let a = Tensor::<f32>::randn(&[n, n], 1.0, r);
+        let fl = 2.0 * (batch * op.layout().macs_per_vector()) as f64;
+        let dense_fl = 2.0 * (batch * n * n) as f64;
+        for threads in [1usize, 2] {
+            let (td, tf, ts, tb, tfb) = in_pool(threads, || {
+                let par = faer::Par::rayon(0);
+                let mut y = Tensor::<f32>::zeros(&[batch, n]);
+                let td = best_time(reps, || {
+                    faer::linalg::matmul::matmul(
+                        y.mat_mut(),
+                        faer::Accum::Replace,
+                        x.mat(),
+                        a.mat().transpose(),
+                        1.0,
+                        par,
+                    )
+                });
+                let tf = best_time(reps, || {
+                    std::hint::black_box(chain_forward(op.layout(), op.blocks(), &x, par));
+                });
+                let ts = best_time(reps, || {
+                    std::hint::black_box(chain_forward_saved(op.layout(), op.blocks(), &x, par));
+                });
+                let (_, saved) = chain_forward_saved(op.layout(), op.blocks(), &x, par);
+                let tb = best_time(reps, || {
+                    std::hint::black_box(chain_backward(
+                        op.layout(),
+                        op.blocks(),
+                        &saved,
+                        &dy,
+                        par,
+                    ));
+                });
+                let tfb = best_time(reps, || {
+                    let (_, s) = chain_forward_saved(op.layout(), op.blocks(), &x, par);
+                    std::hint::black_box(chain_backward(op.layout(), op.blocks(), &s, &dy, par));
+                });
+                (td, tf, ts, tb, tfb)
+            });
+            println!(
+                "n={n} b={b} batch={batch} f32 {threads}T: dense {:.1} GF/s ({:.3} ms) | fwd {:.1} GF/s ({:.3} ms) | \
+                 fwd_saved {:.3} ms | bwd {:.3} ms | fwd+bwd {:.1} GF/s ({:.3} ms) | fwd/dense {:.0}% fb/dense {:.0}%",
+                dense_fl / td * 1e-9,
+                td * 1e3,
+                fl / tf * 1e-9,
+                tf * 1e3,
+                ts * 1e3,
+                tb * 1e3,
+                3.0 * fl / tfb * 1e-9,
+                tfb * 1e3,
+                100.0 * (fl / tf) / (dense_fl / td),
+                100.0 * (3.0 * fl / tfb) / (dense_fl / td),
+            );
+        }
     }
 }

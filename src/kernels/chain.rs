@@ -3,28 +3,54 @@
 //!
 //! # Design
 //! - The batch `X` (shape `(batch, n_in)`, row-major) is cut into **chunks of a fixed number of
-//!   rows** ([`chunk_rows`]; it depends only on the layout, never on the thread count, so results
-//!   are bitwise identical for any number of threads). One chunk's activations stay in cache while
-//!   it runs through all factors. Rayon spreads the chunks over the pool.
+//!   rows** ([`chunk_rows`]: `clamp(32K / max_i n_i, 16, 256)`; it depends only on the layout,
+//!   never on the thread count, so results are bitwise identical for any number of threads). One
+//!   chunk's activations stay in cache while it runs through all factors. Rayon spreads the
+//!   chunks over the pool (`for_each_init`: one set of scratch panels per worker split).
+//! - If the whole batch is **one chunk**, the parallelism moves inside it: the block products
+//!   of every step run in parallel over blocks and the final gather in parallel over rows. The
+//!   last step then always writes a panel (never the strided output), whatever the thread count.
 //! - Inside a chunk of `c` rows a factor's input or output is a **block-major panel**: block `j`
 //!   is a `b × c` column-major matrix (one sample's `b` features contiguous) at offset
 //!   `j·(c·b + PAD)`; the small padding keeps blocks off power-of-two distances (cache sets).
-//! - Every block product `Z_j = B_j · U_j` (`(b1 × b2)·(b2 × c)`) is one faer `matmul` with
-//!   `Par::Seq`.
+//! - Every block product `Z_j = op(B_j) · U_j` (`(b1 × b2)·(b2 × c)`) is one faer `matmul` with
+//!   `Par::Seq`. The blocks are handed to faer column-major: `B_jᵀ` (backward) is the stored
+//!   row-major block as it is, and the forward steps use a transposed copy made once per call
+//!   (otherwise faer repacks every row-major block for every chunk).
 //! - **Permutations are never applied as separate passes.** Before factor `i` the input is
 //!   `U_i[f] = Z_{i−1}[σ_i(f)]`. If, for every block, the source offsets of its `b` features form
 //!   an arithmetic progression (true for P_(k,n) shuffles, identities, reversals), the product
 //!   reads the source through a strided faer view, with no copy at all. Otherwise the panel is
-//!   gathered once, in cache. Likewise the last permutation is folded into the last product's
-//!   write into the output rows (strided view) or into one gather.
-//! - GSOFT `Pᵀ L P R` therefore runs as two strided faer products per block and chunk.
-//! - The backward pass is the forward pass of the transposed chain
-//!   `Aᵀ = P_1ᵀ B_1ᵀ P_2ᵀ ⋯ B_mᵀ P_{m+1}ᵀ` run on `dY`, keeping each factor's output gradient
-//!   `dZ_i`; then `dB_i[j] = Σ_chunks dZ_{i,j} · U_{i,j}ᵀ`, parallel over blocks, chunks added
-//!   in a fixed order (deterministic).
+//!   gathered once, in cache (sample-outer loop, so a shuffle's source lines stay in L1). The
+//!   read offsets of every step depend only on the plan and the chunk size: they are computed
+//!   once per call (full chunks and the last partial chunk) and shared by all workers.
+//!   Likewise the last permutation is folded into the last product's write into the output rows
+//!   when every block lands on consecutive columns, and is otherwise one row-by-row gather from
+//!   the last panel (cheaper than faer's scattered stores).
+//! - GSOFT `Pᵀ L P R` therefore runs as two faer products per block and chunk (the second reads
+//!   its shuffled input through a strided view) plus one output gather.
+//! - **Forward with save** ([`chain_forward_saved`]) gathers each factor input `U_i` straight into
+//!   a batch-wide buffer laid out for the backward pass: block `j` of factor `i` is one
+//!   `b_i² × batch` column-major matrix. The buffer is allocated once per factor (not per chunk)
+//!   and cut into disjoint per-(chunk, block) slices that the parallel chunks fill; the products
+//!   then read their input from there.
+//! - The **backward pass** is the forward pass of the transposed chain
+//!   `Aᵀ = P_1ᵀ B_1ᵀ P_2ᵀ ⋯ B_mᵀ P_{m+1}ᵀ` run on `dY`, saving each factor's output gradient
+//!   `dZ_i` in the same batch-wide layout. Then `dB_i[j] = dZ_{i,j} · U_{i,j}ᵀ` is **one faer
+//!   product over the whole batch** per block, parallel over (factor, block). Factors with fewer
+//!   than 8 large blocks (Dense, LowRank: one block) cut each block's gradient into a fixed
+//!   number of row tiles, so they are parallel too. Every output entry is computed by exactly one
+//!   task, with a tiling that depends only on the layout and the batch: deterministic.
+//! - **Buffers are recycled** (module `kernels::pool`): scratch panels, transposed blocks, the
+//!   saved inputs (returned when the [`ChainSaved`] is dropped) and the backward's `dZ_i` come
+//!   from a process-wide pool, so repeated calls (a training loop) do not pay page faults and
+//!   zeroing for fresh memory each time. Every element read from a pooled buffer is written
+//!   first in the same call.
 //! - Memory: three scratch panels of about `c · max_i n_i` per worker, plus (when saving for the
-//!   tape) each factor's input panel for the whole batch. Nothing grows with `n²`.
+//!   tape) each factor's input for the whole batch (and, in the backward, each factor's output
+//!   gradient). Nothing grows with `n²`.
 
+use crate::kernels::pool::PoolVec;
 use crate::real::Real;
 use crate::structured::layout::ChainLayout;
 use crate::tensor::Tensor;
@@ -37,14 +63,14 @@ use std::borrow::Borrow;
 /// panels fit in L2 (tuned at n = 1024, b = 32: 16K–64K elements were within 20 %).
 const CHUNK_ELEMS: usize = 32 * 1024;
 
-/// Rows per batch chunk for a layout: `clamp(CHUNK_ELEMS / max_i n_i, 8, 256)`. It depends only
+/// Fewest rows per chunk: below 16 samples the per-block products are too thin for faer's
+/// microkernels (at n = 4096, b = 64, 16 rows were 10 % faster than 8, 32 rows 5 % more).
+const MIN_CHUNK_ROWS: usize = 16;
+
+/// Rows per batch chunk for a layout: `clamp(CHUNK_ELEMS / max_i n_i, 16, 256)`. It depends only
 /// on the layout, so the chunking (and therefore every rounding) is the same for any thread count.
 pub fn chunk_rows(layout: &ChainLayout) -> usize {
-    let ce: usize = std::env::var("GS_CE")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(CHUNK_ELEMS);
-    (ce / max_width(layout)).clamp(8, 256)
+    (CHUNK_ELEMS / max_width(layout)).clamp(MIN_CHUNK_ROWS, 256)
 }
 
 /// `max(n_in, n_out(B_1), …, n_out(B_m))`, the widest vector inside the chain.
@@ -74,12 +100,11 @@ struct Step {
 struct Plan {
     steps: Vec<Step>,
     out_gather: Vec<usize>,
-    /// If every block of the last step lands on an arithmetic progression of output columns:
+    /// If every block of the last step lands on consecutive output columns:
     /// `(first column, step)` per block, so the last products write the output rows directly.
     out_direct: Option<Vec<(usize, isize)>>,
     n_in: usize,
     n_out: usize,
-    width: usize,
 }
 
 impl Plan {
@@ -105,7 +130,6 @@ impl Plan {
             out_gather,
             n_in: layout.n_in(),
             n_out: layout.n_out(),
-            width: max_width(layout),
         }
     }
 
@@ -133,7 +157,6 @@ impl Plan {
             out_gather,
             n_in: layout.n_out(),
             n_out: layout.n_in(),
-            width: max_width(layout),
         }
     }
 }
@@ -153,7 +176,9 @@ fn panel_len(k: usize, b: usize, c: usize) -> usize {
 }
 
 /// For the final gather `y[o] = z[σ(o)]`: the output columns of block `j` of the last step are
-/// `σ⁻¹(j·b + v)`, `v < b`; returns their `(start, step)` per block if all are affine in `v`.
+/// `σ⁻¹(j·b + v)`, `v < b`; returns their `(start, step)` per block if all are consecutive
+/// (step ±1). A block landing on strided columns (e.g. GSOFT's final `Pᵀ`) is better written to
+/// a panel and gathered row by row: scattered stores in faer's epilogue were 4–8 % slower.
 fn direct_output(steps: &[Step], out_gather: &[usize]) -> Option<Vec<(usize, isize)>> {
     let last = steps.last()?;
     let mut inv = vec![0; out_gather.len()];
@@ -161,15 +186,18 @@ fn direct_output(steps: &[Step], out_gather: &[usize]) -> Option<Vec<(usize, isi
         inv[g] = o;
     }
     inv.chunks_exact(last.b_out)
-        .map(|cols| affine_step(cols).map(|r| (cols[0], r)))
+        .map(|cols| {
+            affine_step(cols)
+                .filter(|r| r.abs() == 1)
+                .map(|r| (cols[0], r))
+        })
         .collect()
 }
 
-/// Per-worker scratch: a gather panel `u`, two output panels (ping-pong) and gather offsets.
+/// Per-worker scratch: a gather panel `u` and two output panels (ping-pong).
 struct Scratch<T> {
-    u: Vec<T>,
-    z: [Vec<T>; 2],
-    base: Vec<usize>,
+    u: PoolVec<T>,
+    z: [PoolVec<T>; 2],
 }
 
 impl<T: Real> Scratch<T> {
@@ -181,9 +209,49 @@ impl<T: Real> Scratch<T> {
             .max()
             .unwrap_or(0);
         Self {
-            u: vec![T::zero(); len],
-            z: [vec![T::zero(); len], vec![T::zero(); len]],
-            base: vec![0; plan.width],
+            u: PoolVec::new(len),
+            z: [PoolVec::new(len), PoolVec::new(len)],
+        }
+    }
+}
+
+/// How one step (or the final gather) reads its source for chunks of `c` samples: element
+/// `f` of sample `s` sits at `base[f] + s·ss`; `rs[j]` is block `j`'s row step if every block's
+/// offsets are affine (then the product reads the source through a strided view).
+struct ReadMap {
+    base: Vec<usize>,
+    ss: usize,
+    rs: Option<Vec<isize>>,
+}
+
+/// The read maps of every step and of the final gather for chunks of `c` samples. They depend
+/// only on the plan and `c`, so they are computed once per call (full chunks, and the last
+/// partial chunk) and shared by all workers.
+struct Maps {
+    steps: Vec<ReadMap>,
+    out: ReadMap,
+}
+
+impl Maps {
+    fn new(plan: &Plan, c: usize) -> Self {
+        let steps = plan
+            .steps
+            .iter()
+            .enumerate()
+            .map(|(i, step)| {
+                let mut base = vec![0; step.k * step.b_in];
+                let panel_b = (i > 0).then(|| plan.steps[i - 1].b_out);
+                let ss = fill_base(&mut base, &step.gather, panel_b, plan.n_in, c);
+                let rs = base.chunks_exact(step.b_in).map(affine_step).collect();
+                ReadMap { base, ss, rs }
+            })
+            .collect();
+        let mut base = vec![0; plan.n_out];
+        let last_b = plan.steps.last().map_or(1, |s| s.b_out);
+        let ss = fill_base(&mut base, &plan.out_gather, Some(last_b), 0, c);
+        Self {
+            steps,
+            out: ReadMap { base, ss, rs: None },
         }
     }
 }
@@ -225,8 +293,8 @@ fn affine_step(offs: &[usize]) -> Option<isize> {
         .then_some(r)
 }
 
-/// Builds a panel (`k` blocks of `b` features, `c` samples) from `src` through the offsets
-/// `base`; blocks whose offsets are consecutive are copied with `copy_from_slice`.
+/// Builds a panel (`k` blocks of `b` features, `c` samples, block stride [`block_stride`]) from
+/// `src` through the offsets `base`.
 fn gather_panel<T: Copy>(
     dst: &mut [T],
     src: &[T],
@@ -237,17 +305,34 @@ fn gather_panel<T: Copy>(
     c: usize,
 ) {
     let bs = block_stride(c, b);
-    for j in 0..k {
-        let bj = &base[j * b..(j + 1) * b];
-        let dj = &mut dst[j * bs..j * bs + c * b];
-        if affine_step(bj) == Some(1) {
-            for (s, d) in dj.chunks_exact_mut(b).enumerate() {
-                let o = bj[0] + s * stride;
-                d.copy_from_slice(&src[o..o + b]);
-            }
-        } else {
-            for (s, d) in dj.chunks_exact_mut(b).enumerate() {
-                let sp = &src[s * stride..];
+    let mut blocks: Vec<&mut [T]> = dst.chunks_mut(bs).take(k).collect();
+    gather_blocks(&mut blocks, src, base, stride, b, c);
+}
+
+/// Gathers block `j` of a step input, `dst[j][s·b + v] = src[base[j·b + v] + s·stride]`
+/// (`b × c`, column-major), for every block and the `c` samples. Samples are the outer loop so
+/// the source lines of one sample stay in L1 while all blocks pick from them (a shuffle sends
+/// consecutive features to different blocks); blocks with consecutive offsets are copied with
+/// `copy_from_slice`.
+fn gather_blocks<T: Copy>(
+    dst: &mut [&mut [T]],
+    src: &[T],
+    base: &[usize],
+    stride: usize,
+    b: usize,
+    c: usize,
+) {
+    let unit: Vec<bool> = base
+        .chunks_exact(b)
+        .map(|bj| affine_step(bj) == Some(1))
+        .collect();
+    for s in 0..c {
+        let sp = &src[s * stride..];
+        for ((d, bj), &u) in dst.iter_mut().zip(base.chunks_exact(b)).zip(&unit) {
+            let d = &mut d[s * b..(s + 1) * b];
+            if u {
+                d.copy_from_slice(&sp[bj[0]..bj[0] + b]);
+            } else {
                 for (dd, &o) in d.iter_mut().zip(bj) {
                     *dd = sp[o];
                 }
@@ -310,26 +395,49 @@ fn strided_view_mut<T>(
     unsafe { MatMut::from_raw_parts_mut(dst.as_mut_ptr().add(start), rows, cols, rs, cs as isize) }
 }
 
-/// The block `j` of a step as a faer view: `B_j` (`b_out × b_in`) or, transposed, `B_jᵀ`.
+/// The block `j` of a step as a column-major faer view `op(B_j)` (`b_out × b_in`), from the
+/// step's blocks prepared by [`col_major_blocks`].
 fn block_view<'a, T: Real>(step: &Step, w: &'a [T], j: usize) -> MatRef<'a, T> {
     let (bi, bo) = (step.b_in, step.b_out);
-    let wj = &w[j * bi * bo..(j + 1) * bi * bo];
-    if step.transposed {
-        MatRef::from_row_major_slice(wj, bi, bo).transpose()
-    } else {
-        MatRef::from_row_major_slice(wj, bo, bi)
-    }
+    MatRef::from_column_major_slice(&w[j * bi * bo..(j + 1) * bi * bo], bo, bi)
 }
 
-/// Where a step reads its input: a gathered panel (borrowed scratch, or owned when saved for the
-/// backward pass), or (no gather) strided views of the source.
+/// Every step's blocks `op(B_j)` stored column-major, indexed by factor: a transposed step reads
+/// `B_jᵀ`, which is the row-major `B_j` as it is; a forward step gets a transposed copy, so faer
+/// does not repack the row-major block for every chunk.
+fn col_major_blocks<T: Real>(plan: &Plan, blocks: &[&[T]], par: Par) -> Vec<Option<PoolVec<T>>> {
+    let mut out: Vec<Option<PoolVec<T>>> = blocks.iter().map(|_| None).collect();
+    for step in plan.steps.iter().filter(|s| !s.transposed) {
+        let (bi, bo) = (step.b_in, step.b_out);
+        let src = blocks[step.factor];
+        let mut dst = PoolVec::new(src.len());
+        let transpose = |(d, sblk): (&mut [T], &[T])| {
+            MatMut::from_column_major_slice_mut(d, bo, bi)
+                .copy_from(MatRef::from_row_major_slice(sblk, bo, bi));
+        };
+        if matches!(par, Par::Seq) || step.k == 1 {
+            dst.chunks_exact_mut(bi * bo)
+                .zip(src.chunks_exact(bi * bo))
+                .for_each(transpose);
+        } else {
+            dst.par_chunks_exact_mut(bi * bo)
+                .zip(src.par_chunks_exact(bi * bo))
+                .for_each(transpose);
+        }
+        out[step.factor] = Some(dst);
+    }
+    out
+}
+
+/// Where a step reads its input: a gathered scratch panel, the gathered blocks saved for the
+/// backward pass (one `b × c` slice per block), or (no gather) strided views of the source.
 enum Input<'a, T> {
     Panel(&'a [T]),
-    Owned(Vec<T>),
+    Saved(&'a [&'a mut [T]]),
     Strided {
         src: &'a [T],
         base: &'a [usize],
-        rs: Vec<isize>,
+        rs: &'a [isize],
         ss: usize,
     },
 }
@@ -351,31 +459,12 @@ fn block_products<T: Real>(
     input: &Input<'_, T>,
     out: Output<'_, T>,
     c: usize,
+    par: Par,
 ) {
     let (bi, bo) = (step.b_in, step.b_out);
-    let (bsi, bso) = (block_stride(c, bi), block_stride(c, bo));
-    let mut out = out;
-    for j in 0..step.k {
-        let uj = match input {
-            Input::Panel(u) => {
-                MatRef::from_column_major_slice(&u[j * bsi..j * bsi + c * bi], bi, c)
-            }
-            Input::Owned(u) => {
-                MatRef::from_column_major_slice(&u[j * bsi..j * bsi + c * bi], bi, c)
-            }
-            Input::Strided { src, base, rs, ss } => {
-                strided_view(src, base[j * bi], bi, c, rs[j], *ss)
-            }
-        };
-        let zj = match &mut out {
-            Output::Panel(z) => {
-                MatMut::from_column_major_slice_mut(&mut z[j * bso..j * bso + c * bo], bo, c)
-            }
-            Output::Rows { y, starts, n } => {
-                let (start, rs) = starts[j];
-                strided_view_mut(y, start, bo, c, rs, *n)
-            }
-        };
+    let bso = block_stride(c, bo);
+    let product = |j: usize, zj: MatMut<'_, T>| {
+        let uj = input_block(input, j, bi, c);
         matmul(
             zj,
             Accum::Replace,
@@ -384,62 +473,110 @@ fn block_products<T: Real>(
             T::one(),
             Par::Seq,
         );
+    };
+    match out {
+        Output::Panel(z) if !matches!(par, Par::Seq) && step.k > 1 => {
+            z.par_chunks_mut(bso).enumerate().for_each(|(j, zj)| {
+                product(
+                    j,
+                    MatMut::from_column_major_slice_mut(&mut zj[..c * bo], bo, c),
+                );
+            });
+        }
+        Output::Panel(z) => {
+            for (j, zj) in z.chunks_mut(bso).enumerate() {
+                product(
+                    j,
+                    MatMut::from_column_major_slice_mut(&mut zj[..c * bo], bo, c),
+                );
+            }
+        }
+        Output::Rows { y, starts, n } => {
+            for (j, &(start, rs)) in starts.iter().enumerate() {
+                product(j, strided_view_mut(y, start, bo, c, rs, n));
+            }
+        }
     }
 }
 
-/// A step's input on `c` samples read from `src` through the offsets `base` (per-sample stride
-/// `ss`): gathered into a new owned panel if `save`, else read in place through strided views if
-/// every block's offsets are affine, else gathered into the scratch `u`.
-fn step_input<'a, T: Real>(
+/// The input block `U_j` (`b_in × c`) of a step as a faer view.
+fn input_block<'a, T: Real>(
+    input: &'a Input<'_, T>,
+    j: usize,
+    bi: usize,
+    c: usize,
+) -> MatRef<'a, T> {
+    match input {
+        Input::Panel(u) => {
+            let bsi = block_stride(c, bi);
+            MatRef::from_column_major_slice(&u[j * bsi..j * bsi + c * bi], bi, c)
+        }
+        Input::Saved(u) => MatRef::from_column_major_slice(&u[j][..c * bi], bi, c),
+        Input::Strided { src, base, rs, ss } => strided_view(src, base[j * bi], bi, c, rs[j], *ss),
+    }
+}
+
+/// A step's input on `c` samples read from `src` through `map`: gathered into the step's saved
+/// blocks if `save` is given, else read in place through strided views if every block's offsets
+/// are affine, else gathered into the scratch `u`.
+fn step_input<'a, 'b: 'a, T: Real>(
     step: &Step,
     src: &'a [T],
-    base: &'a [usize],
-    ss: usize,
+    map: &'a ReadMap,
     c: usize,
-    save: bool,
+    save: Option<&'a mut [&'b mut [T]]>,
     u: &'a mut [T],
 ) -> Input<'a, T> {
-    let len = panel_len(step.k, step.b_in, c);
-    if save {
-        let mut panel = vec![T::zero(); len];
-        gather_panel(&mut panel, src, base, ss, step.k, step.b_in, c);
-        return Input::Owned(panel);
+    let (b, base, ss) = (step.b_in, &map.base[..], map.ss);
+    if let Some(dst) = save {
+        gather_blocks(dst, src, base, ss, b, c);
+        let dst: &'a [&'b mut [T]] = dst;
+        return Input::Saved(dst);
     }
-    let rs: Option<Vec<isize>> = base.chunks_exact(step.b_in).map(affine_step).collect();
-    match rs {
+    match &map.rs {
         Some(rs) => Input::Strided { src, base, rs, ss },
         None => {
-            let dst = &mut u[..len];
-            gather_panel(dst, src, base, ss, step.k, step.b_in, c);
+            let dst = &mut u[..panel_len(step.k, b, c)];
+            gather_panel(dst, src, base, ss, step.k, b, c);
             Input::Panel(dst)
         }
     }
 }
 
-/// Runs one chunk of `c` rows through the whole plan. If `save` is set, every step's input panel
-/// is gathered into a new buffer and returned (one per step); otherwise steps whose input blocks
-/// are affine in the source read it through strided views without any copy.
+/// The saved blocks of one chunk: `[step][block]`, each the chunk's `b_in × c` columns of that
+/// block in the batch-wide saved buffer of the step.
+type ChunkSave<'a, T> = Vec<Vec<&'a mut [T]>>;
+
+/// Runs one chunk of `c` rows through the whole plan. If `save` is given, every step's input is
+/// gathered into the step's saved blocks and the products read it from there; otherwise steps
+/// whose input blocks are affine in the source read it through strided views without any copy.
+///
+/// `inner` is the parallelism inside the chunk (over the blocks of a step, and over rows in the
+/// final gather); it is only used when the whole batch is one chunk. In that case the last step
+/// always writes a panel (no direct strided output), so the arithmetic is the same for any
+/// `inner`.
+#[allow(clippy::too_many_arguments)]
 fn run_chunk<T: Real>(
     plan: &Plan,
     blocks: &[&[T]],
     x: &[T],
     y: &mut [T],
-    save: bool,
-    c: usize,
+    mut save: Option<&mut ChunkSave<'_, T>>,
+    (c, maps): (usize, &Maps),
     scr: &mut Scratch<T>,
-) -> Vec<Vec<T>> {
-    let mut saves = Vec::new();
-    let Scratch { u, z, base } = scr;
+    inner: Option<Par>,
+) {
+    let direct = plan.out_direct.as_ref().filter(|_| inner.is_none());
+    let par = inner.unwrap_or(Par::Seq);
+    let Scratch { u, z } = scr;
     let (z_a, z_b) = z.split_at_mut(1);
     let (mut z_prev, mut z_next) = (&mut z_a[0], &mut z_b[0]);
     let last = plan.steps.len() - 1;
     for (i, step) in plan.steps.iter().enumerate() {
-        let n_step = step.k * step.b_in;
-        let panel_b = (i > 0).then(|| plan.steps[i - 1].b_out);
         let src: &[T] = if i == 0 { x } else { z_prev };
-        let ss = fill_base(&mut base[..n_step], &step.gather, panel_b, plan.n_in, c);
-        let input = step_input(step, src, &base[..n_step], ss, c, save, u);
-        let out = match (&plan.out_direct, i == last) {
+        let dst = save.as_deref_mut().map(|sv| &mut sv[i][..]);
+        let input = step_input(step, src, &maps.steps[i], c, dst, u);
+        let out = match (direct, i == last) {
             (Some(starts), true) => Output::Rows {
                 y: &mut *y,
                 starts,
@@ -447,29 +584,61 @@ fn run_chunk<T: Real>(
             },
             _ => Output::Panel(&mut z_next[..panel_len(step.k, step.b_out, c)]),
         };
-        block_products(step, blocks[step.factor], &input, out, c);
-        if let Input::Owned(panel) = input {
-            saves.push(panel);
-        }
+        block_products(step, blocks[step.factor], &input, out, c, par);
         std::mem::swap(&mut z_prev, &mut z_next);
     }
-    if plan.out_direct.is_none() {
-        let last_b = plan.steps[last].b_out;
-        let ss = fill_base(
-            &mut base[..plan.n_out],
-            &plan.out_gather,
-            Some(last_b),
-            0,
-            c,
-        );
-        gather_rows(y, z_prev, &base[..plan.n_out], ss, plan.n_out);
+    if direct.is_none() {
+        let (base, ss, n) = (&maps.out.base[..], maps.out.ss, plan.n_out);
+        if matches!(par, Par::Seq) {
+            gather_rows(y, z_prev, base, ss, n);
+        } else {
+            y.par_chunks_mut(n).enumerate().for_each(|(s, row)| {
+                gather_rows(row, &z_prev[s * ss..], base, ss, n);
+            });
+        }
     }
-    saves
+}
+
+/// Distance between consecutive blocks of a batch-wide saved buffer (block size `b`).
+fn saved_stride(b: usize, batch: usize) -> usize {
+    b * batch + PAD
+}
+
+/// One batch-wide saved buffer per step: `k` blocks, block `j` a `b_in × batch` column-major
+/// matrix at offset `j·saved_stride(b_in, batch)`, from the buffer pool (every element that is
+/// later read is written by the gathers, so stale contents are fine).
+fn saved_buffers<T: Real>(plan: &Plan, batch: usize) -> Vec<PoolVec<T>> {
+    plan.steps
+        .iter()
+        .map(|s| PoolVec::new(s.k * saved_stride(s.b_in, batch)))
+        .collect()
+}
+
+/// Splits the saved buffers into each chunk's disjoint pieces: `[chunk][step][block]`.
+fn split_saved<'a, T>(
+    plan: &Plan,
+    bufs: &'a mut [PoolVec<T>],
+    batch: usize,
+    chunk: usize,
+) -> Vec<ChunkSave<'a, T>> {
+    let nq = batch.div_ceil(chunk);
+    let mut out: Vec<ChunkSave<'a, T>> = (0..nq)
+        .map(|_| plan.steps.iter().map(|s| Vec::with_capacity(s.k)).collect())
+        .collect();
+    for (i, (buf, step)) in bufs.iter_mut().zip(&plan.steps).enumerate() {
+        let b = step.b_in;
+        for blk in buf.chunks_mut(saved_stride(b, batch)) {
+            for (q, piece) in blk[..b * batch].chunks_mut(chunk * b).enumerate() {
+                out[q][i].push(piece);
+            }
+        }
+    }
+    out
 }
 
 /// Runs `plan` over a whole `(batch, n_in)` row-major batch `x` into `y`, chunk by chunk
-/// (in parallel unless `par` is `Par::Seq`). With `save`, returns each chunk's per-step input
-/// panels, in chunk order.
+/// (in parallel unless `par` is `Par::Seq`). With `save`, returns each step's input for the
+/// whole batch in the layout of [`saved_buffers`].
 fn run_plan<T: Real>(
     plan: &Plan,
     blocks: &[&[T]],
@@ -478,26 +647,70 @@ fn run_plan<T: Real>(
     save: bool,
     chunk: usize,
     par: Par,
-) -> Vec<Vec<Vec<T>>> {
+) -> Vec<PoolVec<T>> {
     let batch = x.len() / plan.n_in.max(1);
-    if batch == 0 {
-        return Vec::new();
-    }
-    let go = |scr: &mut Scratch<T>, (xq, yq): (&[T], &mut [T])| {
-        let c = xq.len() / plan.n_in;
-        run_chunk(plan, blocks, xq, yq, save, c, scr)
+    let prepared = col_major_blocks(plan, blocks, par);
+    let w: Vec<&[T]> = prepared
+        .iter()
+        .zip(blocks)
+        .map(|(p, &b)| p.as_ref().map_or(b, |v| &v[..]))
+        .collect();
+    let blocks = &w[..];
+    let mut bufs = if save {
+        saved_buffers(plan, batch)
+    } else {
+        Vec::new()
     };
-    let xs = x.chunks(chunk * plan.n_in);
-    let ys = y.chunks_mut(chunk * plan.n_out);
-    if matches!(par, Par::Seq) || batch <= chunk {
+    if batch == 0 {
+        return bufs;
+    }
+    let nq = batch.div_ceil(chunk);
+    let mut saves = if save {
+        split_saved(plan, &mut bufs, batch, chunk)
+    } else {
+        (0..nq).map(|_| Vec::new()).collect()
+    };
+    let last_c = batch - (nq - 1) * chunk;
+    let full = Maps::new(plan, if nq > 1 { chunk } else { last_c });
+    let part = (nq > 1 && last_c != chunk).then(|| Maps::new(plan, last_c));
+    let maps_for = |c: usize| {
+        if c == last_c {
+            part.as_ref().unwrap_or(&full)
+        } else {
+            &full
+        }
+    };
+    let go = |scr: &mut Scratch<T>, ((xq, yq), sv): ((&[T], &mut [T]), &mut ChunkSave<'_, T>)| {
+        let c = xq.len() / plan.n_in;
+        run_chunk(
+            plan,
+            blocks,
+            xq,
+            yq,
+            save.then_some(sv),
+            (c, maps_for(c)),
+            scr,
+            None,
+        );
+    };
+    if nq == 1 {
+        let mut scr = Scratch::new(plan, batch);
+        let sv = save.then_some(&mut saves[0]);
+        run_chunk(plan, blocks, x, y, sv, (batch, &full), &mut scr, Some(par));
+    } else if matches!(par, Par::Seq) {
         let mut scr = Scratch::new(plan, chunk);
-        xs.zip(ys).map(|job| go(&mut scr, job)).collect()
+        x.chunks(chunk * plan.n_in)
+            .zip(y.chunks_mut(chunk * plan.n_out))
+            .zip(saves.iter_mut())
+            .for_each(|job| go(&mut scr, job));
     } else {
         x.par_chunks(chunk * plan.n_in)
             .zip(y.par_chunks_mut(chunk * plan.n_out))
-            .map_init(|| Scratch::new(plan, chunk), go)
-            .collect()
+            .zip(saves.par_iter_mut())
+            .for_each_init(|| Scratch::new(plan, chunk), go);
     }
+    drop(saves);
+    bufs
 }
 
 /// Checks a `(batch, n)` input and the block tensors; panics naming `op` and the shapes.
@@ -581,14 +794,15 @@ fn run_public<T: Real, B: Borrow<Tensor<T>>>(
     Tensor::from_vec(&[batch, plan.n_out], y).expect("chain output shape")
 }
 
-/// What [`chain_forward_saved`] keeps for [`chain_backward`]: the input panel `U_i = P_i z_{i-1}`
-/// of every factor, per batch chunk (block-major, see the module docs).
+/// What [`chain_forward_saved`] keeps for [`chain_backward`]: the input `U_i = P_i z_{i-1}` of
+/// every factor for the whole batch, block-major (block `j` of factor `i` is a `b_i² × batch`
+/// column-major matrix), so each weight gradient block is one product over the batch.
 #[derive(Clone, Debug)]
 pub struct ChainSaved<T> {
     batch: usize,
     chunk: usize,
-    /// `panels[q][i]`: chunk `q`, factor `i`.
-    panels: Vec<Vec<Vec<T>>>,
+    /// `inputs[i]`: factor `i`, in the layout of `saved_buffers`.
+    inputs: Vec<PoolVec<T>>,
 }
 
 impl<T> ChainSaved<T> {
@@ -614,22 +828,23 @@ pub fn chain_forward_saved<T: Real, B: Borrow<Tensor<T>>>(
     let chunk = chunk_rows(layout);
     let mut y = vec![T::zero(); batch * plan.n_out];
     let w = block_data(blocks);
-    let panels = run_plan(&plan, &w, x.data(), &mut y, true, chunk, par);
+    let inputs = run_plan(&plan, &w, x.data(), &mut y, true, chunk, par);
     let y = Tensor::from_vec(&[batch, plan.n_out], y).expect("chain output shape");
     (
         y,
         ChainSaved {
             batch,
             chunk,
-            panels,
+            inputs,
         },
     )
 }
 
 /// Backward of `Y = X·Aᵀ`: given `dY` (`(batch, n_out)`) returns `dX = dY·A` and, for every
 /// factor, `dB_i` with blocks `dB_i[j] = Σ_s dZ_{i,j}[:, s] · U_{i,j}[:, s]ᵀ`, where `U_i` is the
-/// saved input and `dZ_i` the output gradient of factor `i`. The per-chunk contributions are
-/// added in chunk order, so the result does not depend on the thread count.
+/// saved input and `dZ_i` the output gradient of factor `i`. Each block (or fixed tile of a
+/// block) of `dB_i` is one product over the whole batch, so the result does not depend on the
+/// thread count.
 ///
 /// # Panics
 /// If `dy` is not `(batch, n_out)` for the saved batch, or the blocks do not match the layout.
@@ -651,45 +866,64 @@ pub fn chain_backward<T: Real, B: Borrow<Tensor<T>>>(
     let batch = saved.batch;
     let w = block_data(blocks);
     let mut dx = vec![T::zero(); batch * plan.n_out];
-    // dz[q][s]: chunk q, step s of the transposed plan = factor m-1-s.
+    // dz[s]: step s of the transposed plan = factor m-1-s.
     let dz = run_plan(&plan, &w, dy.data(), &mut dx, true, saved.chunk, par);
     let dbs = weight_grads(layout, saved, &dz, par);
     let dx = Tensor::from_vec(&[batch, plan.n_out], dx).expect("chain dX shape");
     (dx, dbs)
 }
 
-/// `dB_i[j] = Σ_chunks dZ_{i,j} · U_{i,j}ᵀ`, parallel over (factor, block), chunks in order.
+/// Minimum number of weight-gradient tasks per factor: a factor with fewer blocks has each
+/// block's gradient cut into row tiles (a layout-only choice, so results stay deterministic).
+const MIN_GRAD_TASKS: usize = 8;
+
+/// Rows per tile of a `b1 × b2` gradient block of a factor with `k` blocks: all `b1` rows, or
+/// (few large blocks) `b1 / ceil(MIN_GRAD_TASKS / k)` rounded up to a multiple of 8, at least 16.
+fn grad_tile_rows(k: usize, b1: usize, b2: usize, batch: usize) -> usize {
+    let pieces = MIN_GRAD_TASKS.div_ceil(k);
+    if pieces == 1 || b1 * b2 * batch < 1 << 18 {
+        return b1;
+    }
+    b1.div_ceil(pieces).next_multiple_of(8).max(16).min(b1)
+}
+
+/// `dB_i[j] = dZ_{i,j} · U_{i,j}ᵀ` over the whole batch, one faer product per (factor, block,
+/// row tile), in parallel over those tasks.
 fn weight_grads<T: Real>(
     layout: &ChainLayout,
     saved: &ChainSaved<T>,
-    dz: &[Vec<Vec<T>>],
+    dz: &[PoolVec<T>],
     par: Par,
 ) -> Vec<Tensor<T>> {
-    let m = layout.m();
+    let (m, batch) = (layout.m(), saved.batch);
     let mut dbs: Vec<Tensor<T>> = layout
         .factors()
         .iter()
         .map(|f| Tensor::zeros(&f.tensor_shape()))
         .collect();
+    if batch == 0 {
+        return dbs;
+    }
     let mut tasks = Vec::new();
     for (i, db) in dbs.iter_mut().enumerate() {
         let f = layout.factors()[i];
+        let rows = grad_tile_rows(f.k, f.b1, f.b2, batch);
         for (j, dst) in db.data_mut().chunks_mut(f.b1 * f.b2).enumerate() {
-            tasks.push((i, j, dst));
+            for (t, tile) in dst.chunks_mut(rows * f.b2).enumerate() {
+                tasks.push((i, j, t * rows, tile));
+            }
         }
     }
-    let go = |(i, j, dst): (usize, usize, &mut [T])| {
+    let go = |(i, j, r0, dst): (usize, usize, usize, &mut [T])| {
         let f = layout.factors()[i];
         let (b1, b2) = (f.b1, f.b2);
-        let mut acc = MatMut::from_row_major_slice_mut(dst, b1, b2);
-        for (q, (dzq, uq)) in dz.iter().zip(&saved.panels).enumerate() {
-            let c = saved.chunk.min(saved.batch - q * saved.chunk);
-            let (o1, o2) = (j * block_stride(c, b1), j * block_stride(c, b2));
-            let zm = MatRef::from_column_major_slice(&dzq[m - 1 - i][o1..o1 + c * b1], b1, c);
-            let um = MatRef::from_column_major_slice(&uq[i][o2..o2 + c * b2], b2, c);
-            let accum = if q == 0 { Accum::Replace } else { Accum::Add };
-            matmul(acc.as_mut(), accum, zm, um.transpose(), T::one(), Par::Seq);
-        }
+        let rows = dst.len() / b2;
+        let acc = MatMut::from_row_major_slice_mut(dst, rows, b2);
+        let (o1, o2) = (j * saved_stride(b1, batch), j * saved_stride(b2, batch));
+        let zm = MatRef::from_column_major_slice(&dz[m - 1 - i][o1..o1 + b1 * batch], b1, batch);
+        let um = MatRef::from_column_major_slice(&saved.inputs[i][o2..o2 + b2 * batch], b2, batch);
+        let zt = zm.subrows(r0, rows);
+        matmul(acc, Accum::Replace, zt, um.transpose(), T::one(), Par::Seq);
     };
     if matches!(par, Par::Seq) || tasks.len() == 1 {
         tasks.into_iter().for_each(go);

@@ -1,3 +1,4 @@
 //! Fast batched kernels for block-diagonal chains.
 
 pub mod chain;
+pub(crate) mod pool;
