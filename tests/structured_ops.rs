@@ -776,23 +776,6 @@ fn apply_panics_on_wrong_width() {
     op.apply(&Tensor::zeros(&[2, 5]));
 }
 
-/// T16: with square blocks Monarch needs k_L·k_R = n (k_L = b_R, k_R = b_L); at n = 768 the pair
-/// (96, 8) is a Monarch, while equal counts k_L = k_R = 96 (b = 8) are a GS matrix but no Monarch.
-#[test]
-fn t16_monarch_constraint_vs_gs() {
-    use gslab::structured::{BlockShape, Gs, LinearOp, Monarch};
-    let mut rng = rand::rngs::StdRng::seed_from_u64(16);
-    let gs = Gs::<f64>::gsoft_random(96, 8, &mut rng).unwrap();
-    assert_eq!(gs.shape(), (768, 768));
-    let err =
-        Monarch::<f64>::new(BlockShape::square(96, 8), BlockShape::square(96, 8)).unwrap_err();
-    let msg = err.to_string();
-    assert!(msg.contains("k_L=96") && msg.contains("b_R¹=8"), "{msg}");
-    let ok = Monarch::<f64>::new(BlockShape::square(96, 8), BlockShape::square(8, 96)).unwrap();
-    assert_eq!(ok.shape(), (768, 768));
-    for (k_l, k_r) in [(8, 96), (32, 24), (24, 32)] {
-        assert!(Monarch::<f64>::random_square(k_l, k_r, &mut rng).is_ok());
-
 // ---------------------------------------------------------------- timing (ignored, prints only)
 
 /// Best-of-`reps` wall time of `f` in seconds (after one warm-up call).
@@ -878,5 +861,24 @@ fn timing_chain_kernels() {
                 100.0 * (3.0 * fl / tfb) / (dense_fl / td),
             );
         }
+    }
+}
+
+/// T16: with square blocks Monarch needs k_L·k_R = n (k_L = b_R, k_R = b_L); at n = 768 the pair
+/// (96, 8) is a Monarch, while equal counts k_L = k_R = 96 (b = 8) are a GS matrix but no Monarch.
+#[test]
+fn t16_monarch_constraint_vs_gs() {
+    use gslab::structured::{BlockShape, Gs, LinearOp, Monarch};
+    let mut rng = rand::rngs::StdRng::seed_from_u64(16);
+    let gs = Gs::<f64>::gsoft_random(96, 8, &mut rng).unwrap();
+    assert_eq!(gs.shape(), (768, 768));
+    let err =
+        Monarch::<f64>::new(BlockShape::square(96, 8), BlockShape::square(96, 8)).unwrap_err();
+    let msg = err.to_string();
+    assert!(msg.contains("k_L=96") && msg.contains("b_R¹=8"), "{msg}");
+    let ok = Monarch::<f64>::new(BlockShape::square(96, 8), BlockShape::square(8, 96)).unwrap();
+    assert_eq!(ok.shape(), (768, 768));
+    for (k_l, k_r) in [(8, 96), (32, 24), (24, 32)] {
+        assert!(Monarch::<f64>::random_square(k_l, k_r, &mut rng).is_ok());
     }
 }
