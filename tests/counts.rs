@@ -5,6 +5,8 @@
 //! digest derives (592,130; 196,608; 65,536; 1,048,576; Theorem 2 thresholds of claim T1), and
 //! closed forms worked out by hand in the comments below (not from the code under test).
 
+mod common;
+
 use gslab::count::{
     self, Agreement, Blocks, ConvVariant, Convention, LinearShape, Method, Targets, block_params,
     layer_params,
@@ -415,7 +417,7 @@ fn binary_quick_run_writes_outputs() {
         let len = std::fs::metadata(out.join(f)).map(|m| m.len()).unwrap_or(0);
         assert!(len > 100, "{f} missing or empty");
     }
-    check_figures_json(&out);
+    common::check_figures_json(&out);
     let stdout = String::from_utf8_lossy(&o.stdout);
     assert!(stdout.contains("1.42M") && stdout.contains("differs"));
 }
@@ -511,38 +513,6 @@ fn common_args_defaults_and_run_setup() {
     assert_eq!(v["k"][1], 2);
 }
 
-/// `figures.json` lists every PNG of `dir` exactly once, each entry's PNG and SVG exist, and
-/// every caption is one non-empty sentence.
-fn check_figures_json(dir: &std::path::Path) {
-    let text = std::fs::read_to_string(dir.join("figures.json")).expect("figures.json");
-    let figs: Vec<serde_json::Value> = serde_json::from_str(&text).expect("figures.json list");
-    let mut listed: Vec<String> = figs
-        .iter()
-        .map(|f| f["png"].as_str().expect("png").to_string())
-        .collect();
-    for f in &figs {
-        let stem = f["stem"].as_str().expect("stem");
-        assert_eq!(f["png"].as_str(), Some(format!("{stem}.png").as_str()));
-        assert_eq!(f["svg"].as_str(), Some(format!("{stem}.svg").as_str()));
-        assert!(dir.join(format!("{stem}.svg")).is_file(), "{stem}.svg");
-        let cap = f["caption"].as_str().expect("caption");
-        assert!(cap.len() > 20 && cap.ends_with('.'), "{stem}: {cap:?}");
-        assert!(
-            !cap.contains(". "),
-            "{stem}: caption is not one sentence: {cap:?}"
-        );
-    }
-    let mut pngs: Vec<String> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .filter(|n| n.ends_with(".png"))
-        .collect();
-    assert!(!pngs.is_empty());
-    pngs.sort();
-    listed.sort();
-    assert_eq!(listed, pngs, "figures.json vs PNG files");
-}
-
 #[test]
 fn run_figure_manifest() {
     use clap::Parser;
@@ -578,7 +548,7 @@ fn run_figure_manifest() {
             {"stem": "b", "png": "b.png", "svg": "b.svg", "caption": "Second caption of the test figure."},
         ])
     );
-    check_figures_json(&out);
+    common::check_figures_json(&out);
     assert_eq!(run.figures().len(), 2);
 }
 

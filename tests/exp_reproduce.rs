@@ -1,6 +1,8 @@
 //! `reproduce --quick`: every experiment runs in-process and `REPORT.md` shows every figure of
 //! every experiment's manifest and the main tables.
 
+mod common;
+
 use std::path::PathBuf;
 use std::process::Command;
 
@@ -34,6 +36,7 @@ fn quick_report_shows_every_figure_and_table() {
         )
         .unwrap();
         assert!(!manifest.is_empty(), "{name}: no figures");
+        common::check_figures_json(&out.join(name));
         for fig in manifest {
             let stem = fig["stem"].as_str().unwrap();
             assert!(
