@@ -23,8 +23,9 @@ pub const MAX_BYTES: usize = 128 << 20;
 /// Buffers smaller than this many bytes are not pooled (the allocator handles them well).
 const MIN_BYTES: usize = 16 << 10;
 
+/// Pooled buffers, oldest first, each with its size in bytes.
 struct Pool {
-    bufs: Vec<Box<dyn Any + Send>>,
+    bufs: Vec<(usize, Box<dyn Any + Send>)>,
     bytes: usize,
 }
 
@@ -37,23 +38,46 @@ fn bytes_of<T>(v: &Vec<T>) -> usize {
     v.capacity() * std::mem::size_of::<T>()
 }
 
+impl Pool {
+    /// Removes and returns the smallest pooled `Vec<T>` with capacity in `[len, 2·len]`.
+    fn take<T: Real>(&mut self, len: usize) -> Option<Vec<T>> {
+        let (i, _) = self
+            .bufs
+            .iter()
+            .enumerate()
+            .filter_map(|(i, (_, b))| b.downcast_ref::<Vec<T>>().map(|v| (i, v.capacity())))
+            .filter(|&(_, cap)| cap >= len && cap <= 2 * len)
+            .min_by_key(|&(_, cap)| cap)?;
+        let (bytes, b) = self.bufs.remove(i);
+        self.bytes -= bytes;
+        Some(*b.downcast::<Vec<T>>().expect("pool type checked above"))
+    }
+
+    /// Keeps `v`, evicting the oldest buffers while the pool would exceed [`MAX_BUFFERS`] or
+    /// [`MAX_BYTES`]; small buffers and buffers larger than [`MAX_BYTES`] are dropped.
+    fn give<T: Real>(&mut self, v: Vec<T>) {
+        let bytes = bytes_of(&v);
+        if !(MIN_BYTES..=MAX_BYTES).contains(&bytes) {
+            return;
+        }
+        while self.bufs.len() >= MAX_BUFFERS || self.bytes + bytes > MAX_BYTES {
+            let (old, _) = self.bufs.remove(0);
+            self.bytes -= old;
+        }
+        self.bytes += bytes;
+        self.bufs.push((bytes, Box::new(v)));
+    }
+}
+
 /// A buffer of exactly `len` elements: the smallest pooled `Vec<T>` with capacity in
 /// `[len, 2·len]` (stale contents), else a new zeroed one.
 pub fn take<T: Real>(len: usize) -> Vec<T> {
     if len * std::mem::size_of::<T>() >= MIN_BYTES {
-        let mut pool = POOL.lock().unwrap_or_else(|e| e.into_inner());
-        let best = pool
-            .bufs
-            .iter()
-            .enumerate()
-            .filter_map(|(i, b)| b.downcast_ref::<Vec<T>>().map(|v| (i, v.capacity())))
-            .filter(|&(_, cap)| cap >= len && cap <= 2 * len)
-            .min_by_key(|&(_, cap)| cap);
-        if let Some((i, _)) = best {
-            let b = pool.bufs.swap_remove(i);
-            let mut v = *b.downcast::<Vec<T>>().expect("pool type checked above");
-            pool.bytes -= bytes_of(&v);
-            drop(pool);
+        let found = POOL
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take::<T>(len);
+        if let Some(mut v) = found {
             v.resize(len, T::zero());
             return v;
         }
@@ -61,17 +85,12 @@ pub fn take<T: Real>(len: usize) -> Vec<T> {
     vec![T::zero(); len]
 }
 
-/// Returns a buffer to the pool (or frees it if the pool is full or the buffer is small).
+/// Returns a buffer to the pool, evicting the oldest pooled buffers while the pool would exceed
+/// [`MAX_BUFFERS`] or [`MAX_BYTES`], so the pool follows the current working set (a loop that
+/// changes sizes does not leave it full of buffers nobody asks for). Small buffers and buffers
+/// larger than [`MAX_BYTES`] are freed.
 pub fn give<T: Real>(v: Vec<T>) {
-    let bytes = bytes_of(&v);
-    if bytes < MIN_BYTES {
-        return;
-    }
-    let mut pool = POOL.lock().unwrap_or_else(|e| e.into_inner());
-    if pool.bufs.len() < MAX_BUFFERS && pool.bytes + bytes <= MAX_BYTES {
-        pool.bytes += bytes;
-        pool.bufs.push(Box::new(v));
-    }
+    POOL.lock().unwrap_or_else(|e| e.into_inner()).give(v);
 }
 
 /// A `Vec<T>` from the pool that goes back to the pool when dropped. Its contents are stale when
@@ -108,5 +127,46 @@ impl<T> std::ops::DerefMut for PoolVec<T> {
 impl<T> Drop for PoolVec<T> {
     fn drop(&mut self) {
         (self.back)(std::mem::take(&mut self.v));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn full_pool_evicts_oldest_so_new_sizes_are_kept() {
+        let mut pool = Pool {
+            bufs: Vec::new(),
+            bytes: 0,
+        };
+        let small = MIN_BYTES / 8; // f64 elements of the smallest pooled size
+        for _ in 0..MAX_BUFFERS {
+            pool.give(vec![0.0f64; small]);
+        }
+        assert_eq!(pool.bufs.len(), MAX_BUFFERS);
+        // a buffer of another size still gets in, replacing the oldest one
+        pool.give(vec![1.0f64; 3 * small]);
+        assert_eq!(pool.bufs.len(), MAX_BUFFERS);
+        let v: Vec<f64> = pool.take(3 * small).expect("the new size was kept");
+        assert_eq!(v.capacity(), 3 * small);
+        // byte limit: one buffer of MAX_BYTES evicts everything else
+        pool.give(
+            vec![0u8; 0]
+                .into_iter()
+                .map(f64::from)
+                .collect::<Vec<f64>>(),
+        );
+        pool.give(vec![0.0f64; MAX_BYTES / 8]);
+        assert_eq!(pool.bufs.len(), 1);
+        assert_eq!(pool.bytes, MAX_BYTES);
+        // too small or too large: dropped
+        pool.give(vec![0.0f32; 4]);
+        pool.give(vec![0.0f64; MAX_BYTES / 8 + 1]);
+        assert_eq!(pool.bufs.len(), 1);
+        assert!(
+            pool.take::<f32>(MAX_BYTES / 8).is_none(),
+            "types are kept apart"
+        );
     }
 }
