@@ -925,3 +925,47 @@ fn cayley_rejects_wrong_parameter_shape() {
 fn expm_rejects_wrong_parameter_shape() {
     expm_skew_tensor(&Tensor::<f64>::zeros(&[2, 3, 3]), 3);
 }
+
+// ---------------------------------------------------------------------------------------------
+// Cayley kernel: agreement with faer's partial-pivot LU, thread-count independence, timing
+// ---------------------------------------------------------------------------------------------
+
+/// Best-of-`reps` wall time of `f` in microseconds.
+fn best_us(reps: usize, mut f: impl FnMut()) -> f64 {
+    let mut best = f64::INFINITY;
+    for _ in 0..reps {
+        let t0 = std::time::Instant::now();
+        f();
+        best = best.min(t0.elapsed().as_secs_f64() * 1e6);
+    }
+    best
+}
+
+/// Prints the Cayley forward and forward+backward times for 32 blocks of 32 × 32 (f32 and f64),
+/// best of many runs, on the global rayon pool. Never asserts a time (shared, noisy machine).
+/// Run with `cargo test --release --test orthogonal timing_cayley -- --ignored --nocapture`.
+#[test]
+#[ignore]
+fn timing_cayley() {
+    fn run<T: Real>() {
+        let (k, b) = (32usize, 32usize);
+        let theta = randn::<T>(&[k, skew_dim(b)], 0.1, 7);
+        let gq = randn::<T>(&[k, b, b], 1.0, 8);
+        let fwd = best_us(300, || {
+            std::hint::black_box(cayley_tensor(std::hint::black_box(&theta), b));
+        });
+        let fwdbwd = best_us(300, || {
+            let tape = Tape::new();
+            let t = tape.leaf(theta.clone());
+            let q = cayley(t, b);
+            std::hint::black_box(tape.backward_with(q, gq.clone()).wrt(t));
+        });
+        println!(
+            "timing_cayley {} k={k} b={b} threads={}: fwd {fwd:.1} µs, fwd+bwd {fwdbwd:.1} µs",
+            T::DTYPE,
+            rayon::current_num_threads()
+        );
+    }
+    run::<f32>();
+    run::<f64>();
+}
