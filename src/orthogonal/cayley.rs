@@ -39,8 +39,8 @@ use crate::real::Real;
 use crate::tensor::Tensor;
 use faer::dyn_stack::{MemBuffer, MemStack};
 use faer::linalg::lu::partial_pivoting::{factor, solve};
-use faer::linalg::matmul::matmul;
-use faer::{Accum, Mat, MatMut, MatRef, Par};
+use crate::orthogonal::small_inv::{invert_unpivoted_in_place, matmul_rm};
+use faer::{Mat, MatMut, Par};
 use rayon::prelude::*;
 
 /// Number of free parameters of one `b × b` skew-symmetric generator, `b(b−1)/2`.
@@ -200,32 +200,42 @@ where
 /// Forward Cayley map without a tape: returns `(Q, N)`, both `(k, b, b)`, with
 /// `N_j = (I − K_j)⁻¹` and `Q_j = 2N_j − I = (I + K_j)(I − K_j)⁻¹`.
 ///
+/// `N_j` comes from Gauss–Jordan elimination without pivoting of `I − K_j` in place
+/// ([`invert_unpivoted_in_place`]; safe because the symmetric part of `I − K_j` is `I`, so every
+/// pivot is `≥ 1`). Blocks run in parallel when `k·b³ ≥` [`PAR_MIN_BLOCK_WORK`]; the result is
+/// bitwise the same for any number of threads.
+///
 /// # Panics
 /// If `theta` is not `(k, b(b−1)/2)`.
 pub fn cayley_with_inverse<T: Real>(theta: &Tensor<T>, b: usize) -> (Tensor<T>, Tensor<T>) {
     let k = check_free(theta, b, "cayley");
     let p = skew_dim(b);
     let mut n = Tensor::zeros(&[k, b, b]);
-    for_each_block(
-        n.data_mut(),
-        b * b,
-        k * b * b * b,
-        || (LuSolver::<T>::new(b, b), Mat::<T>::zeros(b, b)),
-        |(solver, rhs), j, nb| {
-            let t = &theta.data()[j * p..(j + 1) * p];
-            fill_skew(t, b, -T::one(), T::one(), solver.matrix_mut()); // I − K
-            rhs.fill(T::zero());
-            rhs.diagonal_mut().fill(T::one());
-            solver.solve_in_place(rhs.as_mut());
-            MatMut::from_row_major_slice_mut(nb, b, b).copy_from(&*rhs);
-        },
-    );
+    let mut q = Tensor::zeros(&[k, b, b]);
     let two = T::one() + T::one();
-    let mut q = n.map(|v| two * v);
-    for qb in q.data_mut().chunks_mut(b * b) {
+    let block = |j: usize, nb: &mut [T], qb: &mut [T]| {
+        let t = &theta.data()[j * p..(j + 1) * p];
+        fill_skew(t, b, -T::one(), T::one(), MatMut::from_row_major_slice_mut(nb, b, b));
+        invert_unpivoted_in_place(nb, b);
+        for (x, &y) in qb.iter_mut().zip(nb.iter()) {
+            *x = two * y;
+        }
         for i in 0..b {
             qb[i * b + i] -= T::one();
         }
+    };
+    let bb = b * b;
+    if bb == 0 {
+        return (q, n);
+    }
+    let chunks = n.data_mut().chunks_mut(bb).zip(q.data_mut().chunks_mut(bb));
+    if k * bb * b < PAR_MIN_BLOCK_WORK {
+        chunks.enumerate().for_each(|(j, (nb, qb))| block(j, nb, qb));
+    } else {
+        let nd = n.data_mut().par_chunks_mut(bb);
+        nd.zip(q.data_mut().par_chunks_mut(bb))
+            .enumerate()
+            .for_each(|(j, (nb, qb))| block(j, nb, qb));
     }
     (q, n)
 }
@@ -238,40 +248,36 @@ pub fn cayley_tensor<T: Real>(theta: &Tensor<T>, b: usize) -> Tensor<T> {
     cayley_with_inverse(theta, b).0
 }
 
-/// `∂ℓ/∂θ` from `G = ∂ℓ/∂Q` and the stored inverses `N`: `∂ℓ/∂K = 2 Nᵀ G Nᵀ`, then
-/// [`free_grad_from_skew`].
+/// `∂ℓ/∂θ` from `G = ∂ℓ/∂Q` and the stored inverses `N`: `∂ℓ/∂K = 2 Nᵀ G Nᵀ`, projected as in
+/// [`free_grad_from_skew`]. Per block it forms `Y = N (Gᵀ N) = (Nᵀ G Nᵀ)ᵀ` with two row-major
+/// products ([`matmul_rm`], contiguous rows of `N`, no transpose copy) and writes
+/// `g_θ(i,l) = 2 (Y_li − Y_il)` straight into the `(k, b(b−1)/2)` result.
 fn cayley_backward<T: Real>(g: &Tensor<T>, n: &Tensor<T>, b: usize) -> Tensor<T> {
     let k = n.shape()[0];
-    let mut gk = Tensor::zeros(&[k, b, b]);
+    let p = skew_dim(b);
+    let bb = b * b;
+    let mut out = Tensor::zeros(&[k, p]);
     let two = T::one() + T::one();
     for_each_block(
-        gk.data_mut(),
-        b * b,
-        k * b * b * b,
-        || Mat::<T>::zeros(b, b),
-        |tmp, j, dst| {
-            let nj = MatRef::from_row_major_slice(&n.data()[j * b * b..(j + 1) * b * b], b, b);
-            let gj = MatRef::from_row_major_slice(&g.data()[j * b * b..(j + 1) * b * b], b, b);
-            matmul(
-                tmp.as_mut(),
-                Accum::Replace,
-                nj.transpose(),
-                gj,
-                two,
-                Par::Seq,
-            );
-            let d = MatMut::from_row_major_slice_mut(dst, b, b);
-            matmul(
-                d,
-                Accum::Replace,
-                tmp.as_ref(),
-                nj.transpose(),
-                T::one(),
-                Par::Seq,
-            );
+        out.data_mut(),
+        p,
+        k * bb * b,
+        || (vec![T::zero(); bb], vec![T::zero(); bb]),
+        |(gtn, y), j, dst| {
+            let nj = &n.data()[j * bb..(j + 1) * bb];
+            let gj = &g.data()[j * bb..(j + 1) * bb];
+            matmul_rm(gtn, gj, nj, (b, b, b), true); // Gᵀ N
+            matmul_rm(y, nj, gtn, (b, b, b), false); // N (Gᵀ N)
+            let mut idx = 0;
+            for i in 0..b {
+                for l in i + 1..b {
+                    dst[idx] = two * (y[l * b + i] - y[i * b + l]);
+                    idx += 1;
+                }
+            }
         },
     );
-    free_grad_from_skew(&gk, b)
+    out
 }
 
 /// Tape op: the Cayley map of every block, `(k, b(b−1)/2)` free parameters → `(k, b, b)`
