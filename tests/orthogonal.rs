@@ -1010,10 +1010,21 @@ fn agrees_with_partial_pivot_lu<T: Real>() {
                 }
                 let tol = 20.0 * b as f64 * T::EPS.to_f64();
                 let what = format!("{} b={b} std={std} block {j}", T::DTYPE);
-                assert!(err / scale <= tol, "{what}: N vs LU solve {:e}", err / scale);
-                assert!(err_inv / scale <= tol, "{what}: N vs LU inverse {:e}", err_inv / scale);
+                assert!(
+                    err / scale <= tol,
+                    "{what}: N vs LU solve {:e}",
+                    err / scale
+                );
+                assert!(
+                    err_inv / scale <= tol,
+                    "{what}: N vs LU inverse {:e}",
+                    err_inv / scale
+                );
                 // Q = 2N − I: one more rounding on the diagonal, twice the error of N.
-                assert!(err_q / scale <= 2.0 * tol + T::EPS.to_f64(), "{what}: Q {err_q:e}");
+                assert!(
+                    err_q / scale <= 2.0 * tol + T::EPS.to_f64(),
+                    "{what}: Q {err_q:e}"
+                );
             }
         }
     }
@@ -1043,7 +1054,10 @@ fn unpivoted_inverse_identity_and_hand_worked() {
     // Row 0 scaled by 1; row 1 −= 0.5·row 0 → [0, 1.25]; then row 1 /= 1.25, row 0 += 0.5·row 1.
     let want = [0.8, 0.4, -0.4, 0.8];
     for (g, w) in a.iter().zip(want) {
-        assert!((g - w).abs() <= 2.0 * f64::EPSILON, "2×2 inverse {a:?} vs {want:?}");
+        assert!(
+            (g - w).abs() <= 2.0 * f64::EPSILON,
+            "2×2 inverse {a:?} vs {want:?}"
+        );
     }
 }
 
@@ -1051,7 +1065,13 @@ fn unpivoted_inverse_identity_and_hand_worked() {
 /// tiles, leftover rows and leftover columns, with and without the transposed left factor.
 #[test]
 fn matmul_rm_matches_naive() {
-    for (m, l, n) in [(1usize, 1usize, 1usize), (4, 3, 16), (7, 5, 33), (33, 20, 18), (2, 0, 3)] {
+    for (m, l, n) in [
+        (1usize, 1usize, 1usize),
+        (4, 3, 16),
+        (7, 5, 33),
+        (33, 20, 18),
+        (2, 0, 3),
+    ] {
         let a = randn::<f64>(&[m, l], 1.0, 40 + m as u64);
         let bm = randn::<f64>(&[l, n], 1.0, 50 + n as u64);
         let at = a.transpose();
@@ -1061,7 +1081,9 @@ fn matmul_rm_matches_naive() {
             matmul_rm(&mut c, lhs, bm.data(), (m, l, n), ta);
             for i in 0..m {
                 for j in 0..n {
-                    let s: f64 = (0..l).map(|r| a.data()[i * l + r] * bm.data()[r * n + j]).sum();
+                    let s: f64 = (0..l)
+                        .map(|r| a.data()[i * l + r] * bm.data()[r * n + j])
+                        .sum();
                     let err = (c[i * n + j] - s).abs();
                     assert!(err <= 1e-13, "({m},{l},{n}) ta={ta} [{i},{j}]: {err:e}");
                 }
@@ -1091,7 +1113,10 @@ fn cayley_backward_matches_dense_formula() {
                 for l in i + 1..b {
                     let want = x[(i, l)] - x[(l, i)];
                     let err = (got.data()[j * skew_dim(b) + idx] - want).abs();
-                    assert!(err <= 1e-12 * (1.0 + want.abs()), "b={b} ({i},{l}): {err:e}");
+                    assert!(
+                        err <= 1e-12 * (1.0 + want.abs()),
+                        "b={b} ({i},{l}): {err:e}"
+                    );
                     idx += 1;
                 }
             }
@@ -1105,7 +1130,10 @@ fn same_for_any_thread_count<T: Real>() {
     let theta = randn::<T>(&[k, skew_dim(b)], 1.0, 80);
     let g = randn::<T>(&[k, b, b], 1.0, 81);
     let run = |threads: usize| {
-        let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap();
         pool.install(|| {
             let tape = Tape::new();
             let t = tape.leaf(theta.clone());
@@ -1116,8 +1144,16 @@ fn same_for_any_thread_count<T: Real>() {
     };
     let (q1, g1) = run(1);
     let (q2, g2) = run(2);
-    assert!(q1 == q2, "{}: forward differs between 1 and 2 threads", T::DTYPE);
-    assert!(g1 == g2, "{}: backward differs between 1 and 2 threads", T::DTYPE);
+    assert!(
+        q1 == q2,
+        "{}: forward differs between 1 and 2 threads",
+        T::DTYPE
+    );
+    assert!(
+        g1 == g2,
+        "{}: backward differs between 1 and 2 threads",
+        T::DTYPE
+    );
 }
 
 /// Forward and backward are bitwise identical with 1- and 2-thread rayon pools.

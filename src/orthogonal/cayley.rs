@@ -18,10 +18,16 @@
 //! ```
 //!
 //! where the two products agree because `I + K` and `(I − K)⁻¹` commute, and
-//! `(I + K)N = (2I − (I − K))N = 2N − I`. One LU with partial pivoting of `I − K` per block gives
-//! `N`; then `Q = 2N − I`. `I − K` is never singular: `K` is normal with eigenvalues `±iλ`, so the
-//! singular values of `I − K` are `√(1 + λ²) ≥ 1` and `‖N‖₂ ≤ 1`. All-zero parameters give
-//! `I − K = I`, `N = I` and `Q = I` bit for bit.
+//! `(I + K)N = (2I − (I − K))N = 2N − I`. `N` comes from Gauss–Jordan elimination of `I − K`
+//! **without pivoting**, in place on a contiguous row-major block
+//! ([`invert_unpivoted_in_place`](crate::orthogonal::small_inv::invert_unpivoted_in_place)); then
+//! `Q = 2N − I`. `I − K` is never singular: `K` is normal with eigenvalues `±iλ`, so the singular
+//! values of `I − K` are `√(1 + λ²) ≥ 1` and `‖N‖₂ ≤ 1`. Skipping pivoting is safe because the
+//! symmetric part of `I − K` is `I` (`xᵀ(I − K)x = |x|²`): every pivot of the elimination is `≥ 1`
+//! and growth is bounded (argument in [`small_inv`](crate::orthogonal::small_inv)); the tests
+//! compare `N` with faer's partial-pivot LU to `20·b·eps`. All-zero parameters give `I − K = I`,
+//! `N = I` and `Q = I` bit for bit (the elimination skips rows whose multiplier is zero, so it does
+//! no arithmetic on `I`).
 //!
 //! **Backward.** With `M = I − K`, `dN = −M⁻¹ dM M⁻¹ = N dK N`, so `dQ = 2 N dK N`. For an upstream
 //! gradient `G = ∂ℓ/∂Q`,
@@ -31,15 +37,17 @@
 //! ```
 //!
 //! the last step because `θ_(i,l)` enters `K` at `(i,l)` with sign `+` and at `(l,i)` with `−`.
-//! The forward keeps `N` per block, so the backward is two small matrix products per block.
-//! Blocks run in parallel with rayon; every faer call inside a block is sequential (`Par::Seq`).
+//! The forward keeps `N` per block, so the backward is two small row-major products per block,
+//! `Y = N(GᵀN) = (NᵀGNᵀ)ᵀ`, projected straight to `∂ℓ/∂θ_(i,l) = 2(Y_li − Y_il)`.
+//! Blocks run in parallel with rayon when `k·b³ ≥` [`PAR_MIN_BLOCK_WORK`]; each block is computed
+//! independently and sequentially, so the results are bitwise the same for any number of threads.
 
 use crate::autodiff::tape::Var;
+use crate::orthogonal::small_inv::{invert_unpivoted_in_place, matmul_rm};
 use crate::real::Real;
 use crate::tensor::Tensor;
 use faer::dyn_stack::{MemBuffer, MemStack};
 use faer::linalg::lu::partial_pivoting::{factor, solve};
-use crate::orthogonal::small_inv::{invert_unpivoted_in_place, matmul_rm};
 use faer::{Mat, MatMut, Par};
 use rayon::prelude::*;
 
@@ -62,17 +70,17 @@ pub(crate) fn check_free<T: Real>(theta: &Tensor<T>, b: usize, op: &str) -> usiz
     theta.shape()[0]
 }
 
-/// Writes `sign·K + diag·I` of one block into `dst` (column-major faer view), where `K` is the
+/// Writes `sign·K + diag·I` of one block into the row-major `b × b` slice `dst`, where `K` is the
 /// skew generator of the free parameters `t` (length `b(b−1)/2`, strict upper triangle row-major).
-fn fill_skew<T: Real>(t: &[T], b: usize, sign: T, diag: T, mut dst: MatMut<'_, T>) {
+fn fill_skew<T: Real>(t: &[T], b: usize, sign: T, diag: T, dst: &mut [T]) {
     let mut idx = 0;
     for i in 0..b {
-        dst[(i, i)] = diag;
-        for l in i + 1..b {
-            dst[(i, l)] = sign * t[idx];
-            dst[(l, i)] = -(sign * t[idx]);
-            idx += 1;
+        dst[i * b + i] = diag;
+        for (l, &v) in (i + 1..b).zip(&t[idx..idx + (b - 1 - i)]) {
+            dst[i * b + l] = sign * v;
+            dst[l * b + i] = -(sign * v);
         }
+        idx += b - 1 - i;
     }
 }
 
@@ -86,13 +94,7 @@ pub fn skew_from_free<T: Real>(theta: &Tensor<T>, b: usize) -> Tensor<T> {
     let mut out = Tensor::zeros(&[k, b, b]);
     for (j, dst) in out.data_mut().chunks_mut(b * b).enumerate() {
         let t = &theta.data()[j * p..(j + 1) * p];
-        fill_skew(
-            t,
-            b,
-            T::one(),
-            T::zero(),
-            MatMut::from_row_major_slice_mut(dst, b, b),
-        );
+        fill_skew(t, b, T::one(), T::zero(), dst);
     }
     out
 }
@@ -213,29 +215,28 @@ pub fn cayley_with_inverse<T: Real>(theta: &Tensor<T>, b: usize) -> (Tensor<T>, 
     let mut n = Tensor::zeros(&[k, b, b]);
     let mut q = Tensor::zeros(&[k, b, b]);
     let two = T::one() + T::one();
-    let block = |j: usize, nb: &mut [T], qb: &mut [T]| {
+    let block = |j: usize, (nb, qb): (&mut [T], &mut [T])| {
         let t = &theta.data()[j * p..(j + 1) * p];
-        fill_skew(t, b, -T::one(), T::one(), MatMut::from_row_major_slice_mut(nb, b, b));
-        invert_unpivoted_in_place(nb, b);
+        fill_skew(t, b, -T::one(), T::one(), nb); // I − K
+        invert_unpivoted_in_place(nb, b); // N = (I − K)⁻¹
         for (x, &y) in qb.iter_mut().zip(nb.iter()) {
             *x = two * y;
         }
         for i in 0..b {
-            qb[i * b + i] -= T::one();
+            qb[i * b + i] -= T::one(); // Q = 2N − I
         }
     };
     let bb = b * b;
     if bb == 0 {
         return (q, n);
     }
-    let chunks = n.data_mut().chunks_mut(bb).zip(q.data_mut().chunks_mut(bb));
+    let (nd, qd) = (n.data_mut(), q.data_mut());
     if k * bb * b < PAR_MIN_BLOCK_WORK {
-        chunks.enumerate().for_each(|(j, (nb, qb))| block(j, nb, qb));
+        let blocks = nd.chunks_mut(bb).zip(qd.chunks_mut(bb));
+        blocks.enumerate().for_each(|(j, c)| block(j, c));
     } else {
-        let nd = n.data_mut().par_chunks_mut(bb);
-        nd.zip(q.data_mut().par_chunks_mut(bb))
-            .enumerate()
-            .for_each(|(j, (nb, qb))| block(j, nb, qb));
+        let blocks = nd.par_chunks_mut(bb).zip(qd.par_chunks_mut(bb));
+        blocks.enumerate().for_each(|(j, c)| block(j, c));
     }
     (q, n)
 }

@@ -67,28 +67,114 @@ fn gj_avx2<T: Real>(a: &mut [T], b: usize) {
     gj(a, b)
 }
 
-/// The Gauss–Jordan loops of [`invert_unpivoted_in_place`]; every inner loop runs over a
-/// contiguous row (`x −= f·y`), which the compiler vectorises.
+/// The Gauss–Jordan loops of [`invert_unpivoted_in_place`]: pivots are taken two at a time
+/// ([`gj_pair`], one pass over every other row per pair), then a last single pivot when `b` is
+/// odd. Every inner loop runs over a contiguous row, which the compiler vectorises.
 #[inline(always)]
 fn gj<T: Real>(a: &mut [T], b: usize) {
-    for p in 0..b {
-        let (top, rest) = a.split_at_mut(p * b);
-        let (prow, bottom) = rest.split_at_mut(b);
-        let d = T::one() / prow[p];
-        for x in prow.iter_mut() {
-            *x = *x * d;
-        }
-        // Written after the vector loop: a narrow store followed by a wide load of the same row
-        // stalls store forwarding.
-        prow[p] = d;
-        let prow: &[T] = prow;
-        for row in top.chunks_exact_mut(b).chain(bottom.chunks_exact_mut(b)) {
-            let f = row[p];
-            if f != T::zero() {
-                axpy(row, prow, -f);
-                row[p] = -f * d;
+    let mut p = 0;
+    while p + 2 <= b {
+        gj_pair(a, b, p);
+        p += 2;
+    }
+    if p < b {
+        gj_single(a, b, p);
+    }
+}
+
+/// One Gauss–Jordan step at pivot `p`: `d = 1/a_pp`, `row_p ← d·row_p` with `a_pp ← d`, and for
+/// every other row with `f = a_ip ≠ 0`: `row_i ← row_i − f·row_p`, `a_ip ← −f·d`.
+#[inline(always)]
+fn gj_single<T: Real>(a: &mut [T], b: usize, p: usize) {
+    let (top, rest) = a.split_at_mut(p * b);
+    let (prow, bottom) = rest.split_at_mut(b);
+    let d = pivot_row(prow, p);
+    for row in top.chunks_exact_mut(b).chain(bottom.chunks_exact_mut(b)) {
+        eliminate(row, prow, p, d);
+    }
+}
+
+/// Scales the pivot row `prow` by `d = 1/prow[p]` and sets `prow[p] = d`; returns `d`.
+#[inline(always)]
+fn pivot_row<T: Real>(prow: &mut [T], p: usize) -> T {
+    let d = T::one() / prow[p];
+    for x in prow.iter_mut() {
+        *x *= d;
+    }
+    // Written after the vector loop: a narrow store followed by a wide load of the same row
+    // stalls store forwarding.
+    prow[p] = d;
+    d
+}
+
+/// `row ← row − f·prow`, `row[p] ← −f·d` with `f = row[p]`, unless `f = 0`.
+#[inline(always)]
+fn eliminate<T: Real>(row: &mut [T], prow: &[T], p: usize, d: T) {
+    let f = row[p];
+    if f != T::zero() {
+        axpy(row, prow, -f);
+        row[p] = -f * d;
+    }
+}
+
+/// The two Gauss–Jordan steps at pivots `p` and `q = p + 1`, with exactly the arithmetic of two
+/// [`gj_single`] steps but one pass over every other row: with `P₁` the pivot row `p` after step
+/// `p` and `Q₂` the pivot row `q` after both steps, a row `x` with `f₁ = x_p` and
+/// `f₂ = x_q − f₁·P₁_q` becomes `(x − f₁·P₁) − f₂·Q₂`, then `x_p = −f₁·d₁ − f₂·Q₂_p` and
+/// `x_q = −f₂·d₂`. Row `p` itself gets step `q` last (no other row needs it).
+#[inline(always)]
+fn gj_pair<T: Real>(a: &mut [T], b: usize, p: usize) {
+    let q = p + 1;
+    let (top, rest) = a.split_at_mut(p * b);
+    let (pq, bottom) = rest.split_at_mut(2 * b);
+    let (prow, qrow) = pq.split_at_mut(b);
+    let d1 = pivot_row(prow, p);
+    eliminate(qrow, prow, p, d1);
+    let d2 = pivot_row(qrow, q);
+    let (p1, q2): (&[T], &[T]) = (prow, qrow);
+    for x in top.chunks_exact_mut(b).chain(bottom.chunks_exact_mut(b)) {
+        let f1 = x[p];
+        let f2 = if f1 != T::zero() {
+            x[q] - f1 * p1[q]
+        } else {
+            x[q]
+        };
+        match (f1 != T::zero(), f2 != T::zero()) {
+            (false, false) => {}
+            (true, false) => {
+                axpy(x, p1, -f1);
+                x[p] = -f1 * d1;
+            }
+            (false, true) => {
+                axpy(x, q2, -f2);
+                x[q] = -f2 * d2;
+            }
+            (true, true) => {
+                axpy2(x, p1, -f1, q2, -f2);
+                x[p] = -f1 * d1 + -f2 * q2[p];
+                x[q] = -f2 * d2;
             }
         }
+    }
+    eliminate(prow, qrow, q, d2);
+}
+
+/// `x ← (x + f·y) + g·z` elementwise, in the fixed-width chunks of [`axpy`].
+#[inline(always)]
+fn axpy2<T: Real>(x: &mut [T], y: &[T], f: T, z: &[T], g: T) {
+    let mut xc = x.chunks_exact_mut(W);
+    let mut yc = y.chunks_exact(W);
+    let mut zc = z.chunks_exact(W);
+    for ((xs, ys), zs) in (&mut xc).zip(&mut yc).zip(&mut zc) {
+        let mut t = [T::zero(); W];
+        for i in 0..W {
+            t[i] = (xs[i] + f * ys[i]) + g * zs[i];
+        }
+        xs.copy_from_slice(&t);
+    }
+    let rest = xc.into_remainder().iter_mut().zip(yc.remainder());
+    for ((x, &y), &z) in rest.zip(zc.remainder()) {
+        *x = (*x + f * y) + g * z;
     }
 }
 
@@ -97,7 +183,6 @@ fn gj<T: Real>(a: &mut [T], b: usize) {
 /// `x − f·y` is computed as `x + (−f)·y`, which is the same number in IEEE arithmetic.
 #[inline(always)]
 fn axpy<T: Real>(x: &mut [T], y: &[T], f: T) {
-    const W: usize = 16;
     let mut xc = x.chunks_exact_mut(W);
     let mut yc = y.chunks_exact(W);
     for (xs, ys) in (&mut xc).zip(&mut yc) {
@@ -109,7 +194,7 @@ fn axpy<T: Real>(x: &mut [T], y: &[T], f: T) {
         xs.copy_from_slice(&t);
     }
     for (x, &y) in xc.into_remainder().iter_mut().zip(yc.remainder()) {
-        *x = *x + f * y;
+        *x += f * y;
     }
 }
 
@@ -183,14 +268,14 @@ fn mm<T: Real>(c: &mut [T], a: &[T], b: &[T], (m, l, n): (usize, usize, usize), 
         for j in j0..n {
             let mut s = T::zero();
             for r in 0..l {
-                s = s + a_at(a, (m, l), ta, i, r) * b[r * n + j];
+                s += a_at(a, (m, l), ta, i, r) * b[r * n + j];
             }
             c[i * n + j] = s;
         }
     }
 }
 
-/// Column width of a register tile of [`mm`].
+/// Chunk width of the vector loops ([`axpy`]) and column width of a register tile of [`mm`].
 const W: usize = 16;
 
 /// `A[i, r]` of the row-major `(m, l)` matrix `A` stored as `a` (or as its transpose when `ta`).
@@ -216,7 +301,7 @@ fn mm_tile<T: Real, const R: usize>(
         for (ii, acc_i) in acc.iter_mut().enumerate() {
             let f = a_at(a, (m, l), ta, i0 + ii, r);
             for w in 0..W {
-                acc_i[w] = acc_i[w] + f * brow[w];
+                acc_i[w] += f * brow[w];
             }
         }
     }
