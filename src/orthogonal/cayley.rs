@@ -20,7 +20,7 @@
 //! where the two products agree because `I + K` and `(I − K)⁻¹` commute, and
 //! `(I + K)N = (2I − (I − K))N = 2N − I`. `N` comes from Gauss–Jordan elimination of `I − K`
 //! **without pivoting**, in place on a contiguous row-major block
-//! ([`invert_unpivoted_in_place`](crate::orthogonal::small_inv::invert_unpivoted_in_place)); then
+//! ([`invert_unpivoted_in_place`]); then
 //! `Q = 2N − I`. `I − K` is never singular: `K` is normal with eigenvalues `±iλ`, so the singular
 //! values of `I − K` are `√(1 + λ²) ≥ 1` and `‖N‖₂ ≤ 1`. Skipping pivoting is safe because the
 //! symmetric part of `I − K` is `I` (`xᵀ(I − K)x = |x|²`): every pivot of the elimination is `≥ 1`
