@@ -16,10 +16,10 @@
 //! `‖KᵀS⁻¹K‖` (Golub & Van Loan, "Unsymmetric positive definite linear systems", Linear Algebra
 //! Appl. 28, 1979). The tests compare the result with faer's partial-pivot LU.
 //!
-//! **Determinism.** The kernels are plain loops (no fused multiply-add, no reassociation); on
-//! x86-64 they are compiled a second time with AVX2 / AVX-512 enabled and chosen at run time, which
-//! changes only the speed, never a bit of the result. Every block is independent, so results do not
-//! depend on the number of threads.
+//! **Determinism.** The kernels are plain loops in a fixed order; every multiply-add is an IEEE
+//! fused multiply-add (`mul_add`, one rounding), so the result is the same whether it runs as a
+//! hardware FMA (x86-64 copies compiled with AVX2 + FMA or AVX-512F + FMA, chosen at run time) or
+//! in software. Every block is independent, so results do not depend on the number of threads.
 
 use crate::real::Real;
 
@@ -43,12 +43,12 @@ pub fn invert_unpivoted_in_place<T: Real>(a: &mut [T], b: usize) {
     );
     #[cfg(target_arch = "x86_64")]
     {
-        if std::arch::is_x86_feature_detected!("avx512f") {
-            // SAFETY: the CPU supports AVX-512F (checked just above).
+        if has_avx512_fma() {
+            // SAFETY: the CPU supports AVX-512F and FMA (checked just above).
             return unsafe { gj_avx512(a, b) };
         }
-        if std::arch::is_x86_feature_detected!("avx2") {
-            // SAFETY: the CPU supports AVX2 (checked just above).
+        if has_avx2_fma() {
+            // SAFETY: the CPU supports AVX2 and FMA (checked just above).
             return unsafe { gj_avx2(a, b) };
         }
     }
@@ -56,15 +56,34 @@ pub fn invert_unpivoted_in_place<T: Real>(a: &mut [T], b: usize) {
 }
 
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
+#[target_feature(enable = "avx512f,fma")]
 fn gj_avx512<T: Real>(a: &mut [T], b: usize) {
     gj(a, b)
 }
 
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
+#[target_feature(enable = "avx2,fma")]
 fn gj_avx2<T: Real>(a: &mut [T], b: usize) {
     gj(a, b)
+}
+
+/// `a·b + c` with one rounding (IEEE fused multiply-add): the same bits whether the CPU has an
+/// FMA instruction or not (then the C library computes it), so every dispatch path agrees.
+#[inline(always)]
+fn fma<T: Real>(a: T, b: T, c: T) -> T {
+    num_traits::Float::mul_add(a, b, c)
+}
+
+/// Whether the AVX-512F + FMA kernels can run on this CPU.
+#[cfg(target_arch = "x86_64")]
+fn has_avx512_fma() -> bool {
+    std::arch::is_x86_feature_detected!("avx512f") && std::arch::is_x86_feature_detected!("fma")
+}
+
+/// Whether the AVX2 + FMA kernels can run on this CPU.
+#[cfg(target_arch = "x86_64")]
+fn has_avx2_fma() -> bool {
+    std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
 }
 
 /// The Gauss–Jordan loops of [`invert_unpivoted_in_place`]: pivots are taken two at a time
@@ -135,7 +154,7 @@ fn gj_pair<T: Real>(a: &mut [T], b: usize, p: usize) {
     for x in top.chunks_exact_mut(b).chain(bottom.chunks_exact_mut(b)) {
         let f1 = x[p];
         let f2 = if f1 != T::zero() {
-            x[q] - f1 * p1[q]
+            fma(-f1, p1[q], x[q])
         } else {
             x[q]
         };
@@ -151,7 +170,7 @@ fn gj_pair<T: Real>(a: &mut [T], b: usize, p: usize) {
             }
             (true, true) => {
                 axpy2(x, p1, -f1, q2, -f2);
-                x[p] = -f1 * d1 + -f2 * q2[p];
+                x[p] = fma(-f2, q2[p], -f1 * d1);
                 x[q] = -f2 * d2;
             }
         }
@@ -159,7 +178,8 @@ fn gj_pair<T: Real>(a: &mut [T], b: usize, p: usize) {
     eliminate(prow, qrow, q, d2);
 }
 
-/// `x ← (x + f·y) + g·z` elementwise, in the fixed-width chunks of [`axpy`].
+/// `x ← fma(g, z, fma(f, y, x))` elementwise, in the fixed-width chunks of [`axpy`] (the same
+/// numbers as two [`axpy`] passes).
 #[inline(always)]
 fn axpy2<T: Real>(x: &mut [T], y: &[T], f: T, z: &[T], g: T) {
     let mut xc = x.chunks_exact_mut(W);
@@ -168,19 +188,19 @@ fn axpy2<T: Real>(x: &mut [T], y: &[T], f: T, z: &[T], g: T) {
     for ((xs, ys), zs) in (&mut xc).zip(&mut yc).zip(&mut zc) {
         let mut t = [T::zero(); W];
         for i in 0..W {
-            t[i] = (xs[i] + f * ys[i]) + g * zs[i];
+            t[i] = fma(g, zs[i], fma(f, ys[i], xs[i]));
         }
         xs.copy_from_slice(&t);
     }
     let rest = xc.into_remainder().iter_mut().zip(yc.remainder());
     for ((x, &y), &z) in rest.zip(zc.remainder()) {
-        *x = (*x + f * y) + g * z;
+        *x = fma(g, z, fma(f, y, *x));
     }
 }
 
-/// `x += f·y` elementwise (`x.len() == y.len()`), in fixed-width chunks so that the compiler
+/// `x ← fma(f, y, x) = f·y + x` elementwise (`x.len() == y.len()`), in fixed-width chunks so that the compiler
 /// emits full-width vector code even for short rows (its default unrolling needs 64+ elements).
-/// `x − f·y` is computed as `x + (−f)·y`, which is the same number in IEEE arithmetic.
+/// `x − f·y` is computed as `fma(−f, y, x)`, the same number as `x − f·y` rounded once.
 #[inline(always)]
 fn axpy<T: Real>(x: &mut [T], y: &[T], f: T) {
     let mut xc = x.chunks_exact_mut(W);
@@ -189,12 +209,12 @@ fn axpy<T: Real>(x: &mut [T], y: &[T], f: T) {
         // All loads before all stores: lets the compiler use whole vector registers.
         let mut t = [T::zero(); W];
         for i in 0..W {
-            t[i] = xs[i] + f * ys[i];
+            t[i] = fma(f, ys[i], xs[i]);
         }
         xs.copy_from_slice(&t);
     }
     for (x, &y) in xc.into_remainder().iter_mut().zip(yc.remainder()) {
-        *x += f * y;
+        *x = fma(f, y, *x);
     }
 }
 
@@ -222,12 +242,12 @@ pub fn matmul_rm<T: Real>(
     );
     #[cfg(target_arch = "x86_64")]
     {
-        if std::arch::is_x86_feature_detected!("avx512f") {
-            // SAFETY: the CPU supports AVX-512F (checked just above).
+        if has_avx512_fma() {
+            // SAFETY: the CPU supports AVX-512F and FMA (checked just above).
             return unsafe { mm_avx512(c, a, b, (m, l, n), transpose_a) };
         }
-        if std::arch::is_x86_feature_detected!("avx2") {
-            // SAFETY: the CPU supports AVX2 (checked just above).
+        if has_avx2_fma() {
+            // SAFETY: the CPU supports AVX2 and FMA (checked just above).
             return unsafe { mm_avx2(c, a, b, (m, l, n), transpose_a) };
         }
     }
@@ -235,19 +255,19 @@ pub fn matmul_rm<T: Real>(
 }
 
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
+#[target_feature(enable = "avx512f,fma")]
 fn mm_avx512<T: Real>(c: &mut [T], a: &[T], b: &[T], s: (usize, usize, usize), ta: bool) {
     mm(c, a, b, s, ta)
 }
 
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
+#[target_feature(enable = "avx2,fma")]
 fn mm_avx2<T: Real>(c: &mut [T], a: &[T], b: &[T], s: (usize, usize, usize), ta: bool) {
     mm(c, a, b, s, ta)
 }
 
 /// The loops of [`matmul_rm`]: `R = 4` rows by `W = 16` columns of `c` at a time, accumulated
-/// in registers over `r = 0, 1, …, l−1` (each entry is `((0 + a_i0 b_0j) + a_i1 b_1j) + …`),
+/// in registers over `r = 0, 1, …, l−1` (each entry is `fma(a_i,l−1, b_l−1,j, … fma(a_i0, b_0j, 0))`),
 /// then leftover rows one at a time and leftover columns by scalar loops in the same order.
 #[inline(always)]
 fn mm<T: Real>(c: &mut [T], a: &[T], b: &[T], (m, l, n): (usize, usize, usize), ta: bool) {
@@ -268,7 +288,7 @@ fn mm<T: Real>(c: &mut [T], a: &[T], b: &[T], (m, l, n): (usize, usize, usize), 
         for j in j0..n {
             let mut s = T::zero();
             for r in 0..l {
-                s += a_at(a, (m, l), ta, i, r) * b[r * n + j];
+                s = fma(a_at(a, (m, l), ta, i, r), b[r * n + j], s);
             }
             c[i * n + j] = s;
         }
@@ -301,7 +321,7 @@ fn mm_tile<T: Real, const R: usize>(
         for (ii, acc_i) in acc.iter_mut().enumerate() {
             let f = a_at(a, (m, l), ta, i0 + ii, r);
             for w in 0..W {
-                acc_i[w] += f * brow[w];
+                acc_i[w] = fma(f, brow[w], acc_i[w]);
             }
         }
     }
