@@ -175,9 +175,17 @@ impl<T: Real> LuSolver<T> {
 /// dispatch would cost more than the work.
 pub const PAR_MIN_BLOCK_WORK: usize = 1 << 16;
 
+/// Whether a stack with `work` multiply-adds should be split over rayon: `work ≥`
+/// [`PAR_MIN_BLOCK_WORK`] and the current pool has more than one thread (a one-thread pool would
+/// only add dispatch and wake-up costs).
+fn run_parallel(work: usize) -> bool {
+    work >= PAR_MIN_BLOCK_WORK && rayon::current_num_threads() > 1
+}
+
 /// Runs `f(workspace, j, chunk_j)` over the consecutive `chunk`-sized pieces of `out`, in
 /// parallel over blocks with one `init()` workspace per rayon task when `work` is at least
-/// [`PAR_MIN_BLOCK_WORK`], sequentially otherwise.
+/// [`PAR_MIN_BLOCK_WORK`] and the pool has several threads, sequentially otherwise. Blocks are
+/// independent, so the result does not depend on the choice.
 pub(crate) fn for_each_block<T, W, I, F>(out: &mut [T], chunk: usize, work: usize, init: I, f: F)
 where
     T: Send,
@@ -187,7 +195,7 @@ where
     if chunk == 0 {
         return;
     }
-    if work < PAR_MIN_BLOCK_WORK {
+    if !run_parallel(work) {
         let mut w = init();
         for (j, c) in out.chunks_mut(chunk).enumerate() {
             f(&mut w, j, c);
@@ -231,7 +239,7 @@ pub fn cayley_with_inverse<T: Real>(theta: &Tensor<T>, b: usize) -> (Tensor<T>, 
         return (q, n);
     }
     let (nd, qd) = (n.data_mut(), q.data_mut());
-    if k * bb * b < PAR_MIN_BLOCK_WORK {
+    if !run_parallel(k * bb * b) {
         let blocks = nd.chunks_mut(bb).zip(qd.chunks_mut(bb));
         blocks.enumerate().for_each(|(j, c)| block(j, c));
     } else {

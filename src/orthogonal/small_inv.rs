@@ -198,8 +198,9 @@ fn axpy2<T: Real>(x: &mut [T], y: &[T], f: T, z: &[T], g: T) {
     }
 }
 
-/// `x ← fma(f, y, x) = f·y + x` elementwise (`x.len() == y.len()`), in fixed-width chunks so that the compiler
-/// emits full-width vector code even for short rows (its default unrolling needs 64+ elements).
+/// `x ← fma(f, y, x) = f·y + x` elementwise (`x.len() == y.len()`), in fixed-width chunks so
+/// that the compiler emits full-width vector code even for short rows (its default unrolling
+/// needs 64+ elements).
 /// `x − f·y` is computed as `fma(−f, y, x)`, the same number as `x − f·y` rounded once.
 #[inline(always)]
 fn axpy<T: Real>(x: &mut [T], y: &[T], f: T) {
