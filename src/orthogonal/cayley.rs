@@ -18,10 +18,16 @@
 //! ```
 //!
 //! where the two products agree because `I + K` and `(I − K)⁻¹` commute, and
-//! `(I + K)N = (2I − (I − K))N = 2N − I`. One LU with partial pivoting of `I − K` per block gives
-//! `N`; then `Q = 2N − I`. `I − K` is never singular: `K` is normal with eigenvalues `±iλ`, so the
-//! singular values of `I − K` are `√(1 + λ²) ≥ 1` and `‖N‖₂ ≤ 1`. All-zero parameters give
-//! `I − K = I`, `N = I` and `Q = I` bit for bit.
+//! `(I + K)N = (2I − (I − K))N = 2N − I`. `N` comes from Gauss–Jordan elimination of `I − K`
+//! **without pivoting**, in place on a contiguous row-major block
+//! ([`invert_unpivoted_in_place`]); then
+//! `Q = 2N − I`. `I − K` is never singular: `K` is normal with eigenvalues `±iλ`, so the singular
+//! values of `I − K` are `√(1 + λ²) ≥ 1` and `‖N‖₂ ≤ 1`. Skipping pivoting is safe because the
+//! symmetric part of `I − K` is `I` (`xᵀ(I − K)x = |x|²`): every pivot of the elimination is `≥ 1`
+//! and growth is bounded (argument in [`small_inv`](crate::orthogonal::small_inv)); the tests
+//! compare `N` with faer's partial-pivot LU to `20·b·eps`. All-zero parameters give `I − K = I`,
+//! `N = I` and `Q = I` bit for bit (the elimination skips rows whose multiplier is zero, so it does
+//! no arithmetic on `I`).
 //!
 //! **Backward.** With `M = I − K`, `dN = −M⁻¹ dM M⁻¹ = N dK N`, so `dQ = 2 N dK N`. For an upstream
 //! gradient `G = ∂ℓ/∂Q`,
@@ -31,16 +37,18 @@
 //! ```
 //!
 //! the last step because `θ_(i,l)` enters `K` at `(i,l)` with sign `+` and at `(l,i)` with `−`.
-//! The forward keeps `N` per block, so the backward is two small matrix products per block.
-//! Blocks run in parallel with rayon; every faer call inside a block is sequential (`Par::Seq`).
+//! The forward keeps `N` per block, so the backward is two small row-major products per block,
+//! `Y = N(GᵀN) = (NᵀGNᵀ)ᵀ`, projected straight to `∂ℓ/∂θ_(i,l) = 2(Y_li − Y_il)`.
+//! Blocks run in parallel with rayon when `k·b³ ≥` [`PAR_MIN_BLOCK_WORK`]; each block is computed
+//! independently and sequentially, so the results are bitwise the same for any number of threads.
 
 use crate::autodiff::tape::Var;
+use crate::orthogonal::small_inv::{invert_unpivoted_in_place, matmul_rm};
 use crate::real::Real;
 use crate::tensor::Tensor;
 use faer::dyn_stack::{MemBuffer, MemStack};
 use faer::linalg::lu::partial_pivoting::{factor, solve};
-use faer::linalg::matmul::matmul;
-use faer::{Accum, Mat, MatMut, MatRef, Par};
+use faer::{Mat, MatMut, Par};
 use rayon::prelude::*;
 
 /// Number of free parameters of one `b × b` skew-symmetric generator, `b(b−1)/2`.
@@ -62,17 +70,17 @@ pub(crate) fn check_free<T: Real>(theta: &Tensor<T>, b: usize, op: &str) -> usiz
     theta.shape()[0]
 }
 
-/// Writes `sign·K + diag·I` of one block into `dst` (column-major faer view), where `K` is the
+/// Writes `sign·K + diag·I` of one block into the row-major `b × b` slice `dst`, where `K` is the
 /// skew generator of the free parameters `t` (length `b(b−1)/2`, strict upper triangle row-major).
-fn fill_skew<T: Real>(t: &[T], b: usize, sign: T, diag: T, mut dst: MatMut<'_, T>) {
+fn fill_skew<T: Real>(t: &[T], b: usize, sign: T, diag: T, dst: &mut [T]) {
     let mut idx = 0;
     for i in 0..b {
-        dst[(i, i)] = diag;
-        for l in i + 1..b {
-            dst[(i, l)] = sign * t[idx];
-            dst[(l, i)] = -(sign * t[idx]);
-            idx += 1;
+        dst[i * b + i] = diag;
+        for (l, &v) in (i + 1..b).zip(&t[idx..idx + (b - 1 - i)]) {
+            dst[i * b + l] = sign * v;
+            dst[l * b + i] = -(sign * v);
         }
+        idx += b - 1 - i;
     }
 }
 
@@ -86,13 +94,7 @@ pub fn skew_from_free<T: Real>(theta: &Tensor<T>, b: usize) -> Tensor<T> {
     let mut out = Tensor::zeros(&[k, b, b]);
     for (j, dst) in out.data_mut().chunks_mut(b * b).enumerate() {
         let t = &theta.data()[j * p..(j + 1) * p];
-        fill_skew(
-            t,
-            b,
-            T::one(),
-            T::zero(),
-            MatMut::from_row_major_slice_mut(dst, b, b),
-        );
+        fill_skew(t, b, T::one(), T::zero(), dst);
     }
     out
 }
@@ -173,9 +175,17 @@ impl<T: Real> LuSolver<T> {
 /// dispatch would cost more than the work.
 pub const PAR_MIN_BLOCK_WORK: usize = 1 << 16;
 
+/// Whether a stack with `work` multiply-adds should be split over rayon: `work ≥`
+/// [`PAR_MIN_BLOCK_WORK`] and the current pool has more than one thread (a one-thread pool would
+/// only add dispatch and wake-up costs).
+fn run_parallel(work: usize) -> bool {
+    work >= PAR_MIN_BLOCK_WORK && rayon::current_num_threads() > 1
+}
+
 /// Runs `f(workspace, j, chunk_j)` over the consecutive `chunk`-sized pieces of `out`, in
 /// parallel over blocks with one `init()` workspace per rayon task when `work` is at least
-/// [`PAR_MIN_BLOCK_WORK`], sequentially otherwise.
+/// [`PAR_MIN_BLOCK_WORK`] and the pool has several threads, sequentially otherwise. Blocks are
+/// independent, so the result does not depend on the choice.
 pub(crate) fn for_each_block<T, W, I, F>(out: &mut [T], chunk: usize, work: usize, init: I, f: F)
 where
     T: Send,
@@ -185,7 +195,7 @@ where
     if chunk == 0 {
         return;
     }
-    if work < PAR_MIN_BLOCK_WORK {
+    if !run_parallel(work) {
         let mut w = init();
         for (j, c) in out.chunks_mut(chunk).enumerate() {
             f(&mut w, j, c);
@@ -200,32 +210,41 @@ where
 /// Forward Cayley map without a tape: returns `(Q, N)`, both `(k, b, b)`, with
 /// `N_j = (I − K_j)⁻¹` and `Q_j = 2N_j − I = (I + K_j)(I − K_j)⁻¹`.
 ///
+/// `N_j` comes from Gauss–Jordan elimination without pivoting of `I − K_j` in place
+/// ([`invert_unpivoted_in_place`]; safe because the symmetric part of `I − K_j` is `I`, so every
+/// pivot is `≥ 1`). Blocks run in parallel when `k·b³ ≥` [`PAR_MIN_BLOCK_WORK`]; the result is
+/// bitwise the same for any number of threads.
+///
 /// # Panics
 /// If `theta` is not `(k, b(b−1)/2)`.
 pub fn cayley_with_inverse<T: Real>(theta: &Tensor<T>, b: usize) -> (Tensor<T>, Tensor<T>) {
     let k = check_free(theta, b, "cayley");
     let p = skew_dim(b);
     let mut n = Tensor::zeros(&[k, b, b]);
-    for_each_block(
-        n.data_mut(),
-        b * b,
-        k * b * b * b,
-        || (LuSolver::<T>::new(b, b), Mat::<T>::zeros(b, b)),
-        |(solver, rhs), j, nb| {
-            let t = &theta.data()[j * p..(j + 1) * p];
-            fill_skew(t, b, -T::one(), T::one(), solver.matrix_mut()); // I − K
-            rhs.fill(T::zero());
-            rhs.diagonal_mut().fill(T::one());
-            solver.solve_in_place(rhs.as_mut());
-            MatMut::from_row_major_slice_mut(nb, b, b).copy_from(&*rhs);
-        },
-    );
+    let mut q = Tensor::zeros(&[k, b, b]);
     let two = T::one() + T::one();
-    let mut q = n.map(|v| two * v);
-    for qb in q.data_mut().chunks_mut(b * b) {
-        for i in 0..b {
-            qb[i * b + i] -= T::one();
+    let block = |j: usize, (nb, qb): (&mut [T], &mut [T])| {
+        let t = &theta.data()[j * p..(j + 1) * p];
+        fill_skew(t, b, -T::one(), T::one(), nb); // I − K
+        invert_unpivoted_in_place(nb, b); // N = (I − K)⁻¹
+        for (x, &y) in qb.iter_mut().zip(nb.iter()) {
+            *x = two * y;
         }
+        for i in 0..b {
+            qb[i * b + i] -= T::one(); // Q = 2N − I
+        }
+    };
+    let bb = b * b;
+    if bb == 0 {
+        return (q, n);
+    }
+    let (nd, qd) = (n.data_mut(), q.data_mut());
+    if !run_parallel(k * bb * b) {
+        let blocks = nd.chunks_mut(bb).zip(qd.chunks_mut(bb));
+        blocks.enumerate().for_each(|(j, c)| block(j, c));
+    } else {
+        let blocks = nd.par_chunks_mut(bb).zip(qd.par_chunks_mut(bb));
+        blocks.enumerate().for_each(|(j, c)| block(j, c));
     }
     (q, n)
 }
@@ -238,40 +257,36 @@ pub fn cayley_tensor<T: Real>(theta: &Tensor<T>, b: usize) -> Tensor<T> {
     cayley_with_inverse(theta, b).0
 }
 
-/// `∂ℓ/∂θ` from `G = ∂ℓ/∂Q` and the stored inverses `N`: `∂ℓ/∂K = 2 Nᵀ G Nᵀ`, then
-/// [`free_grad_from_skew`].
+/// `∂ℓ/∂θ` from `G = ∂ℓ/∂Q` and the stored inverses `N`: `∂ℓ/∂K = 2 Nᵀ G Nᵀ`, projected as in
+/// [`free_grad_from_skew`]. Per block it forms `Y = N (Gᵀ N) = (Nᵀ G Nᵀ)ᵀ` with two row-major
+/// products ([`matmul_rm`], contiguous rows of `N`, no transpose copy) and writes
+/// `g_θ(i,l) = 2 (Y_li − Y_il)` straight into the `(k, b(b−1)/2)` result.
 fn cayley_backward<T: Real>(g: &Tensor<T>, n: &Tensor<T>, b: usize) -> Tensor<T> {
     let k = n.shape()[0];
-    let mut gk = Tensor::zeros(&[k, b, b]);
+    let p = skew_dim(b);
+    let bb = b * b;
+    let mut out = Tensor::zeros(&[k, p]);
     let two = T::one() + T::one();
     for_each_block(
-        gk.data_mut(),
-        b * b,
-        k * b * b * b,
-        || Mat::<T>::zeros(b, b),
-        |tmp, j, dst| {
-            let nj = MatRef::from_row_major_slice(&n.data()[j * b * b..(j + 1) * b * b], b, b);
-            let gj = MatRef::from_row_major_slice(&g.data()[j * b * b..(j + 1) * b * b], b, b);
-            matmul(
-                tmp.as_mut(),
-                Accum::Replace,
-                nj.transpose(),
-                gj,
-                two,
-                Par::Seq,
-            );
-            let d = MatMut::from_row_major_slice_mut(dst, b, b);
-            matmul(
-                d,
-                Accum::Replace,
-                tmp.as_ref(),
-                nj.transpose(),
-                T::one(),
-                Par::Seq,
-            );
+        out.data_mut(),
+        p,
+        k * bb * b,
+        || (vec![T::zero(); bb], vec![T::zero(); bb]),
+        |(gtn, y), j, dst| {
+            let nj = &n.data()[j * bb..(j + 1) * bb];
+            let gj = &g.data()[j * bb..(j + 1) * bb];
+            matmul_rm(gtn, gj, nj, (b, b, b), true); // Gᵀ N
+            matmul_rm(y, nj, gtn, (b, b, b), false); // N (Gᵀ N)
+            let mut idx = 0;
+            for i in 0..b {
+                for l in i + 1..b {
+                    dst[idx] = two * (y[l * b + i] - y[i * b + l]);
+                    idx += 1;
+                }
+            }
         },
     );
-    free_grad_from_skew(&gk, b)
+    out
 }
 
 /// Tape op: the Cayley map of every block, `(k, b(b−1)/2)` free parameters → `(k, b, b)`

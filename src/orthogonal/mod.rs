@@ -6,5 +6,6 @@ pub mod cayley;
 pub mod expm;
 pub mod layers;
 pub mod map;
+pub mod small_inv;
 
 pub use map::{OrthoMap, orthogonality_error};

@@ -1,0 +1,333 @@
+//! Small dense kernels for the Cayley map: in-place Gauss–Jordan inversion without pivoting and
+//! row-major matrix products, for `b × b` blocks stored contiguously in row-major order.
+//!
+//! **Why no pivoting is safe for `M = I − K`.** With `K` skew-symmetric, `xᵀ M x = |x|²`: the
+//! symmetric part of `M` is `I`. Write a matrix with positive definite symmetric part as
+//! `M = S − K` (`S` symmetric, `S ⪰ I`, `K` skew, `K_ii = 0`) and eliminate its first row:
+//! the pivot is `m_11 = s_11 ≥ 1`, and the Schur complement is
+//!
+//! ```text
+//! M' = S₂₂ − K₂₂ − (s + kᵀ)(sᵀ − k)/s_11,   sym(M') = (S₂₂ − s sᵀ/s_11) + kᵀk/s_11 ⪰ I,
+//! ```
+//!
+//! because the Schur complement of `S ⪰ I` is `⪰ I` (Schur complements are monotone) and `kᵀk ⪰ 0`.
+//! By induction every pivot of Gaussian elimination without pivoting is `≥ 1`: no division by a
+//! small number ever happens, and the growth of `|L||U|` is bounded in terms of `‖S‖` and
+//! `‖KᵀS⁻¹K‖` (Golub & Van Loan, "Unsymmetric positive definite linear systems", Linear Algebra
+//! Appl. 28, 1979). The tests compare the result with faer's partial-pivot LU.
+//!
+//! **Determinism.** The kernels are plain loops in a fixed order; every multiply-add is an IEEE
+//! fused multiply-add (`mul_add`, one rounding), so the result is the same whether it runs as a
+//! hardware FMA (x86-64 copies compiled with AVX2 + FMA or AVX-512F + FMA, chosen at run time) or
+//! in software. Every block is independent, so results do not depend on the number of threads.
+
+use crate::real::Real;
+
+/// Replaces the row-major `b × b` matrix `a` by its inverse, by Gauss–Jordan elimination without
+/// pivoting: for every pivot `p`, `d = 1/a_pp`, row `p` is scaled by `d` (with `a_pp ← d`), and
+/// every other row `i` gets `row_i −= a_ip · row_p` (with `a_ip ← −a_ip·d`). Rows with `a_ip = 0`
+/// are left untouched, so the identity is inverted exactly (no arithmetic at all).
+///
+/// Costs `b³` multiply-adds and no allocation. Only for matrices whose pivots are safe without
+/// pivoting, such as `I − K` with `K` skew-symmetric (symmetric part positive definite; module
+/// docs); a zero pivot gives infinities/NaN, never a panic.
+///
+/// # Panics
+/// If `a.len() != b·b`.
+pub fn invert_unpivoted_in_place<T: Real>(a: &mut [T], b: usize) {
+    assert_eq!(
+        a.len(),
+        b * b,
+        "invert_unpivoted_in_place: slice of length {} is not {b}×{b}",
+        a.len()
+    );
+    #[cfg(target_arch = "x86_64")]
+    {
+        if has_avx512_fma() {
+            // SAFETY: the CPU supports AVX-512F and FMA (checked just above).
+            return unsafe { gj_avx512(a, b) };
+        }
+        if has_avx2_fma() {
+            // SAFETY: the CPU supports AVX2 and FMA (checked just above).
+            return unsafe { gj_avx2(a, b) };
+        }
+    }
+    gj(a, b)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,fma")]
+fn gj_avx512<T: Real>(a: &mut [T], b: usize) {
+    gj(a, b)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+fn gj_avx2<T: Real>(a: &mut [T], b: usize) {
+    gj(a, b)
+}
+
+/// `a·b + c` with one rounding (IEEE fused multiply-add): the same bits whether the CPU has an
+/// FMA instruction or not (then the C library computes it), so every dispatch path agrees.
+#[inline(always)]
+fn fma<T: Real>(a: T, b: T, c: T) -> T {
+    num_traits::Float::mul_add(a, b, c)
+}
+
+/// Whether the AVX-512F + FMA kernels can run on this CPU.
+#[cfg(target_arch = "x86_64")]
+fn has_avx512_fma() -> bool {
+    std::arch::is_x86_feature_detected!("avx512f") && std::arch::is_x86_feature_detected!("fma")
+}
+
+/// Whether the AVX2 + FMA kernels can run on this CPU.
+#[cfg(target_arch = "x86_64")]
+fn has_avx2_fma() -> bool {
+    std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+}
+
+/// The Gauss–Jordan loops of [`invert_unpivoted_in_place`]: pivots are taken two at a time
+/// ([`gj_pair`], one pass over every other row per pair), then a last single pivot when `b` is
+/// odd. Every inner loop runs over a contiguous row, which the compiler vectorises.
+#[inline(always)]
+fn gj<T: Real>(a: &mut [T], b: usize) {
+    let mut p = 0;
+    while p + 2 <= b {
+        gj_pair(a, b, p);
+        p += 2;
+    }
+    if p < b {
+        gj_single(a, b, p);
+    }
+}
+
+/// One Gauss–Jordan step at pivot `p`: `d = 1/a_pp`, `row_p ← d·row_p` with `a_pp ← d`, and for
+/// every other row with `f = a_ip ≠ 0`: `row_i ← row_i − f·row_p`, `a_ip ← −f·d`.
+#[inline(always)]
+fn gj_single<T: Real>(a: &mut [T], b: usize, p: usize) {
+    let (top, rest) = a.split_at_mut(p * b);
+    let (prow, bottom) = rest.split_at_mut(b);
+    let d = pivot_row(prow, p);
+    for row in top.chunks_exact_mut(b).chain(bottom.chunks_exact_mut(b)) {
+        eliminate(row, prow, p, d);
+    }
+}
+
+/// Scales the pivot row `prow` by `d = 1/prow[p]` and sets `prow[p] = d`; returns `d`.
+#[inline(always)]
+fn pivot_row<T: Real>(prow: &mut [T], p: usize) -> T {
+    let d = T::one() / prow[p];
+    for x in prow.iter_mut() {
+        *x *= d;
+    }
+    // Written after the vector loop: a narrow store followed by a wide load of the same row
+    // stalls store forwarding.
+    prow[p] = d;
+    d
+}
+
+/// `row ← row − f·prow`, `row[p] ← −f·d` with `f = row[p]`, unless `f = 0`.
+#[inline(always)]
+fn eliminate<T: Real>(row: &mut [T], prow: &[T], p: usize, d: T) {
+    let f = row[p];
+    if f != T::zero() {
+        axpy(row, prow, -f);
+        row[p] = -f * d;
+    }
+}
+
+/// The two Gauss–Jordan steps at pivots `p` and `q = p + 1`, with exactly the arithmetic of two
+/// [`gj_single`] steps but one pass over every other row: with `P₁` the pivot row `p` after step
+/// `p` and `Q₂` the pivot row `q` after both steps, a row `x` with `f₁ = x_p` and
+/// `f₂ = x_q − f₁·P₁_q` becomes `(x − f₁·P₁) − f₂·Q₂`, then `x_p = −f₁·d₁ − f₂·Q₂_p` and
+/// `x_q = −f₂·d₂`. Row `p` itself gets step `q` last (no other row needs it).
+#[inline(always)]
+fn gj_pair<T: Real>(a: &mut [T], b: usize, p: usize) {
+    let q = p + 1;
+    let (top, rest) = a.split_at_mut(p * b);
+    let (pq, bottom) = rest.split_at_mut(2 * b);
+    let (prow, qrow) = pq.split_at_mut(b);
+    let d1 = pivot_row(prow, p);
+    eliminate(qrow, prow, p, d1);
+    let d2 = pivot_row(qrow, q);
+    let (p1, q2): (&[T], &[T]) = (prow, qrow);
+    for x in top.chunks_exact_mut(b).chain(bottom.chunks_exact_mut(b)) {
+        let f1 = x[p];
+        let f2 = if f1 != T::zero() {
+            fma(-f1, p1[q], x[q])
+        } else {
+            x[q]
+        };
+        match (f1 != T::zero(), f2 != T::zero()) {
+            (false, false) => {}
+            (true, false) => {
+                axpy(x, p1, -f1);
+                x[p] = -f1 * d1;
+            }
+            (false, true) => {
+                axpy(x, q2, -f2);
+                x[q] = -f2 * d2;
+            }
+            (true, true) => {
+                axpy2(x, p1, -f1, q2, -f2);
+                x[p] = fma(-f2, q2[p], -f1 * d1);
+                x[q] = -f2 * d2;
+            }
+        }
+    }
+    eliminate(prow, qrow, q, d2);
+}
+
+/// `x ← fma(g, z, fma(f, y, x))` elementwise, in the fixed-width chunks of [`axpy`] (the same
+/// numbers as two [`axpy`] passes).
+#[inline(always)]
+fn axpy2<T: Real>(x: &mut [T], y: &[T], f: T, z: &[T], g: T) {
+    let mut xc = x.chunks_exact_mut(W);
+    let mut yc = y.chunks_exact(W);
+    let mut zc = z.chunks_exact(W);
+    for ((xs, ys), zs) in (&mut xc).zip(&mut yc).zip(&mut zc) {
+        let mut t = [T::zero(); W];
+        for i in 0..W {
+            t[i] = fma(g, zs[i], fma(f, ys[i], xs[i]));
+        }
+        xs.copy_from_slice(&t);
+    }
+    let rest = xc.into_remainder().iter_mut().zip(yc.remainder());
+    for ((x, &y), &z) in rest.zip(zc.remainder()) {
+        *x = fma(g, z, fma(f, y, *x));
+    }
+}
+
+/// `x ← fma(f, y, x) = f·y + x` elementwise (`x.len() == y.len()`), in fixed-width chunks so
+/// that the compiler emits full-width vector code even for short rows (its default unrolling
+/// needs 64+ elements).
+/// `x − f·y` is computed as `fma(−f, y, x)`, the same number as `x − f·y` rounded once.
+#[inline(always)]
+fn axpy<T: Real>(x: &mut [T], y: &[T], f: T) {
+    let mut xc = x.chunks_exact_mut(W);
+    let mut yc = y.chunks_exact(W);
+    for (xs, ys) in (&mut xc).zip(&mut yc) {
+        // All loads before all stores: lets the compiler use whole vector registers.
+        let mut t = [T::zero(); W];
+        for i in 0..W {
+            t[i] = fma(f, ys[i], xs[i]);
+        }
+        xs.copy_from_slice(&t);
+    }
+    for (x, &y) in xc.into_remainder().iter_mut().zip(yc.remainder()) {
+        *x = fma(f, y, *x);
+    }
+}
+
+/// Row-major products for one block: `c = a · b` with `a` `(m, l)`, `b` `(l, n)` and `c` `(m, n)`
+/// (all row-major, `c` overwritten), or `c = aᵀ · b` with `a` `(l, m)` when `transpose_a`.
+///
+/// Axpy form `c_i,: = Σ_r a_ir · b_r,:` over contiguous rows of `b`, with the same run-time
+/// dispatch as [`invert_unpivoted_in_place`]; sums are accumulated in increasing `r`.
+///
+/// # Panics
+/// If a slice length does not match the sizes.
+pub fn matmul_rm<T: Real>(
+    c: &mut [T],
+    a: &[T],
+    b: &[T],
+    (m, l, n): (usize, usize, usize),
+    transpose_a: bool,
+) {
+    assert!(
+        c.len() == m * n && a.len() == m * l && b.len() == l * n,
+        "matmul_rm: lengths c {}, a {}, b {} do not fit (m, l, n) = ({m}, {l}, {n})",
+        c.len(),
+        a.len(),
+        b.len()
+    );
+    #[cfg(target_arch = "x86_64")]
+    {
+        if has_avx512_fma() {
+            // SAFETY: the CPU supports AVX-512F and FMA (checked just above).
+            return unsafe { mm_avx512(c, a, b, (m, l, n), transpose_a) };
+        }
+        if has_avx2_fma() {
+            // SAFETY: the CPU supports AVX2 and FMA (checked just above).
+            return unsafe { mm_avx2(c, a, b, (m, l, n), transpose_a) };
+        }
+    }
+    mm(c, a, b, (m, l, n), transpose_a)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,fma")]
+fn mm_avx512<T: Real>(c: &mut [T], a: &[T], b: &[T], s: (usize, usize, usize), ta: bool) {
+    mm(c, a, b, s, ta)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+fn mm_avx2<T: Real>(c: &mut [T], a: &[T], b: &[T], s: (usize, usize, usize), ta: bool) {
+    mm(c, a, b, s, ta)
+}
+
+/// The loops of [`matmul_rm`]: `R = 4` rows by `W = 16` columns of `c` at a time, accumulated
+/// in registers over `r = 0, 1, …, l−1` (each entry is `fma(a_i,l−1, b_l−1,j, … fma(a_i0, b_0j, 0))`),
+/// then leftover rows one at a time and leftover columns by scalar loops in the same order.
+#[inline(always)]
+fn mm<T: Real>(c: &mut [T], a: &[T], b: &[T], (m, l, n): (usize, usize, usize), ta: bool) {
+    let mut j0 = 0;
+    while j0 + W <= n {
+        let mut i0 = 0;
+        while i0 + 4 <= m {
+            mm_tile::<T, 4>(c, a, b, (m, l, n), ta, i0, j0);
+            i0 += 4;
+        }
+        while i0 < m {
+            mm_tile::<T, 1>(c, a, b, (m, l, n), ta, i0, j0);
+            i0 += 1;
+        }
+        j0 += W;
+    }
+    for i in 0..m {
+        for j in j0..n {
+            let mut s = T::zero();
+            for r in 0..l {
+                s = fma(a_at(a, (m, l), ta, i, r), b[r * n + j], s);
+            }
+            c[i * n + j] = s;
+        }
+    }
+}
+
+/// Chunk width of the vector loops ([`axpy`]) and column width of a register tile of [`mm`].
+const W: usize = 16;
+
+/// `A[i, r]` of the row-major `(m, l)` matrix `A` stored as `a` (or as its transpose when `ta`).
+#[inline(always)]
+fn a_at<T: Real>(a: &[T], (m, l): (usize, usize), ta: bool, i: usize, r: usize) -> T {
+    if ta { a[r * m + i] } else { a[i * l + r] }
+}
+
+/// One `R × W` tile of `c` at `(i0, j0)` of [`mm`].
+#[inline(always)]
+fn mm_tile<T: Real, const R: usize>(
+    c: &mut [T],
+    a: &[T],
+    b: &[T],
+    (m, l, n): (usize, usize, usize),
+    ta: bool,
+    i0: usize,
+    j0: usize,
+) {
+    let mut acc = [[T::zero(); W]; R];
+    for r in 0..l {
+        let brow: &[T; W] = b[r * n + j0..r * n + j0 + W].try_into().unwrap();
+        for (ii, acc_i) in acc.iter_mut().enumerate() {
+            let f = a_at(a, (m, l), ta, i0 + ii, r);
+            for w in 0..W {
+                acc_i[w] = fma(f, brow[w], acc_i[w]);
+            }
+        }
+    }
+    for (ii, acc_i) in acc.iter().enumerate() {
+        let start = (i0 + ii) * n + j0;
+        c[start..start + W].copy_from_slice(acc_i);
+    }
+}
