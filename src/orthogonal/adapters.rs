@@ -295,16 +295,18 @@ impl<T: Real> OrthoAdapter<T> {
         (self.forward_with(x, &leaves), leaves)
     }
 
-    /// The effective weight `W' = diag(s)·Q_out·W₀·Q̃_in` (dense) and the bias.
+    /// The effective weight `W' = diag(s)·Q_out·W₀·Q̃_in` (dense) and the bias. The rotations are
+    /// applied to the rows of `W₀` (and of `W₀ᵀ` for `Q_out`, `Q·W = (Wᵀ·Qᵀ)ᵀ`) through the
+    /// structured kernel; no dense `Q` is formed.
     pub fn merge(&self) -> DenseLinear<T> {
         let mut w = self.base.weight.clone();
         match &self.q_in {
-            Some(InputRotation::Direct(c)) => w = w.matmul(&c.matrix()),
-            Some(InputRotation::Transposed(c)) => w = w.matmul_t(false, &c.matrix(), true),
+            Some(InputRotation::Direct(c)) => w = c.apply_t(&w),
+            Some(InputRotation::Transposed(c)) => w = c.apply(&w),
             None => {}
         }
         if let Some(c) = &self.q_out {
-            w = c.matrix().matmul(&w);
+            w = c.apply(&w.transpose()).transpose();
         }
         if let Some(s) = &self.scale {
             let n = w.shape()[1];

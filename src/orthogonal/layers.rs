@@ -24,7 +24,7 @@
 use crate::autodiff::ops::chain::chain_apply;
 use crate::autodiff::tape::{Tape, Var};
 use crate::error::{Error, Result};
-use crate::kernels::chain::chain_forward;
+use crate::kernels::chain::{chain_forward, chain_forward_t};
 use crate::nn::optim::Params;
 use crate::orthogonal::cayley::{PAR_MIN_BLOCK_WORK, skew_dim};
 use crate::orthogonal::map::OrthoMap;
@@ -230,13 +230,25 @@ impl<T: Real> OrthoChain<T> {
     /// # Panics
     /// If `x` is not `(batch, n)`.
     pub fn apply(&self, x: &Tensor<T>) -> Tensor<T> {
+        chain_forward(&self.layout, &self.block_tensors(), x, self.par_for(x))
+    }
+
+    /// `Y = X·Q` without a tape (each row `y = Qᵀ x`), through the structured kernel.
+    ///
+    /// # Panics
+    /// If `x` is not `(batch, n)`.
+    pub fn apply_t(&self, x: &Tensor<T>) -> Tensor<T> {
+        chain_forward_t(&self.layout, &self.block_tensors(), x, self.par_for(x))
+    }
+
+    /// Rayon for batches with at least [`PAR_MIN_BLOCK_WORK`] multiply-adds, else sequential.
+    fn par_for(&self, x: &Tensor<T>) -> Par {
         let work = x.numel() * self.layout.macs_per_vector() / self.n().max(1);
-        let par = if work >= PAR_MIN_BLOCK_WORK {
+        if work >= PAR_MIN_BLOCK_WORK {
             Par::rayon(0)
         } else {
             Par::Seq
-        };
-        chain_forward(&self.layout, &self.block_tensors(), x, par)
+        }
     }
 
     /// The dense `n × n` matrix `Q`, as `(I·Qᵀ)ᵀ`. For checks and merging on small sizes.
