@@ -7,6 +7,9 @@
 //! therefore given back here when their owner is dropped and handed out again by [`take`].
 //!
 //! Contents of a recycled buffer are stale: callers must write every element they later read.
+//!
+//! Setting the environment variable `GSLAB_POOL=off` disables recycling (every buffer is
+//! allocated fresh and freed on drop); it exists to measure what the pool changes.
 //! The pool keeps at most [`MAX_BUFFERS`] buffers and [`MAX_BYTES`] bytes; anything beyond is
 //! freed normally.
 
@@ -69,10 +72,16 @@ impl Pool {
     }
 }
 
+/// False when the environment variable `GSLAB_POOL` is `off` (read once).
+fn enabled() -> bool {
+    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ON.get_or_init(|| std::env::var("GSLAB_POOL").map_or(true, |v| v != "off"))
+}
+
 /// A buffer of exactly `len` elements: the smallest pooled `Vec<T>` with capacity in
 /// `[len, 2·len]` (stale contents), else a new zeroed one.
 pub fn take<T: Real>(len: usize) -> Vec<T> {
-    if len * std::mem::size_of::<T>() >= MIN_BYTES {
+    if enabled() && len * std::mem::size_of::<T>() >= MIN_BYTES {
         let found = POOL
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -90,6 +99,9 @@ pub fn take<T: Real>(len: usize) -> Vec<T> {
 /// changes sizes does not leave it full of buffers nobody asks for). Small buffers and buffers
 /// larger than [`MAX_BYTES`] are freed.
 pub fn give<T: Real>(v: Vec<T>) {
+    if !enabled() {
+        return;
+    }
     POOL.lock().unwrap_or_else(|e| e.into_inner()).give(v);
 }
 
