@@ -10,7 +10,7 @@ use crate::error::{Error, Result};
 use crate::perm::Perm;
 use crate::real::Real;
 use crate::structured::{
-    BlockShape, ChainLayout, LinearOp, block_shape_of, identity_blocks, random_blocks,
+    BlockShape, ChainLayout, LinearOp, block_shape_of, identity_chain, random_blocks,
 };
 use crate::tensor::Tensor;
 use rand::Rng;
@@ -74,11 +74,7 @@ impl<T: Real> Butterfly<T> {
     /// smaller than 2, or `m` is not in `1..=1 + log2 r`.
     pub fn new(n: usize, r: usize, m: usize) -> Result<Self> {
         let layout = butterfly_layout(n, r, m)?;
-        let blocks = layout
-            .factors()
-            .iter()
-            .map(|&f| identity_blocks(f))
-            .collect();
+        let blocks = identity_chain(&layout);
         Ok(Self {
             layout: Arc::new(layout),
             blocks,

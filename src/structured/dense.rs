@@ -4,7 +4,7 @@
 use crate::error::{Error, Result};
 use crate::perm::Perm;
 use crate::real::Real;
-use crate::structured::{BlockShape, ChainLayout, LinearOp, identity_blocks, random_blocks};
+use crate::structured::{BlockShape, ChainLayout, LinearOp, identity_chain, random_blocks};
 use crate::tensor::Tensor;
 use rand::Rng;
 use std::sync::Arc;
@@ -35,7 +35,7 @@ impl<T: Real> Dense<T> {
     /// [`Error::InvalidArgument`] if a size is zero.
     pub fn new(n_out: usize, n_in: usize) -> Result<Self> {
         let layout = dense_layout(n_out, n_in)?;
-        let blocks = vec![identity_blocks(layout.factors()[0])];
+        let blocks = identity_chain(&layout);
         Ok(Self {
             layout: Arc::new(layout),
             blocks,

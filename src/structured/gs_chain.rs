@@ -6,7 +6,7 @@ use crate::error::{Error, Result};
 use crate::perm::Perm;
 use crate::real::Real;
 use crate::structured::{
-    BlockShape, ChainLayout, LinearOp, block_shape_of, identity_blocks, random_blocks,
+    BlockShape, ChainLayout, LinearOp, block_shape_of, identity_chain, random_blocks,
 };
 use crate::tensor::Tensor;
 use rand::Rng;
@@ -27,8 +27,9 @@ impl<T: Real> GsChain<T> {
     /// # Errors
     /// [`Error::BlockMismatch`] if the sizes do not chain (Definition 5.1) or `perms.len() ≠ m + 1`.
     pub fn new(factors: Vec<BlockShape>, perms: Vec<Perm>) -> Result<Self> {
-        let blocks = factors.iter().map(|&f| identity_blocks(f)).collect();
-        Self::from_layout(ChainLayout::new(factors, perms)?, blocks)
+        let layout = ChainLayout::new(factors, perms)?;
+        let blocks = identity_chain(&layout);
+        Self::from_layout(layout, blocks)
     }
 
     /// The chain with i.i.d. `N(0, 1/b_i²)` block entries drawn from `rng`.

@@ -4,7 +4,7 @@
 use crate::error::{Error, Result};
 use crate::perm::Perm;
 use crate::real::Real;
-use crate::structured::{BlockShape, ChainLayout, LinearOp, identity_blocks, random_blocks};
+use crate::structured::{BlockShape, ChainLayout, LinearOp, identity_chain, random_blocks};
 use crate::tensor::Tensor;
 use faer::MatRef;
 use rand::Rng;
@@ -44,11 +44,7 @@ impl<T: Real> LowRank<T> {
     /// [`Error::InvalidArgument`] if a size is zero.
     pub fn new(n_out: usize, n_in: usize, rank: usize) -> Result<Self> {
         let layout = low_rank_layout(n_out, n_in, rank)?;
-        let blocks = layout
-            .factors()
-            .iter()
-            .map(|&f| identity_blocks(f))
-            .collect();
+        let blocks = identity_chain(&layout);
         Ok(Self {
             layout: Arc::new(layout),
             blocks,

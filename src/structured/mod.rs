@@ -124,6 +124,15 @@ pub trait LinearOp<T: Real> {
     }
 }
 
+/// [`identity_blocks`] for every factor of `layout`, `B_1` first.
+pub(crate) fn identity_chain<T: Real>(layout: &ChainLayout) -> Vec<Tensor<T>> {
+    layout
+        .factors()
+        .iter()
+        .map(|&f| identity_blocks(f))
+        .collect()
+}
+
 /// Blocks whose entries are `B_j[u][t] = 1 if u = t else 0` (each block is the leading part of
 /// an identity; with square blocks and identity permutations the operator is `I`).
 pub(crate) fn identity_blocks<T: Real>(shape: BlockShape) -> Tensor<T> {
