@@ -38,7 +38,10 @@ use criterion::{
 };
 use faer::linalg::matmul::matmul;
 use faer::{Accum, Mat, Par};
-use gslab::kernels::chain::{chain_backward, chain_forward, chain_forward_saved, chain_forward_t};
+use gslab::kernels::chain::{
+    chain_backward, chain_backward_into, chain_forward, chain_forward_into, chain_forward_saved,
+    chain_forward_saved_into, chain_forward_t,
+};
 use gslab::nn::optim::{Adam, Optimizer, Params};
 use gslab::orthogonal::OrthoMap;
 use gslab::orthogonal::cayley::{cayley, cayley_with_inverse, skew_dim};
@@ -67,25 +70,31 @@ fn id(n: usize, b: usize, batch: usize) -> String {
     format!("n{n}_b{b}_B{batch}")
 }
 
-/// Registers `fwd` and `fwdbwd` of a chain operator on `batch` random rows.
+/// Registers `fwd` and `fwdbwd` of a chain operator on `batch` random rows, writing into
+/// preallocated outputs (the `_into` kernels) as the dense baseline does.
 fn chain_pair<T: Real, O: LinearOp<T>>(g: &mut Group<'_>, op: &O, b: usize, batch: usize) {
     let (n_out, n_in) = op.shape();
     let mut r = rng(7);
     let x = Tensor::<T>::randn(&[batch, n_in], 1.0, &mut r);
     let dy = Tensor::<T>::randn(&[batch, n_out], 1.0, &mut r);
     let (layout, blocks) = (op.layout(), op.blocks());
+    let (mut y, mut dx) = (
+        Tensor::zeros(&[batch, n_out]),
+        Tensor::zeros(&[batch, n_in]),
+    );
+    let mut dbs: Vec<Tensor<T>> = blocks.iter().map(|t| Tensor::zeros(t.shape())).collect();
     let fwd = op.flops(batch) as u64;
     let name = id(n_in, b, batch);
     g.throughput(Throughput::Elements(fwd));
     g.bench_function(BenchmarkId::new("fwd", &name), |bch| {
-        bch.iter(|| chain_forward(layout, blocks, black_box(&x), Par::rayon(0)))
+        bch.iter(|| chain_forward_into(layout, blocks, black_box(&x), &mut y, Par::rayon(0)))
     });
     g.throughput(Throughput::Elements(3 * fwd));
     g.bench_function(BenchmarkId::new("fwdbwd", &name), |bch| {
         bch.iter(|| {
-            let (y, saved) = chain_forward_saved(layout, blocks, black_box(&x), Par::rayon(0));
-            let grads = chain_backward(layout, blocks, &saved, &dy, Par::rayon(0));
-            (y, grads)
+            let par = Par::rayon(0);
+            let saved = chain_forward_saved_into(layout, blocks, black_box(&x), &mut y, par);
+            chain_backward_into(layout, blocks, &saved, &dy, &mut dx, &mut dbs, par);
         })
     });
 }

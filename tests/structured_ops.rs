@@ -7,7 +7,10 @@
 //! - gradcheck of `chain_apply`; thread-count independence; every constructor error.
 
 use gslab::autodiff::ops::chain::chain_apply;
-use gslab::kernels::chain::{chain_backward, chain_forward, chain_forward_saved, chunk_rows};
+use gslab::kernels::chain::{
+    chain_backward, chain_backward_into, chain_forward, chain_forward_into, chain_forward_saved,
+    chain_forward_saved_into, chunk_rows,
+};
 use gslab::structured::layout::{reference_apply, reference_dense};
 use gslab::structured::*;
 use gslab::{Error, Perm, Tape, Tensor, Var, gradcheck};
@@ -774,6 +777,59 @@ fn empty_batch() {
 fn apply_panics_on_wrong_width() {
     let op = BlockDiag::<f64>::new(2, 2, 2).unwrap();
     op.apply(&Tensor::zeros(&[2, 5]));
+}
+
+/// The `_into` entry points write exactly what the allocating ones return, into outputs that
+/// start out holding garbage (every element must be overwritten), over several chunks.
+#[test]
+fn into_entry_points_overwrite_caller_outputs() {
+    let r = &mut rng(43);
+    let op = Gs::<f64>::gsoft_random(8, 16, r).unwrap(); // n = 128
+    let batch = 2 * chunk_rows(op.layout()) + 3;
+    let x = Tensor::<f64>::randn(&[batch, 128], 1.0, r);
+    let dy = Tensor::<f64>::randn(&[batch, 128], 1.0, r);
+    let (l, b) = (op.layout(), op.blocks());
+    let (y, saved) = chain_forward_saved(l, b, &x, faer::Par::rayon(0));
+    let (dx, dbs) = chain_backward(l, b, &saved, &dy, faer::Par::rayon(0));
+    let garbage = |shape: &[usize]| Tensor::<f64>::full(shape, f64::NAN);
+    let mut y1 = garbage(&[batch, 128]);
+    chain_forward_into(l, b, &x, &mut y1, faer::Par::Seq);
+    assert_eq!(y1.data(), y.data());
+    let mut y2 = garbage(&[batch, 128]);
+    let sv = chain_forward_saved_into(l, b, &x, &mut y2, faer::Par::rayon(0));
+    assert_eq!(y2.data(), y.data());
+    let mut dx2 = garbage(&[batch, 128]);
+    let mut dbs2: Vec<Tensor<f64>> = dbs.iter().map(|d| garbage(d.shape())).collect();
+    chain_backward_into(l, b, &sv, &dy, &mut dx2, &mut dbs2, faer::Par::rayon(0));
+    assert_eq!(dx2.data(), dx.data());
+    for (a, e) in dbs2.iter().zip(&dbs) {
+        assert_eq!(a.data(), e.data());
+    }
+}
+
+#[test]
+#[should_panic(expected = "chain_forward_into: output of shape [3, 4] where (3, 6) is needed")]
+fn forward_into_panics_on_wrong_output_shape() {
+    let op = BlockDiag::<f64>::new(3, 2, 2).unwrap();
+    let mut y = Tensor::zeros(&[3, 4]);
+    chain_forward_into(
+        op.layout(),
+        op.blocks(),
+        &Tensor::zeros(&[3, 6]),
+        &mut y,
+        faer::Par::Seq,
+    );
+}
+
+#[test]
+#[should_panic(expected = "chain_backward_into: weight gradients of shapes [[3, 2, 3]]")]
+fn backward_into_panics_on_wrong_gradient_shape() {
+    let op = BlockDiag::<f64>::new(3, 2, 2).unwrap();
+    let (l, b) = (op.layout(), op.blocks());
+    let (y, saved) = chain_forward_saved(l, b, &Tensor::zeros(&[1, 6]), faer::Par::Seq);
+    let mut dx = Tensor::zeros(&[1, 6]);
+    let mut dbs = vec![Tensor::zeros(&[3, 2, 3])];
+    chain_backward_into(l, b, &saved, &y, &mut dx, &mut dbs, faer::Par::Seq);
 }
 
 // ---------------------------------------------------------------- timing (ignored, prints only)

@@ -36,7 +36,7 @@
 //!   plus the Cayley forward+backward of its `2·n/b` blocks (Adam's `O(params)` work not counted).
 
 use crate::exp::{CommonArgs, Run, format_table};
-use crate::kernels::chain::{chain_backward, chain_forward, chain_forward_saved};
+use crate::kernels::chain::{chain_backward_into, chain_forward_into, chain_forward_saved_into};
 use crate::nn::optim::{Adam, Optimizer, Params};
 use crate::orthogonal::OrthoMap;
 use crate::orthogonal::cayley::{cayley, cayley_with_inverse, skew_dim};
@@ -330,11 +330,16 @@ struct DiagRow {
 
 /// A workload with its data, built once per `(op, point, dtype)` and timed on every pool.
 enum Work<T: Real> {
+    /// A chain operator with its inputs and caller-provided outputs (`Y`, `dX`, `dB_i`), written
+    /// in place by the `_into` kernels as the dense baseline writes its preallocated matrices.
     Chain {
         layout: Arc<ChainLayout>,
         blocks: Vec<Tensor<T>>,
         x: Tensor<T>,
         dy: Tensor<T>,
+        y: Tensor<T>,
+        dx: Tensor<T>,
+        dbs: Vec<Tensor<T>>,
     },
     Dense {
         w: Mat<T>,
@@ -374,11 +379,20 @@ fn randn_mat<T: Real>(rows: usize, cols: usize, rng: &mut StdRng) -> Mat<T> {
 
 fn chain_work<T: Real, O: LinearOp<T>>(op: &O, batch: usize, rng: &mut StdRng) -> Work<T> {
     let (n_out, n_in) = op.shape();
+    let layout = Arc::clone(op.layout_arc());
+    let dbs = layout
+        .factors()
+        .iter()
+        .map(|f| Tensor::zeros(&f.tensor_shape()))
+        .collect();
     Work::Chain {
-        layout: Arc::clone(op.layout_arc()),
+        layout,
         blocks: op.blocks().to_vec(),
         x: randn(&[batch, n_in], rng),
         dy: randn(&[batch, n_out], rng),
+        y: Tensor::zeros(&[batch, n_out]),
+        dx: Tensor::zeros(&[batch, n_in]),
+        dbs,
     }
 }
 
@@ -445,18 +459,24 @@ impl<T: Real> Work<T> {
                 blocks,
                 x,
                 dy,
+                y,
+                dx,
+                dbs,
             } => {
-                let out = match pass {
-                    Pass::Fwd => vec![chain_forward(layout, blocks, x, par)],
+                match pass {
+                    Pass::Fwd => chain_forward_into(layout, blocks, x, y, par),
                     Pass::FwdBwd => {
-                        let (y, saved) = chain_forward_saved(layout, blocks, x, par);
-                        let (dx, mut dbs) = chain_backward(layout, blocks, &saved, dy, par);
-                        dbs.insert(0, dx);
-                        dbs.insert(0, y);
-                        dbs
+                        let saved = chain_forward_saved_into(layout, blocks, x, y, par);
+                        chain_backward_into(layout, blocks, &saved, dy, dx, dbs, par);
                     }
-                };
-                keep.then(|| flatten(&out))
+                }
+                keep.then(|| match pass {
+                    Pass::Fwd => y.data().to_vec(),
+                    Pass::FwdBwd => {
+                        let all = [&*y, &*dx].into_iter().chain(dbs.iter());
+                        all.flat_map(|t| t.data().iter().copied()).collect()
+                    }
+                })
             }
             Work::Dense {
                 w,

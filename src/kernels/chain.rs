@@ -46,6 +46,10 @@
 //!   from a process-wide pool, so repeated calls (a training loop) do not pay page faults and
 //!   zeroing for fresh memory each time. Every element read from a pooled buffer is written
 //!   first in the same call.
+//! - **Caller-provided outputs**: [`chain_forward_into`], [`chain_forward_saved_into`] and
+//!   [`chain_backward_into`] overwrite `Y`, `dX` and the `dB_i` in place (faer's allocation-free
+//!   style); the allocating functions wrap them. A training loop that keeps its output tensors
+//!   then allocates nothing per call beyond pooled buffers.
 //! - Memory: three scratch panels of about `c · max_i n_i` per worker, plus (when saving for the
 //!   tape) each factor's input for the whole batch (and, in the backward, each factor's output
 //!   gradient). Nothing grows with `n²`.
@@ -760,9 +764,51 @@ pub fn chain_forward<T: Real, B: Borrow<Tensor<T>>>(
     x: &Tensor<T>,
     par: Par,
 ) -> Tensor<T> {
-    check_inputs("chain_forward", layout, blocks, x, layout.n_in());
+    let mut y = Tensor::zeros(&[batch_of(x), layout.n_out()]);
+    forward_impl("chain_forward", layout, blocks, x, &mut y, false, par);
+    y
+}
+
+/// [`chain_forward`] writing `Y = X·Aᵀ` into a caller-provided `(batch, n_out)` tensor `y`
+/// (every element is overwritten), so a loop that calls it allocates nothing that grows with the
+/// batch (the allocation-free entry point, as faer's `_into` functions).
+///
+/// # Panics
+/// If `x` is not `(batch, n_in)`, `y` is not `(batch, n_out)` or the blocks do not match the
+/// layout (names the shapes).
+pub fn chain_forward_into<T: Real, B: Borrow<Tensor<T>>>(
+    layout: &ChainLayout,
+    blocks: &[B],
+    x: &Tensor<T>,
+    y: &mut Tensor<T>,
+    par: Par,
+) {
+    forward_impl("chain_forward_into", layout, blocks, x, y, false, par);
+}
+
+/// Checks the shapes (panics naming `op`) and runs the forward plan into `y`; with `save`, returns
+/// the [`ChainSaved`] for the backward pass.
+fn forward_impl<T: Real, B: Borrow<Tensor<T>>>(
+    op: &str,
+    layout: &ChainLayout,
+    blocks: &[B],
+    x: &Tensor<T>,
+    y: &mut Tensor<T>,
+    save: bool,
+    par: Par,
+) -> ChainSaved<T> {
+    check_inputs(op, layout, blocks, x, layout.n_in());
+    let batch = x.shape()[0];
+    check_output(op, y, batch, layout.n_out());
     let plan = Plan::forward(layout);
-    run_public(&plan, layout, blocks, x, par)
+    let chunk = chunk_rows(layout);
+    let w = block_data(blocks);
+    let inputs = run_plan(&plan, &w, x.data(), y.data_mut(), save, chunk, par);
+    ChainSaved {
+        batch,
+        chunk,
+        inputs,
+    }
 }
 
 /// `Y = X·A` for a `(batch, n_out)` batch `X` (the transposed operator, `y = Aᵀ x` per row).
@@ -777,21 +823,32 @@ pub fn chain_forward_t<T: Real, B: Borrow<Tensor<T>>>(
 ) -> Tensor<T> {
     check_inputs("chain_forward_t", layout, blocks, x, layout.n_out());
     let plan = Plan::transposed(layout);
-    run_public(&plan, layout, blocks, x, par)
+    let mut y = Tensor::zeros(&[x.shape()[0], plan.n_out]);
+    let w = block_data(blocks);
+    run_plan(
+        &plan,
+        &w,
+        x.data(),
+        y.data_mut(),
+        false,
+        chunk_rows(layout),
+        par,
+    );
+    y
 }
 
-fn run_public<T: Real, B: Borrow<Tensor<T>>>(
-    plan: &Plan,
-    layout: &ChainLayout,
-    blocks: &[B],
-    x: &Tensor<T>,
-    par: Par,
-) -> Tensor<T> {
-    let batch = x.shape()[0];
-    let mut y = vec![T::zero(); batch * plan.n_out];
-    let w = block_data(blocks);
-    run_plan(plan, &w, x.data(), &mut y, false, chunk_rows(layout), par);
-    Tensor::from_vec(&[batch, plan.n_out], y).expect("chain output shape")
+/// Rows of a batch tensor (0 for a tensor without dimensions; `check_inputs` then reports it).
+fn batch_of<T: Real>(x: &Tensor<T>) -> usize {
+    x.shape().first().copied().unwrap_or(0)
+}
+
+/// Checks that a caller-provided output is `(batch, n)`; panics naming `op` and the shapes.
+fn check_output<T: Real>(op: &str, out: &Tensor<T>, batch: usize, n: usize) {
+    assert!(
+        out.shape() == [batch, n],
+        "{op}: output of shape {:?} where ({batch}, {n}) is needed",
+        out.shape()
+    );
 }
 
 /// What [`chain_forward_saved`] keeps for [`chain_backward`]: the input `U_i = P_i z_{i-1}` of
@@ -822,22 +879,24 @@ pub fn chain_forward_saved<T: Real, B: Borrow<Tensor<T>>>(
     x: &Tensor<T>,
     par: Par,
 ) -> (Tensor<T>, ChainSaved<T>) {
-    check_inputs("chain_forward_saved", layout, blocks, x, layout.n_in());
-    let plan = Plan::forward(layout);
-    let batch = x.shape()[0];
-    let chunk = chunk_rows(layout);
-    let mut y = vec![T::zero(); batch * plan.n_out];
-    let w = block_data(blocks);
-    let inputs = run_plan(&plan, &w, x.data(), &mut y, true, chunk, par);
-    let y = Tensor::from_vec(&[batch, plan.n_out], y).expect("chain output shape");
-    (
-        y,
-        ChainSaved {
-            batch,
-            chunk,
-            inputs,
-        },
-    )
+    let mut y = Tensor::zeros(&[batch_of(x), layout.n_out()]);
+    let saved = forward_impl("chain_forward_saved", layout, blocks, x, &mut y, true, par);
+    (y, saved)
+}
+
+/// [`chain_forward_saved`] writing `Y` into a caller-provided `(batch, n_out)` tensor `y`
+/// (every element is overwritten).
+///
+/// # Panics
+/// As [`chain_forward_into`].
+pub fn chain_forward_saved_into<T: Real, B: Borrow<Tensor<T>>>(
+    layout: &ChainLayout,
+    blocks: &[B],
+    x: &Tensor<T>,
+    y: &mut Tensor<T>,
+    par: Par,
+) -> ChainSaved<T> {
+    forward_impl("chain_forward_saved_into", layout, blocks, x, y, true, par)
 }
 
 /// Backward of `Y = X·Aᵀ`: given `dY` (`(batch, n_out)`) returns `dX = dY·A` and, for every
@@ -855,22 +914,76 @@ pub fn chain_backward<T: Real, B: Borrow<Tensor<T>>>(
     dy: &Tensor<T>,
     par: Par,
 ) -> (Tensor<T>, Vec<Tensor<T>>) {
-    check_inputs("chain_backward", layout, blocks, dy, layout.n_out());
+    let mut dx = Tensor::zeros(&[saved.batch, layout.n_in()]);
+    let mut dbs: Vec<Tensor<T>> = layout
+        .factors()
+        .iter()
+        .map(|f| Tensor::zeros(&f.tensor_shape()))
+        .collect();
+    backward_impl(
+        "chain_backward",
+        (layout, blocks, saved),
+        dy,
+        &mut dx,
+        &mut dbs,
+        par,
+    );
+    (dx, dbs)
+}
+
+/// [`chain_backward`] writing `dX` and every `dB_i` into caller-provided tensors (every element is
+/// overwritten): `dx` of shape `(batch, n_in)` and `dbs[i]` of factor `i`'s block shape
+/// `(k, b1, b2)`.
+///
+/// # Panics
+/// As [`chain_backward`], and if `dx` or a `dbs[i]` has the wrong shape (names the shapes).
+pub fn chain_backward_into<T: Real, B: Borrow<Tensor<T>>>(
+    layout: &ChainLayout,
+    blocks: &[B],
+    saved: &ChainSaved<T>,
+    dy: &Tensor<T>,
+    dx: &mut Tensor<T>,
+    dbs: &mut [Tensor<T>],
+    par: Par,
+) {
+    backward_impl(
+        "chain_backward_into",
+        (layout, blocks, saved),
+        dy,
+        dx,
+        dbs,
+        par,
+    );
+}
+
+/// Checks the shapes (panics naming `op`) and runs the backward pass into `dx` and `dbs`.
+fn backward_impl<T: Real, B: Borrow<Tensor<T>>>(
+    op: &str,
+    (layout, blocks, saved): (&ChainLayout, &[B], &ChainSaved<T>),
+    dy: &Tensor<T>,
+    dx: &mut Tensor<T>,
+    dbs: &mut [Tensor<T>],
+    par: Par,
+) {
+    check_inputs(op, layout, blocks, dy, layout.n_out());
     assert!(
         dy.shape()[0] == saved.batch,
-        "chain_backward: gradient of shape {:?} for a saved batch of {}",
+        "{op}: gradient of shape {:?} for a saved batch of {}",
         dy.shape(),
         saved.batch
     );
+    check_output(op, dx, saved.batch, layout.n_in());
+    let shapes: Vec<[usize; 3]> = layout.factors().iter().map(|f| f.tensor_shape()).collect();
+    assert!(
+        dbs.len() == shapes.len() && dbs.iter().zip(&shapes).all(|(d, s)| d.shape() == s),
+        "{op}: weight gradients of shapes {:?} where {shapes:?} are needed",
+        dbs.iter().map(|d| d.shape().to_vec()).collect::<Vec<_>>()
+    );
     let plan = Plan::transposed(layout);
-    let batch = saved.batch;
     let w = block_data(blocks);
-    let mut dx = vec![T::zero(); batch * plan.n_out];
     // dz[s]: step s of the transposed plan = factor m-1-s.
-    let dz = run_plan(&plan, &w, dy.data(), &mut dx, true, saved.chunk, par);
-    let dbs = weight_grads(layout, saved, &dz, par);
-    let dx = Tensor::from_vec(&[batch, plan.n_out], dx).expect("chain dX shape");
-    (dx, dbs)
+    let dz = run_plan(&plan, &w, dy.data(), dx.data_mut(), true, saved.chunk, par);
+    weight_grads(layout, saved, &dz, dbs, par);
 }
 
 /// Minimum number of weight-gradient tasks per factor: a factor with fewer blocks has each
@@ -893,16 +1006,13 @@ fn weight_grads<T: Real>(
     layout: &ChainLayout,
     saved: &ChainSaved<T>,
     dz: &[PoolVec<T>],
+    dbs: &mut [Tensor<T>],
     par: Par,
-) -> Vec<Tensor<T>> {
+) {
     let (m, batch) = (layout.m(), saved.batch);
-    let mut dbs: Vec<Tensor<T>> = layout
-        .factors()
-        .iter()
-        .map(|f| Tensor::zeros(&f.tensor_shape()))
-        .collect();
     if batch == 0 {
-        return dbs;
+        dbs.iter_mut().for_each(|d| d.data_mut().fill(T::zero()));
+        return;
     }
     let mut tasks = Vec::new();
     for (i, db) in dbs.iter_mut().enumerate() {
@@ -930,5 +1040,4 @@ fn weight_grads<T: Real>(
     } else {
         tasks.into_par_iter().for_each(go);
     }
-    dbs
 }
