@@ -1,7 +1,10 @@
 //! Orthogonal parametrizations: the Cayley and exponential block maps (exactness, test vector T5,
 //! identity at zero T6, gradients), the orthogonal layers and the adapters.
 
-use gslab::orthogonal::cayley::{cayley, cayley_tensor, skew_dim, skew_from_free};
+use gslab::orthogonal::cayley::{
+    cayley, cayley_backward_into, cayley_tensor, cayley_with_inverse, cayley_with_inverse_into,
+    skew_dim, skew_from_free,
+};
 use gslab::orthogonal::expm::{expm, expm_frechet, expm_skew, expm_skew_tensor, pade_coefficients};
 use gslab::orthogonal::{OrthoMap, orthogonality_error};
 use gslab::{Real, Tape, Tensor, Var, gradcheck};
@@ -124,6 +127,35 @@ fn cayley_gradcheck() {
         let r = gradcheck(|_, v| probe(cayley(v[0], b), &w), &[theta], 1e-6);
         assert!(r.max_rel_err < 1e-6, "cayley b={b}: {r}");
     }
+}
+
+/// The `_into` Cayley kernels overwrite NaN-filled outputs with exactly what the allocating
+/// forward and the tape's backward give.
+#[test]
+fn cayley_into_kernels_match_forward_and_tape_backward() {
+    let (k, b) = (5, 7);
+    let theta = randn::<f64>(&[k, skew_dim(b)], 0.9, 23);
+    let g = randn::<f64>(&[k, b, b], 1.0, 29);
+    let (q, n) = cayley_with_inverse(&theta, b);
+    let (mut q2, mut n2) = (
+        Tensor::full(&[k, b, b], f64::NAN),
+        Tensor::full(&[k, b, b], f64::NAN),
+    );
+    cayley_with_inverse_into(&theta, b, &mut q2, &mut n2);
+    assert_eq!((q2.data(), n2.data()), (q.data(), n.data()));
+    let tape = Tape::new();
+    let t = tape.leaf(theta.clone());
+    let want = tape.backward_with(cayley(t, b), g.clone()).wrt(t);
+    let mut got = Tensor::full(&[k, skew_dim(b)], f64::NAN);
+    cayley_backward_into(&g, &n2, b, &mut got);
+    assert_eq!(got.data(), want.data());
+}
+
+#[test]
+#[should_panic(expected = "cayley_backward_into: dtheta of shape [2, 3] where (2, 6) is needed")]
+fn cayley_backward_into_panics_on_wrong_gradient_shape() {
+    let n = Tensor::<f64>::zeros(&[2, 4, 4]);
+    cayley_backward_into(&n, &n, 4, &mut Tensor::zeros(&[2, 3]));
 }
 
 #[test]
@@ -972,7 +1004,6 @@ fn timing_cayley() {
 
 use faer::Mat;
 use faer::linalg::solvers::{DenseSolveCore, Solve};
-use gslab::orthogonal::cayley::cayley_with_inverse;
 use gslab::orthogonal::small_inv::{invert_unpivoted_in_place, matmul_rm};
 
 /// `I − K_j` of block `j` of the free parameters, as a faer matrix.

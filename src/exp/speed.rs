@@ -6,7 +6,10 @@
 //! rounds in which the thread counts take turns, so load drift hits them alike), inside a dedicated
 //! rayon pool of the given size (`ThreadPoolBuilder` + `pool.install`); the chain kernels get
 //! `Par::Seq` on 1 thread and `Par::rayon(t)` on `t > 1` (they run `Par::Seq` faer products inside
-//! rayon tasks), the dense GEMM gets the same `Par`.
+//! rayon tasks), the dense GEMM gets the same `Par`. Every op writes into outputs allocated once
+//! per measurement (dense: `faer::Mat`s; chain ops: the `_into` kernels; Cayley: the `_into`
+//! Cayley kernels), so no row pays for allocating or page-faulting its results;
+//! `orthogs_step` goes through the tape and the optimizer as a user's training loop does.
 //!
 //! Outputs (in `--out`, default `results/speed/`):
 //! - `speed.csv`: `op,n,b,batch,threads,dtype,pass,median_s,gflops`, one row per measurement
@@ -30,8 +33,11 @@
 //! - chain op `A = P_{m+1} B_m ⋯ B_1 P_1`, forward: `2·batch·Σ_i k_i·b_i¹·b_i²` (GS with `m = 2`
 //!   square factors: `2·batch·2·n·b`); dense: `2·batch·n²`; forward+backward: 3× forward (the
 //!   backward counts 2× forward, data and weight gradients).
-//! - Cayley map of `k` blocks of `b × b`: forward `k·(2/3·b³ + 2·b³)` (LU with partial pivoting of
-//!   `I − K`, then `b` right-hand sides); backward `k·4·b³` (the two products of `2 Nᵀ G Nᵀ`).
+//! - Cayley map of `k` blocks of `b × b`: forward `k·(2/3·b³ + 2·b³)` (the FLOPs of an LU of
+//!   `I − K` and `b` right-hand sides, kept as the convention; the Gauss–Jordan inversion used does
+//!   `b³` multiply-adds); backward `k·4·b³` (the two products of `2 Nᵀ G Nᵀ`). The `cayley` rows
+//!   time the kernels with caller-provided outputs (`cayley_with_inverse_into`,
+//!   `cayley_backward_into`), as the chain rows time the `_into` chain kernels.
 //! - `orthogs_step` (Cayley of both factors, the GS product, backward, Adam): GS forward+backward
 //!   plus the Cayley forward+backward of its `2·n/b` blocks (Adam's `O(params)` work not counted).
 
@@ -39,7 +45,7 @@ use crate::exp::{CommonArgs, Run, format_table};
 use crate::kernels::chain::{chain_backward_into, chain_forward_into, chain_forward_saved_into};
 use crate::nn::optim::{Adam, Optimizer, Params};
 use crate::orthogonal::OrthoMap;
-use crate::orthogonal::cayley::{cayley, cayley_with_inverse, skew_dim};
+use crate::orthogonal::cayley::{cayley_backward_into, cayley_with_inverse_into, skew_dim};
 use crate::orthogonal::layers::OrthoGs;
 use crate::plot::{self, BarPlot, Plot, Scale, Series, XyPlot};
 use crate::structured::{
@@ -349,10 +355,15 @@ enum Work<T: Real> {
         dx: Mat<T>,
         dw: Mat<T>,
     },
+    /// The Cayley kernels with caller-provided outputs (`Q`, the inverses `N`, `∂ℓ/∂θ`), as the
+    /// chain ops; the tape's own overhead is part of `orthogs_step`.
     Cayley {
         theta: Tensor<T>,
         g: Tensor<T>,
         b: usize,
+        q: Tensor<T>,
+        inv: Tensor<T>,
+        dtheta: Tensor<T>,
     },
     Step {
         /// The initial state (the fingerprint always starts from it).
@@ -431,6 +442,9 @@ impl<T: Real> Work<T> {
                 theta: Tensor::randn(&[k, skew_dim(b)], THETA_STD, rng),
                 g: randn(&[k, b, b], rng),
                 b,
+                q: Tensor::zeros(&[k, b, b]),
+                inv: Tensor::zeros(&[k, b, b]),
+                dtheta: Tensor::zeros(&[k, skew_dim(b)]),
             },
             Op::OrthoGsStep => {
                 let mut layer = OrthoGs::<T>::new(n, k, OrthoMap::Cayley)?;
@@ -518,17 +532,22 @@ impl<T: Real> Work<T> {
                 black_box(&mats);
                 keep.then(|| mats.iter().flat_map(|m| mat_values(m)).collect())
             }
-            Work::Cayley { theta, g, b } => {
-                let out = match pass {
-                    Pass::Fwd => cayley_with_inverse(theta, *b).0,
-                    Pass::FwdBwd => {
-                        let tape = Tape::new();
-                        let t = tape.leaf(theta.clone());
-                        let q = cayley(t, *b);
-                        tape.backward_with(q, g.clone()).wrt(t)
-                    }
-                };
-                keep.then(|| out.into_vec())
+            Work::Cayley {
+                theta,
+                g,
+                b,
+                q,
+                inv,
+                dtheta,
+            } => {
+                cayley_with_inverse_into(theta, *b, q, inv);
+                if pass == Pass::FwdBwd {
+                    cayley_backward_into(g, inv, *b, dtheta);
+                }
+                keep.then(|| match pass {
+                    Pass::Fwd => q.data().to_vec(),
+                    Pass::FwdBwd => dtheta.data().to_vec(),
+                })
             }
             Work::Step {
                 init,

@@ -54,6 +54,7 @@
 //!   tape) each factor's input for the whole batch (and, in the backward, each factor's output
 //!   gradient). Nothing grows with `n²`.
 
+use crate::kernels::gather::{Transposed, affine_step, first_run, gather_blocks, gather_rows};
 use crate::kernels::pool::PoolVec;
 use crate::real::Real;
 use crate::structured::layout::ChainLayout;
@@ -222,10 +223,30 @@ impl<T: Real> Scratch<T> {
 /// How one step (or the final gather) reads its source for chunks of `c` samples: element
 /// `f` of sample `s` sits at `base[f] + s·ss`; `rs[j]` is block `j`'s row step if every block's
 /// offsets are affine (then the product reads the source through a strided view).
+///
+/// `tr` is the map's [`Transposed`] form (a shuffle): its gathers then run as tiled
+/// transpositions.
 struct ReadMap {
     base: Vec<usize>,
     ss: usize,
     rs: Option<Vec<isize>>,
+    tr: Option<Transposed>,
+}
+
+impl ReadMap {
+    /// The map with its transposed form, for groups of the first run of `base` capped at
+    /// `block` (a step's input block size; `None` for the final gather into plain rows).
+    fn new(base: Vec<usize>, ss: usize, rs: Option<Vec<isize>>, block: Option<usize>) -> Self {
+        let run = first_run(&base);
+        let len = block.map_or(run, |b| run.min(b));
+        let tr = Transposed::detect(&base, len);
+        Self { base, ss, rs, tr }
+    }
+
+    /// The offsets with their transposed form, as the gathers take them.
+    fn gather(&self) -> (&[usize], Option<&Transposed>) {
+        (&self.base, self.tr.as_ref())
+    }
 }
 
 /// The read maps of every step and of the final gather for chunks of `c` samples. They depend
@@ -247,7 +268,7 @@ impl Maps {
                 let panel_b = (i > 0).then(|| plan.steps[i - 1].b_out);
                 let ss = fill_base(&mut base, &step.gather, panel_b, plan.n_in, c);
                 let rs = base.chunks_exact(step.b_in).map(affine_step).collect();
-                ReadMap { base, ss, rs }
+                ReadMap::new(base, ss, rs, Some(step.b_in))
             })
             .collect();
         let mut base = vec![0; plan.n_out];
@@ -255,7 +276,7 @@ impl Maps {
         let ss = fill_base(&mut base, &plan.out_gather, Some(last_b), 0, c);
         Self {
             steps,
-            out: ReadMap { base, ss, rs: None },
+            out: ReadMap::new(base, ss, None, None),
         }
     }
 }
@@ -285,74 +306,12 @@ fn fill_base(
     }
 }
 
-/// The constant step `r` with `offs[t] = offs[0] + t·r` for all `t`, if there is one.
-fn affine_step(offs: &[usize]) -> Option<isize> {
-    if offs.len() < 2 {
-        return Some(1);
-    }
-    let r = offs[1] as isize - offs[0] as isize;
-    offs.iter()
-        .enumerate()
-        .all(|(t, &o)| o as isize == offs[0] as isize + t as isize * r)
-        .then_some(r)
-}
-
 /// Builds a panel (`k` blocks of `b` features, `c` samples, block stride [`block_stride`]) from
-/// `src` through the offsets `base`.
-fn gather_panel<T: Copy>(
-    dst: &mut [T],
-    src: &[T],
-    base: &[usize],
-    stride: usize,
-    k: usize,
-    b: usize,
-    c: usize,
-) {
+/// `src` through `map`.
+fn gather_panel<T: Real>(dst: &mut [T], src: &[T], map: &ReadMap, k: usize, b: usize, c: usize) {
     let bs = block_stride(c, b);
     let mut blocks: Vec<&mut [T]> = dst.chunks_mut(bs).take(k).collect();
-    gather_blocks(&mut blocks, src, base, stride, b, c);
-}
-
-/// Gathers block `j` of a step input, `dst[j][s·b + v] = src[base[j·b + v] + s·stride]`
-/// (`b × c`, column-major), for every block and the `c` samples. Samples are the outer loop so
-/// the source lines of one sample stay in L1 while all blocks pick from them (a shuffle sends
-/// consecutive features to different blocks); blocks with consecutive offsets are copied with
-/// `copy_from_slice`.
-fn gather_blocks<T: Copy>(
-    dst: &mut [&mut [T]],
-    src: &[T],
-    base: &[usize],
-    stride: usize,
-    b: usize,
-    c: usize,
-) {
-    let unit: Vec<bool> = base
-        .chunks_exact(b)
-        .map(|bj| affine_step(bj) == Some(1))
-        .collect();
-    for s in 0..c {
-        let sp = &src[s * stride..];
-        for ((d, bj), &u) in dst.iter_mut().zip(base.chunks_exact(b)).zip(&unit) {
-            let d = &mut d[s * b..(s + 1) * b];
-            if u {
-                d.copy_from_slice(&sp[bj[0]..bj[0] + b]);
-            } else {
-                for (dd, &o) in d.iter_mut().zip(bj) {
-                    *dd = sp[o];
-                }
-            }
-        }
-    }
-}
-
-/// Writes plain rows `dst[s·n + o] = src[base[o] + s·stride]` for `c` samples.
-fn gather_rows<T: Copy>(dst: &mut [T], src: &[T], base: &[usize], stride: usize, n: usize) {
-    for (s, d) in dst.chunks_exact_mut(n).enumerate() {
-        let sp = &src[s * stride..];
-        for (dd, &o) in d.iter_mut().zip(base) {
-            *dd = sp[o];
-        }
-    }
+    gather_blocks(&mut blocks, src, map.gather(), map.ss, b, c);
 }
 
 /// A read-only strided `rows × cols` view of `src` starting at `start` with strides `(rs, cs)`,
@@ -531,17 +490,22 @@ fn step_input<'a, 'b: 'a, T: Real>(
     save: Option<&'a mut [&'b mut [T]]>,
     u: &'a mut [T],
 ) -> Input<'a, T> {
-    let (b, base, ss) = (step.b_in, &map.base[..], map.ss);
+    let b = step.b_in;
     if let Some(dst) = save {
-        gather_blocks(dst, src, base, ss, b, c);
+        gather_blocks(dst, src, map.gather(), map.ss, b, c);
         let dst: &'a [&'b mut [T]] = dst;
         return Input::Saved(dst);
     }
     match &map.rs {
-        Some(rs) => Input::Strided { src, base, rs, ss },
+        Some(rs) => Input::Strided {
+            src,
+            base: &map.base,
+            rs,
+            ss: map.ss,
+        },
         None => {
             let dst = &mut u[..panel_len(step.k, b, c)];
-            gather_panel(dst, src, base, ss, step.k, b, c);
+            gather_panel(dst, src, map, step.k, b, c);
             Input::Panel(dst)
         }
     }
@@ -592,12 +556,12 @@ fn run_chunk<T: Real>(
         std::mem::swap(&mut z_prev, &mut z_next);
     }
     if direct.is_none() {
-        let (base, ss, n) = (&maps.out.base[..], maps.out.ss, plan.n_out);
+        let (map, n) = (&maps.out, plan.n_out);
         if matches!(par, Par::Seq) {
-            gather_rows(y, z_prev, base, ss, n);
+            gather_rows(y, z_prev, map.gather(), map.ss, n);
         } else {
             y.par_chunks_mut(n).enumerate().for_each(|(s, row)| {
-                gather_rows(row, &z_prev[s * ss..], base, ss, n);
+                gather_rows(row, &z_prev[s * map.ss..], map.gather(), map.ss, n);
             });
         }
     }
@@ -1039,5 +1003,52 @@ fn weight_grads<T: Real>(
         tasks.into_iter().for_each(go);
     } else {
         tasks.into_par_iter().for_each(go);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::structured::LinearOp;
+    use crate::structured::butterfly::Butterfly;
+    use crate::structured::gs::Gs;
+    use crate::structured::gs_chain::GsChain;
+    use crate::structured::layout::BlockShape;
+    use crate::structured::monarch::Monarch;
+    use rand::{SeedableRng, rngs::StdRng};
+
+    /// Which gathers of the forward and backward plans run as tiled transpositions, as
+    /// `(steps with a transposed form, final gather has one)` per plan.
+    fn transposed_gathers(layout: &ChainLayout, c: usize) -> [(usize, bool); 2] {
+        [Plan::forward(layout), Plan::transposed(layout)].map(|plan| {
+            let maps = Maps::new(&plan, c);
+            let steps = maps.steps.iter().filter(|m| m.tr.is_some()).count();
+            (steps, maps.out.tr.is_some())
+        })
+    }
+
+    /// The shuffles of GSOFT (`Pᵀ L P R`), Monarch and shuffled GS chains are recognised as
+    /// transpositions at the benchmark sizes (k = b and k ≠ b), so their gathers take the SIMD
+    /// path; the identity reads of the first factor are not.
+    #[test]
+    fn shuffles_take_the_transposition_path() {
+        let r = &mut StdRng::seed_from_u64(3);
+        for (k, b) in [(32, 32), (128, 32), (16, 64), (64, 16)] {
+            let gs = Gs::<f32>::gsoft_random(k, b, r).unwrap();
+            let got = transposed_gathers(gs.layout(), chunk_rows(gs.layout()));
+            // Forward: step 1 reads X as it is, step 2 through P, the output through Pᵀ.
+            // Backward (Aᵀ = Rᵀ Pᵀ Lᵀ P): both steps read through a shuffle, dX as it is.
+            assert_eq!(got, [(1, true), (2, false)], "GSOFT k={k} b={b}");
+        }
+        let mon = Monarch::<f32>::random_square(32, 32, r).unwrap();
+        let got = transposed_gathers(mon.layout(), 32);
+        assert!(got.iter().all(|&(s, _)| s >= 1), "Monarch {got:?}");
+        let f = vec![BlockShape::square(32, 32); 3];
+        let chain = GsChain::<f32>::random_shuffled(&f, r).unwrap();
+        let got = transposed_gathers(chain.layout(), 32);
+        assert!(got.iter().all(|&(s, _)| s >= 2), "GsChain m=3 {got:?}");
+        // BOFT's block butterflies swap half-blocks: not a transposition (element loop).
+        let boft = Butterfly::<f32>::new(1024, 32, 6).unwrap();
+        println!("BOFT: {:?}", transposed_gathers(boft.layout(), 32));
     }
 }

@@ -219,9 +219,37 @@ where
 /// If `theta` is not `(k, b(b−1)/2)`.
 pub fn cayley_with_inverse<T: Real>(theta: &Tensor<T>, b: usize) -> (Tensor<T>, Tensor<T>) {
     let k = check_free(theta, b, "cayley");
-    let p = skew_dim(b);
     let mut n = Tensor::zeros(&[k, b, b]);
     let mut q = Tensor::zeros(&[k, b, b]);
+    cayley_with_inverse_into(theta, b, &mut q, &mut n);
+    (q, n)
+}
+
+/// Panics unless `t` has shape `(k, b, b)`, naming `op`, `what` and the shapes.
+fn check_blocks<T: Real>(t: &Tensor<T>, k: usize, b: usize, op: &str, what: &str) {
+    assert!(
+        t.shape() == [k, b, b],
+        "{op}: {what} of shape {:?} where ({k}, {b}, {b}) is needed",
+        t.shape()
+    );
+}
+
+/// [`cayley_with_inverse`] writing `Q` and `N` into caller-provided `(k, b, b)` tensors (every
+/// element is overwritten), so a training loop allocates nothing per step.
+///
+/// # Panics
+/// If `theta` is not `(k, b(b−1)/2)` or `q`, `n` are not `(k, b, b)` (names the shapes).
+pub fn cayley_with_inverse_into<T: Real>(
+    theta: &Tensor<T>,
+    b: usize,
+    q: &mut Tensor<T>,
+    n: &mut Tensor<T>,
+) {
+    let op = "cayley_with_inverse_into";
+    let k = check_free(theta, b, op);
+    check_blocks(q, k, b, op, "Q");
+    check_blocks(n, k, b, op, "N");
+    let p = skew_dim(b);
     let two = T::one() + T::one();
     let block = |j: usize, (nb, qb): (&mut [T], &mut [T])| {
         let t = &theta.data()[j * p..(j + 1) * p];
@@ -236,7 +264,7 @@ pub fn cayley_with_inverse<T: Real>(theta: &Tensor<T>, b: usize) -> (Tensor<T>, 
     };
     let bb = b * b;
     if bb == 0 {
-        return (q, n);
+        return;
     }
     let (nd, qd) = (n.data_mut(), q.data_mut());
     if !run_parallel(k * bb * b) {
@@ -246,7 +274,6 @@ pub fn cayley_with_inverse<T: Real>(theta: &Tensor<T>, b: usize) -> (Tensor<T>, 
         let blocks = nd.par_chunks_mut(bb).zip(qd.par_chunks_mut(bb));
         blocks.enumerate().for_each(|(j, c)| block(j, c));
     }
-    (q, n)
 }
 
 /// The Cayley map `Q_j = (I + K_j)(I − K_j)⁻¹` of every block, without a tape; `(k, b, b)`.
@@ -262,10 +289,36 @@ pub fn cayley_tensor<T: Real>(theta: &Tensor<T>, b: usize) -> Tensor<T> {
 /// products ([`matmul_rm`], contiguous rows of `N`, no transpose copy) and writes
 /// `g_θ(i,l) = 2 (Y_li − Y_il)` straight into the `(k, b(b−1)/2)` result.
 fn cayley_backward<T: Real>(g: &Tensor<T>, n: &Tensor<T>, b: usize) -> Tensor<T> {
-    let k = n.shape()[0];
+    let mut out = Tensor::zeros(&[n.shape()[0], skew_dim(b)]);
+    cayley_backward_into(g, n, b, &mut out);
+    out
+}
+
+/// The backward of the Cayley map into a caller-provided `(k, b(b−1)/2)` tensor `dtheta` (every
+/// element is overwritten): `∂ℓ/∂θ` from the upstream gradient `G = ∂ℓ/∂Q` and the inverses `N`
+/// returned by [`cayley_with_inverse`], `∂ℓ/∂θ_(i,l) = 2 (Y_li − Y_il)` with `Y = N (Gᵀ N)`
+/// (module docs).
+///
+/// # Panics
+/// If `n` is not `(k, b, b)`, or `g`, `dtheta` do not match it (names the shapes).
+pub fn cayley_backward_into<T: Real>(
+    g: &Tensor<T>,
+    n: &Tensor<T>,
+    b: usize,
+    dtheta: &mut Tensor<T>,
+) {
+    let op = "cayley_backward_into";
+    let k = n.shape().first().copied().unwrap_or(0);
+    check_blocks(n, k, b, op, "N");
+    check_blocks(g, k, b, op, "G");
     let p = skew_dim(b);
+    assert!(
+        dtheta.shape() == [k, p],
+        "{op}: dtheta of shape {:?} where ({k}, {p}) is needed",
+        dtheta.shape()
+    );
     let bb = b * b;
-    let mut out = Tensor::zeros(&[k, p]);
+    let out = dtheta;
     let two = T::one() + T::one();
     for_each_block(
         out.data_mut(),
@@ -286,7 +339,6 @@ fn cayley_backward<T: Real>(g: &Tensor<T>, n: &Tensor<T>, b: usize) -> Tensor<T>
             }
         },
     );
-    out
 }
 
 /// Tape op: the Cayley map of every block, `(k, b(b−1)/2)` free parameters → `(k, b, b)`

@@ -1,0 +1,258 @@
+//! Gathers through a permutation's read offsets, and the shuffle structure that turns them into
+//! tiled transpositions.
+//!
+//! A gather writes `dst[f] = src[base[f] + s·stride]` for every element `f` of every sample `s`.
+//! Cut `base` into groups of `len` consecutive elements (the blocks of a step, or segments of an
+//! output row). For a GS shuffle `P_(k,n)` every group reads with one constant step `r`, and the
+//! groups form **chains**: groups `start, start + step, …` whose first offsets are
+//! `a, a + 1, a + 2, …`. Along a chain, group `m` element `t` reads `src[a + m + t·r]`, so the
+//! chain is the transposition of the matrix `S[t][m] = src[a + t·r + m]` (rows of `S`
+//! contiguous), which [`transpose`] copies in SIMD tiles. [`Transposed`] is that description;
+//! maps without it (random permutations, reversals) take the element-by-element loop.
+
+use crate::kernels::transpose::{transpose, transpose_to_rows};
+use std::collections::HashMap;
+
+/// The constant step `r` with `offs[t] = offs[0] + t·r` for all `t`, if there is one.
+pub(crate) fn affine_step(offs: &[usize]) -> Option<isize> {
+    if offs.len() < 2 {
+        return Some(1);
+    }
+    let r = offs[1] as isize - offs[0] as isize;
+    offs.iter()
+        .enumerate()
+        .all(|(t, &o)| o as isize == offs[0] as isize + t as isize * r)
+        .then_some(r)
+}
+
+/// Groups `start + m·step` (`m < count`) whose first offsets are `a + m`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Chain {
+    pub a: usize,
+    pub start: usize,
+    pub step: usize,
+    pub count: usize,
+}
+
+/// A gather map seen as transpositions: groups of `len` elements, each reading with step `r`,
+/// partitioned into [`Chain`]s.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Transposed {
+    pub r: usize,
+    pub len: usize,
+    pub chains: Vec<Chain>,
+}
+
+impl Transposed {
+    /// The transposed form of `base` for groups of `len` elements, if every group is affine with
+    /// one step `r > 0`, the groups split into chains whose group indices are arithmetic
+    /// progressions, and the chains are long enough to be worth it (on average at least 4
+    /// groups).
+    pub fn detect(base: &[usize], len: usize) -> Option<Self> {
+        let (&a0, &a1) = (base.first()?, base.get(1)?);
+        let r = a1.checked_sub(a0).filter(|&r| r > 0)?;
+        if len < 2 || base.len() % len != 0 {
+            return None;
+        }
+        let affine = |g: &[usize]| g.iter().enumerate().all(|(t, &o)| o == g[0] + t * r);
+        let firsts: Vec<usize> = base.chunks_exact(len).map(|g| g[0]).collect();
+        if !base.chunks_exact(len).all(affine) {
+            return None;
+        }
+        let chains = chains_of(&firsts)?;
+        (chains.len() * 4 <= firsts.len()).then_some(Self { r, len, chains })
+    }
+}
+
+/// Length of the first run of constant step of `base`: the natural group length of a shuffle.
+pub(crate) fn first_run(base: &[usize]) -> usize {
+    let Some((&a0, &a1)) = base.first().zip(base.get(1)) else {
+        return base.len();
+    };
+    let r = a1 as isize - a0 as isize;
+    (0..base.len())
+        .take_while(|&t| base[t] as isize == a0 as isize + t as isize * r)
+        .count()
+}
+
+/// Splits the groups with first offsets `firsts` into chains (next group: first offset + 1),
+/// each with group indices in arithmetic progression; `None` if some chain is not.
+fn chains_of(firsts: &[usize]) -> Option<Vec<Chain>> {
+    let by_first: HashMap<usize, usize> = firsts.iter().enumerate().map(|(i, &a)| (a, i)).collect();
+    let mut seen = vec![false; firsts.len()];
+    let mut chains = Vec::new();
+    for i in 0..firsts.len() {
+        // A chain starts at a group with no predecessor (first offset − 1 is no group's).
+        let has_pred = firsts[i]
+            .checked_sub(1)
+            .is_some_and(|p| by_first.contains_key(&p));
+        if seen[i] || has_pred {
+            continue;
+        }
+        let mut members = vec![i];
+        while let Some(&next) = by_first.get(&(firsts[*members.last()?] + 1)) {
+            members.push(next);
+        }
+        let step = match members.get(1) {
+            Some(&next) if next > i => next - i,
+            Some(_) => return None,
+            None => 1,
+        };
+        let arithmetic = members.iter().enumerate().all(|(m, &g)| g == i + m * step);
+        if !arithmetic || members.iter().any(|&g| seen[g]) {
+            return None;
+        }
+        members.iter().for_each(|&g| seen[g] = true);
+        chains.push(Chain {
+            a: firsts[i],
+            start: i,
+            step,
+            count: members.len(),
+        });
+    }
+    seen.iter().all(|&s| s).then_some(chains)
+}
+
+/// `dst[j][s·b + v] = src[base[j·b + v] + s·stride]` for every block `j` (each `dst[j]` a
+/// `b × c` column-major block) and sample `s < c`; `tr` is the transposed form of `base` for
+/// groups of a length dividing `b` (a group is a segment of one block's features) if it has one.
+/// Otherwise samples are the outer loop so the source lines of one sample stay in L1 while all
+/// blocks pick from them, and every run of consecutive offsets (a whole block for an identity,
+/// half-blocks for a BOFT butterfly, single elements for a random permutation) is one
+/// `copy_from_slice`.
+pub(crate) fn gather_blocks<T: Copy + 'static>(
+    dst: &mut [&mut [T]],
+    src: &[T],
+    (base, tr): (&[usize], Option<&Transposed>),
+    stride: usize,
+    b: usize,
+    c: usize,
+) {
+    if let Some(tr) = tr.filter(|tr| b % tr.len == 0) {
+        // Group g is segment g % (b/len) of block g / (b/len); per sample, every chain is one
+        // transposition whose rows are its groups' segments.
+        // Segments in the order (block, sample, segment).
+        let q = b / tr.len;
+        let mut segs: Vec<Option<&mut [T]>> = Vec::with_capacity(base.len() / tr.len * c);
+        for d in dst.iter_mut() {
+            segs.extend(d[..c * b].chunks_exact_mut(tr.len).map(Some));
+        }
+        let seg = |s: usize, g: usize| ((g / q) * c + s) * q + g % q;
+        for s in 0..c {
+            for ch in &tr.chains {
+                let mut rows: Vec<&mut [T]> = (0..ch.count)
+                    .map(|m| segs[seg(s, ch.start + m * ch.step)].take())
+                    .collect::<Option<_>>()
+                    .expect("chains partition the groups");
+                transpose_to_rows(&mut rows, 0, &src[ch.a + s * stride..], tr.r, tr.len);
+            }
+        }
+        return;
+    }
+    // Runs of consecutive source offsets inside each block: (block, first feature, source, length).
+    let mut runs: Vec<(usize, usize, usize, usize)> = Vec::new();
+    for (j, bj) in base.chunks_exact(b).enumerate() {
+        for (v, &o) in bj.iter().enumerate() {
+            match runs.last_mut() {
+                Some(run) if run.0 == j && run.2 + run.3 == o => run.3 += 1,
+                _ => runs.push((j, v, o, 1)),
+            }
+        }
+    }
+    for s in 0..c {
+        let sp = &src[s * stride..];
+        for &(j, v, o, len) in &runs {
+            let at = s * b + v;
+            dst[j][at..at + len].copy_from_slice(&sp[o..o + len]);
+        }
+    }
+}
+
+/// Plain rows `dst[s·n + o] = src[base[o] + s·stride]` for the samples of `dst`; with the
+/// transposed form `tr` of `base`, each chain of each row is one tiled transposition.
+pub(crate) fn gather_rows<T: Copy + 'static>(
+    dst: &mut [T],
+    src: &[T],
+    (base, tr): (&[usize], Option<&Transposed>),
+    stride: usize,
+    n: usize,
+) {
+    for (s, d) in dst.chunks_exact_mut(n).enumerate() {
+        let sp = &src[s * stride..];
+        match tr {
+            Some(tr) => {
+                for ch in &tr.chains {
+                    let (l, ds) = (tr.len, ch.step * tr.len);
+                    transpose(&mut d[ch.start * l..], ds, &sp[ch.a..], tr.r, ch.count, l);
+                }
+            }
+            None => {
+                for (dd, &o) in d.iter_mut().zip(base) {
+                    *dd = sp[o];
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shuffle_of_4_blocks_of_8_is_one_chain() {
+        // Block j, feature v reads feature j of block v of a panel with block stride 100.
+        let base: Vec<usize> = (0..32).map(|f| (f % 8) * 100 + f / 8).collect();
+        let tr = Transposed::detect(&base, 8).unwrap();
+        assert_eq!(tr.r, 100);
+        let want = Chain {
+            a: 0,
+            start: 0,
+            step: 1,
+            count: 4,
+        };
+        assert_eq!(tr.chains, vec![want]);
+    }
+
+    #[test]
+    fn interleaved_chains_and_rejections() {
+        // Groups 0,2,4,6 start at 0,1,2,3 and groups 1,3,5,7 at 50,51,52,53 (two chains).
+        let firsts = [0, 50, 1, 51, 2, 52, 3, 53];
+        let base: Vec<usize> = firsts.iter().flat_map(|&a| [a, a + 7]).collect();
+        let tr = Transposed::detect(&base, 2).unwrap();
+        assert_eq!(tr.chains.len(), 2);
+        assert_eq!((tr.chains[1].start, tr.chains[1].step), (1, 2));
+        // Identity (one group per element chain of length 1 each) and random maps are rejected.
+        assert!(Transposed::detect(&(0..16).collect::<Vec<_>>(), 4).is_none());
+        assert!(Transposed::detect(&[3, 0, 2, 1], 2).is_none());
+    }
+
+    #[test]
+    fn gathers_with_and_without_the_transposed_form_agree() {
+        let (k, b, c, bs) = (16usize, 8usize, 3usize, 40usize);
+        let src: Vec<f64> = (0..k * bs + 3 * c * b).map(|i| i as f64).collect();
+        // Two chains: block j reads feature j/2 of blocks v = 0..8 (+ 8 for odd j).
+        let base: Vec<usize> = (0..k * b)
+            .map(|f| {
+                let (j, v) = (f / b, f % b);
+                (v + 8 * (j % 2)) * bs / 2 + j / 2
+            })
+            .collect();
+        let tr = Transposed::detect(&base, b).expect("two chains");
+        let run = |tr: Option<&Transposed>| {
+            let mut out = vec![vec![-1.0; c * b]; k];
+            let mut rows: Vec<&mut [f64]> = out.iter_mut().map(|v| &mut v[..]).collect();
+            gather_blocks(&mut rows, &src, (&base, tr), b, b, c);
+            out
+        };
+        assert_eq!(run(Some(&tr)), run(None));
+        let rows = |tr: Option<&Transposed>| {
+            let mut out = vec![-1.0; c * k * b];
+            gather_rows(&mut out, &src, (&base, tr), b, k * b);
+            out
+        };
+        assert_eq!(first_run(&base), 2 * b);
+        let tr_rows = Transposed::detect(&base, 2 * b).expect("rows");
+        assert_eq!(rows(Some(&tr_rows)), rows(None));
+    }
+}

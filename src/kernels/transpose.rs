@@ -1,0 +1,287 @@
+//! Tiled transposed copies `D[i][t] = S[t][i]`, the inner loop of the permutation gathers.
+//!
+//! A GS shuffle `P_(k,n)` sends feature `v` of block `i` to feature `i` of block `v`, so gathering
+//! a block-major panel through it is a transposition: for each sample, the `k × b` matrix of
+//! (block, feature) is read with rows of one feature across blocks contiguous and written with
+//! the features of one block contiguous. Element by element this costs an indexed load and a
+//! store per scalar; here it runs in square tiles of `W × W` (8 × 8 for f32, 4 × 4 for f64) with
+//! AVX shuffles when the CPU has AVX (checked at run time), and in scalar tiles otherwise or at
+//! the edges. Every routine moves bits only: results are identical on every path.
+
+/// `D[i][t] = S[t][i]` for `i < rows`, `t < cols`, where row `i` of `D` starts at `d[i·ds]` and
+/// row `t` of `S` at `s[t·ss]`.
+///
+/// # Panics
+/// If a row of `D` or `S` would leave its slice, or if rows of `D` overlap (`ds < cols`).
+pub fn transpose<T: Copy + 'static>(
+    d: &mut [T],
+    ds: usize,
+    s: &[T],
+    ss: usize,
+    rows: usize,
+    cols: usize,
+) {
+    if rows == 0 || cols == 0 {
+        return;
+    }
+    assert!(
+        ds >= cols && (rows - 1) * ds + cols <= d.len(),
+        "transpose: {rows} rows of {cols} at stride {ds} do not fit a destination of {}",
+        d.len()
+    );
+    check_source(s.len(), ss, rows, cols);
+    let base = d.as_mut_ptr();
+    // SAFETY: row i of D is d[i·ds .. i·ds + cols], inside `d` (checked above), and the rows are
+    // disjoint (ds ≥ cols); S is inside `s` (checked by `check_source`); `d` is borrowed mutably
+    // for the whole call, so nothing else reads or writes it.
+    unsafe { transpose_raw(|i| base.add(i * ds), s, ss, rows, cols) }
+}
+
+/// `D[i][off + t] = S[t][i]` for `i < d.len()`, `t < cols`, where row `i` of `D` is the slice
+/// `d[i]` and row `t` of `S` starts at `s[t·ss]` (the rows of `D` are separate slices, e.g. the
+/// blocks of one chunk inside a batch-wide buffer).
+///
+/// # Panics
+/// If a row of `D` is shorter than `off + cols`, or a row of `S` would leave `s`.
+pub fn transpose_to_rows<T: Copy + 'static>(
+    d: &mut [&mut [T]],
+    off: usize,
+    s: &[T],
+    ss: usize,
+    cols: usize,
+) {
+    let rows = d.len();
+    if rows == 0 || cols == 0 {
+        return;
+    }
+    assert!(
+        d.iter().all(|r| r.len() >= off + cols),
+        "transpose_to_rows: a destination row is shorter than {off} + {cols}"
+    );
+    check_source(s.len(), ss, rows, cols);
+    let rows_ptr = d.as_mut_ptr();
+    // SAFETY: `rows_ptr.add(i)` (i < rows) points at the slice `d[i]`, whose elements
+    // off .. off + cols exist (checked above); distinct `&mut` slices never overlap; S is inside
+    // `s` (checked by `check_source`); `d` is borrowed mutably for the whole call.
+    unsafe {
+        transpose_raw(
+            |i| (*rows_ptr.add(i)).as_mut_ptr().add(off),
+            s,
+            ss,
+            rows,
+            cols,
+        )
+    }
+}
+
+/// Panics unless `S[t][i] = s[t·ss + i]` stays inside a slice of `len` for `t < cols`, `i < rows`.
+fn check_source(len: usize, ss: usize, rows: usize, cols: usize) {
+    assert!(
+        (cols - 1) * ss + rows <= len,
+        "transpose: {cols} source rows of {rows} at stride {ss} do not fit a source of {len}"
+    );
+}
+
+/// The transposition with `row(i)` pointing at `D[i][0]`.
+///
+/// # Safety
+/// For `i < rows`, `row(i)` must be valid for writes of `cols` elements, the rows must not
+/// overlap each other or `s`, and `s[t·ss + i]` must be in bounds for `t < cols`, `i < rows`.
+unsafe fn transpose_raw<T: Copy + 'static>(
+    row: impl Fn(usize) -> *mut T,
+    s: &[T],
+    ss: usize,
+    rows: usize,
+    cols: usize,
+) {
+    let src = s.as_ptr();
+    let w = simd::width::<T>();
+    let (ri, ci) = (rows - rows % w.max(1), cols - cols % w.max(1));
+    if w > 1 {
+        for i0 in (0..ri).step_by(w) {
+            for t0 in (0..ci).step_by(w) {
+                // SAFETY: the tile's W rows of D (elements t0 .. t0 + W) and of S (elements
+                // i0 .. i0 + W) are inside the checked ranges since i0 + W ≤ rows, t0 + W ≤ cols.
+                unsafe { simd::tile(|i| row(i0 + i).add(t0), src.add(t0 * ss + i0), ss) };
+            }
+        }
+    }
+    // Scalar remainder: columns ci.. of the tiled rows, then the rows ri.. (all of them when
+    // there is no SIMD tile).
+    let (ri, ci) = if w > 1 { (ri, ci) } else { (0, 0) };
+    for i in 0..rows {
+        let from = if i < ri { ci } else { 0 };
+        let r = row(i);
+        for t in from..cols {
+            // SAFETY: i < rows and t < cols are inside the ranges the caller guarantees.
+            unsafe { *r.add(t) = *src.add(t * ss + i) };
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod simd {
+    //! AVX tiles: 8 × 8 for 4-byte scalars, 4 × 4 for 8-byte scalars (moved as f32 / f64 bits).
+    use std::arch::x86_64::*;
+    use std::mem::size_of;
+
+    /// Tile width for `T`: 8 (4-byte), 4 (8-byte) when the CPU has AVX, else 1 (no SIMD tiles).
+    pub(super) fn width<T: 'static>() -> usize {
+        if !std::arch::is_x86_feature_detected!("avx") {
+            return 1;
+        }
+        match size_of::<T>() {
+            4 => 8,
+            8 => 4,
+            _ => 1,
+        }
+    }
+
+    /// One `W × W` tile, `W = width::<T>()`: row `i` of the tile of D at `d(i)`, row `t` of the
+    /// tile of S at `s + t·ss`.
+    ///
+    /// # Safety
+    /// AVX must be available and `width::<T>() > 1`; the tile's rows must be valid as stated.
+    pub(super) unsafe fn tile<T>(d: impl Fn(usize) -> *mut T, s: *const T, ss: usize) {
+        // SAFETY: forwarded from the caller; the casts only reinterpret 4- or 8-byte scalars as
+        // f32 / f64 bit patterns, which the shuffles move without looking at them.
+        unsafe {
+            if size_of::<T>() == 4 {
+                tile8_f32(std::array::from_fn(|i| d(i).cast()), s.cast(), ss);
+            } else {
+                tile4_f64(std::array::from_fn(|i| d(i).cast()), s.cast(), ss);
+            }
+        }
+    }
+
+    /// `d[i][t] = s[t·ss + i]` for an 8 × 8 tile of f32 (unpack, shuffle, lane permute).
+    #[target_feature(enable = "avx")]
+    unsafe fn tile8_f32(d: [*mut f32; 8], s: *const f32, ss: usize) {
+        // SAFETY: the caller guarantees 8 readable rows of 8 at s + t·ss and 8 writable rows.
+        unsafe {
+            let r: [__m256; 8] = std::array::from_fn(|t| _mm256_loadu_ps(s.add(t * ss)));
+            let lo = |a, b| _mm256_unpacklo_ps(a, b);
+            let hi = |a, b| _mm256_unpackhi_ps(a, b);
+            let t = [
+                lo(r[0], r[1]),
+                hi(r[0], r[1]),
+                lo(r[2], r[3]),
+                hi(r[2], r[3]),
+                lo(r[4], r[5]),
+                hi(r[4], r[5]),
+                lo(r[6], r[7]),
+                hi(r[6], r[7]),
+            ];
+            let u = [
+                _mm256_shuffle_ps::<0x44>(t[0], t[2]),
+                _mm256_shuffle_ps::<0xEE>(t[0], t[2]),
+                _mm256_shuffle_ps::<0x44>(t[1], t[3]),
+                _mm256_shuffle_ps::<0xEE>(t[1], t[3]),
+                _mm256_shuffle_ps::<0x44>(t[4], t[6]),
+                _mm256_shuffle_ps::<0xEE>(t[4], t[6]),
+                _mm256_shuffle_ps::<0x44>(t[5], t[7]),
+                _mm256_shuffle_ps::<0xEE>(t[5], t[7]),
+            ];
+            for i in 0..4 {
+                _mm256_storeu_ps(d[i], _mm256_permute2f128_ps::<0x20>(u[i], u[i + 4]));
+                _mm256_storeu_ps(d[i + 4], _mm256_permute2f128_ps::<0x31>(u[i], u[i + 4]));
+            }
+        }
+    }
+
+    /// `d[i][t] = s[t·ss + i]` for a 4 × 4 tile of f64 (unpack, lane permute).
+    #[target_feature(enable = "avx")]
+    unsafe fn tile4_f64(d: [*mut f64; 4], s: *const f64, ss: usize) {
+        // SAFETY: the caller guarantees 4 readable rows of 4 at s + t·ss and 4 writable rows.
+        unsafe {
+            let r: [__m256d; 4] = std::array::from_fn(|t| _mm256_loadu_pd(s.add(t * ss)));
+            let t0 = _mm256_unpacklo_pd(r[0], r[1]);
+            let t1 = _mm256_unpackhi_pd(r[0], r[1]);
+            let t2 = _mm256_unpacklo_pd(r[2], r[3]);
+            let t3 = _mm256_unpackhi_pd(r[2], r[3]);
+            _mm256_storeu_pd(d[0], _mm256_permute2f128_pd::<0x20>(t0, t2));
+            _mm256_storeu_pd(d[1], _mm256_permute2f128_pd::<0x20>(t1, t3));
+            _mm256_storeu_pd(d[2], _mm256_permute2f128_pd::<0x31>(t0, t2));
+            _mm256_storeu_pd(d[3], _mm256_permute2f128_pd::<0x31>(t1, t3));
+        }
+    }
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+mod simd {
+    //! No SIMD tiles on this architecture: everything runs in the scalar loop.
+
+    /// Always 1: no SIMD tiles.
+    pub(super) fn width<T: 'static>() -> usize {
+        1
+    }
+
+    /// Never called (width 1).
+    pub(super) unsafe fn tile<T>(_d: impl Fn(usize) -> *mut T, _s: *const T, _ss: usize) {
+        unreachable!("no SIMD tiles on this architecture")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The slow reference: one element at a time.
+    fn naive<T: Copy>(d: &mut [T], ds: usize, s: &[T], ss: usize, rows: usize, cols: usize) {
+        for i in 0..rows {
+            for t in 0..cols {
+                d[i * ds + t] = s[t * ss + i];
+            }
+        }
+    }
+
+    fn check<T: Copy + PartialEq + std::fmt::Debug + 'static>(from: impl Fn(usize) -> T) {
+        // Sizes around the tile widths, strides with slack, and non-square shapes.
+        for (rows, cols) in [(1, 1), (3, 5), (8, 8), (9, 17), (16, 4), (32, 32), (13, 40)] {
+            let (ds, ss) = (cols + 3, rows + 5);
+            let s: Vec<T> = (0..cols * ss).map(&from).collect();
+            let fill = from(usize::MAX / 2);
+            let mut want = vec![fill; rows * ds];
+            let mut got = want.clone();
+            naive(&mut want, ds, &s, ss, rows, cols);
+            transpose(&mut got, ds, &s, ss, rows, cols);
+            assert_eq!(got, want, "transpose {rows}x{cols}");
+            let mut blocks: Vec<Vec<T>> = (0..rows).map(|_| vec![fill; cols + 7]).collect();
+            let mut views: Vec<&mut [T]> = blocks.iter_mut().map(|b| &mut b[..]).collect();
+            transpose_to_rows(&mut views, 7, &s, ss, cols);
+            for (i, b) in blocks.iter().enumerate() {
+                assert!(
+                    b[..7].iter().all(|&v| v == fill),
+                    "row {i} written before off"
+                );
+                assert_eq!(&b[7..], &want[i * ds..i * ds + cols], "row {i}");
+            }
+        }
+    }
+
+    #[test]
+    fn tiles_match_the_naive_copy_f32_and_f64() {
+        check(|i| i as f32 * 0.5 - 3.0);
+        check(|i| i as f64 * 0.25 + 1.0);
+    }
+
+    #[test]
+    fn nan_payloads_move_bit_for_bit() {
+        let s: Vec<f32> = (0..64u32)
+            .map(|i| f32::from_bits(0x7fc0_0000 | i))
+            .collect();
+        let mut d = vec![0f32; 64];
+        transpose(&mut d, 8, &s, 8, 8, 8);
+        for i in 0..8 {
+            for t in 0..8 {
+                assert_eq!(d[i * 8 + t].to_bits(), s[t * 8 + i].to_bits());
+            }
+        }
+    }
+
+    #[test]
+    #[should_panic(expected = "transpose: 4 rows of 4 at stride 4 do not fit a destination of 15")]
+    fn short_destination_panics() {
+        transpose(&mut [0f64; 15], 4, &[0f64; 16], 4, 4, 4);
+    }
+}
