@@ -396,7 +396,7 @@ fn chain_work<T: Real, O: LinearOp<T>>(op: &O, batch: usize, rng: &mut StdRng) -
         .iter()
         .map(|f| Tensor::zeros(&f.tensor_shape()))
         .collect();
-    Work::Chain {
+    let w = Work::Chain {
         layout,
         blocks: op.blocks().to_vec(),
         x: randn(&[batch, n_in], rng),
@@ -404,7 +404,32 @@ fn chain_work<T: Real, O: LinearOp<T>>(op: &O, batch: usize, rng: &mut StdRng) -
         y: Tensor::zeros(&[batch, n_out]),
         dx: Tensor::zeros(&[batch, n_in]),
         dbs,
+    };
+    if let Work::Chain {
+        x,
+        y,
+        dy,
+        dx,
+        blocks,
+        ..
+    } = &w
+    {
+        let m = |t: &Tensor<T>| {
+            (
+                t.data().as_ptr() as usize % 64,
+                t.data().as_ptr() as usize % 4096,
+            )
+        };
+        eprintln!(
+            "DBG n={n_in} batch={batch} x{:?} y{:?} dy{:?} dx{:?} b0{:?}",
+            m(x),
+            m(y),
+            m(dy),
+            m(dx),
+            m(&blocks[0])
+        );
     }
+    w
 }
 
 /// Number of BOFT factors that makes the butterfly dense: `1 + log2 r`.

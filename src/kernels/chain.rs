@@ -56,6 +56,7 @@
 
 use crate::kernels::gather::{Transposed, affine_step, first_run, gather_blocks, gather_rows};
 use crate::kernels::pool::PoolVec;
+use crate::kernels::transpose::transpose;
 use crate::real::Real;
 use crate::structured::layout::ChainLayout;
 use crate::tensor::Tensor;
@@ -374,10 +375,8 @@ fn col_major_blocks<T: Real>(plan: &Plan, blocks: &[&[T]], par: Par) -> Vec<Opti
         let (bi, bo) = (step.b_in, step.b_out);
         let src = blocks[step.factor];
         let mut dst = PoolVec::new(src.len());
-        let transpose = |(d, sblk): (&mut [T], &[T])| {
-            MatMut::from_column_major_slice_mut(d, bo, bi)
-                .copy_from(MatRef::from_row_major_slice(sblk, bo, bi));
-        };
+        // Column c of the column-major copy is row c of the transpose: D[c][r] = B[r][c].
+        let transpose = |(d, sblk): (&mut [T], &[T])| transpose(d, bo, sblk, bi, bi, bo);
         if matches!(par, Par::Seq) || step.k == 1 {
             dst.chunks_exact_mut(bi * bo)
                 .zip(src.chunks_exact(bi * bo))

@@ -118,8 +118,8 @@ fn chains_of(firsts: &[usize]) -> Option<Vec<Chain>> {
 /// groups of a length dividing `b` (a group is a segment of one block's features) if it has one.
 /// Otherwise samples are the outer loop so the source lines of one sample stay in L1 while all
 /// blocks pick from them, and every run of consecutive offsets (a whole block for an identity,
-/// half-blocks for a BOFT butterfly, single elements for a random permutation) is one
-/// `copy_from_slice`.
+/// half-blocks for a BOFT butterfly) is one `copy_from_slice` when runs average at least
+/// [`MIN_RUN`] elements; shorter runs (a random permutation) are gathered element by element.
 pub(crate) fn gather_blocks<T: Copy + 'static>(
     dst: &mut [&mut [T]],
     src: &[T],
@@ -149,27 +149,65 @@ pub(crate) fn gather_blocks<T: Copy + 'static>(
         }
         return;
     }
-    // Runs of consecutive source offsets inside each block: (block, first feature, source, length).
-    let mut runs: Vec<(usize, usize, usize, usize)> = Vec::new();
-    for (j, bj) in base.chunks_exact(b).enumerate() {
-        for (v, &o) in bj.iter().enumerate() {
-            match runs.last_mut() {
-                Some(run) if run.0 == j && run.2 + run.3 == o => run.3 += 1,
-                _ => runs.push((j, v, o, 1)),
-            }
-        }
-    }
+    let runs = runs_of(base, b);
+    // Short runs (a random permutation): one indexed load per element is cheaper.
+    let by_runs = runs.len() * MIN_RUN <= base.len();
     for s in 0..c {
         let sp = &src[s * stride..];
-        for &(j, v, o, len) in &runs {
-            let at = s * b + v;
-            dst[j][at..at + len].copy_from_slice(&sp[o..o + len]);
+        if by_runs {
+            for &(f, o, len) in &runs {
+                let at = s * b + f % b;
+                copy_run(&mut dst[f / b][at..at + len], &sp[o..o + len]);
+            }
+        } else {
+            for (d, bj) in dst.iter_mut().zip(base.chunks_exact(b)) {
+                for (dd, &o) in d[s * b..(s + 1) * b].iter_mut().zip(bj) {
+                    *dd = sp[o];
+                }
+            }
         }
     }
 }
 
+/// Maximal runs `(f, o, len)` with `base[f + t] = o + t` for `t < len`, never crossing a multiple
+/// of `group` (a block, or a whole row).
+fn runs_of(base: &[usize], group: usize) -> Vec<(usize, usize, usize)> {
+    let mut runs: Vec<(usize, usize, usize)> = Vec::new();
+    for (f, &o) in base.iter().enumerate() {
+        match runs.last_mut() {
+            Some(run) if f % group != 0 && run.1 + run.2 == o => run.2 += 1,
+            _ => runs.push((f, o, 1)),
+        }
+    }
+    runs
+}
+
+/// `d.copy_from_slice(s)` for short runs, in fixed 8-element moves the compiler inlines (a call to
+/// `memmove` per half-block run cost a sixth of a BOFT forward).
+#[inline]
+fn copy_run<T: Copy>(d: &mut [T], s: &[T]) {
+    if d.len() >= 64 {
+        d.copy_from_slice(s);
+        return;
+    }
+    let mut dc = d.chunks_exact_mut(8);
+    let mut sc = s.chunks_exact(8);
+    for (a, b) in (&mut dc).zip(&mut sc) {
+        let a: &mut [T; 8] = a.try_into().expect("chunks of 8");
+        *a = b.try_into().expect("chunks of 8");
+    }
+    for (a, &b) in dc.into_remainder().iter_mut().zip(sc.remainder()) {
+        *a = b;
+    }
+}
+
+/// Average run length from which gathers copy runs with `copy_from_slice` instead of element by
+/// element.
+const MIN_RUN: usize = 4;
+
 /// Plain rows `dst[s·n + o] = src[base[o] + s·stride]` for the samples of `dst`; with the
-/// transposed form `tr` of `base`, each chain of each row is one tiled transposition.
+/// transposed form `tr` of `base`, each chain of each row is one tiled transposition, else runs
+/// of consecutive offsets are copied as in [`gather_blocks`].
 pub(crate) fn gather_rows<T: Copy + 'static>(
     dst: &mut [T],
     src: &[T],
@@ -177,6 +215,12 @@ pub(crate) fn gather_rows<T: Copy + 'static>(
     stride: usize,
     n: usize,
 ) {
+    let runs = if tr.is_none() {
+        runs_of(base, n)
+    } else {
+        Vec::new()
+    };
+    let by_runs = runs.len() * MIN_RUN <= base.len();
     for (s, d) in dst.chunks_exact_mut(n).enumerate() {
         let sp = &src[s * stride..];
         match tr {
@@ -184,6 +228,11 @@ pub(crate) fn gather_rows<T: Copy + 'static>(
                 for ch in &tr.chains {
                     let (l, ds) = (tr.len, ch.step * tr.len);
                     transpose(&mut d[ch.start * l..], ds, &sp[ch.a..], tr.r, ch.count, l);
+                }
+            }
+            None if by_runs => {
+                for &(f, o, len) in &runs {
+                    copy_run(&mut d[f..f + len], &sp[o..o + len]);
                 }
             }
             None => {
@@ -225,6 +274,39 @@ mod tests {
         // Identity (one group per element chain of length 1 each) and random maps are rejected.
         assert!(Transposed::detect(&(0..16).collect::<Vec<_>>(), 4).is_none());
         assert!(Transposed::detect(&[3, 0, 2, 1], 2).is_none());
+    }
+
+    /// Half-block runs (a BOFT butterfly: block j takes half-blocks from two distant places),
+    /// copied by runs, equal the element-by-element definition; so does a random map.
+    #[test]
+    fn run_copies_equal_the_definition() {
+        let (k, b, c, stride) = (4usize, 24usize, 3usize, 200usize);
+        let src: Vec<f32> = (0..c * stride + 200).map(|i| i as f32).collect();
+        let half: Vec<usize> = (0..k * b)
+            .map(|f| {
+                let (j, v) = (f / b, f % b);
+                if v < b / 2 {
+                    j * 12 + v
+                } else {
+                    100 + j * 12 + v
+                }
+            })
+            .collect();
+        let mut random = half.clone();
+        random.reverse();
+        for base in [half, random] {
+            let mut out = vec![vec![0f32; c * b]; k];
+            let mut rows: Vec<&mut [f32]> = out.iter_mut().map(|v| &mut v[..]).collect();
+            gather_blocks(&mut rows, &src, (&base, None), stride, b, c);
+            let mut flat = vec![0f32; c * k * b];
+            gather_rows(&mut flat, &src, (&base, None), stride, k * b);
+            for s in 0..c {
+                for (f, &o) in base.iter().enumerate() {
+                    assert_eq!(out[f / b][s * b + f % b], src[o + s * stride]);
+                    assert_eq!(flat[s * k * b + f], src[o + s * stride]);
+                }
+            }
+        }
     }
 
     #[test]
