@@ -2,11 +2,14 @@
 //! BOFT, block-diagonal) against faer's dense GEMM on the equivalent dense product, plus the
 //! Cayley map and one full training step of an `OrthoGs` layer, on 1 and 2 threads.
 //!
-//! Every measurement is the **median wall time** over repeats after a warm-up (taken in 3
-//! rounds in which the thread counts take turns, so load drift hits them alike), inside a dedicated
-//! rayon pool of the given size (`ThreadPoolBuilder` + `pool.install`); the chain kernels get
-//! `Par::Seq` on 1 thread and `Par::rayon(t)` on `t > 1` (they run `Par::Seq` faer products inside
-//! rayon tasks), the dense GEMM gets the same `Par`. Every op writes into outputs allocated once
+//! Every measurement is the **median wall time** over repeats after a warm-up, taken in 5
+//! rounds in which all the ops compared at one point (the structured ops, dense GEMM at the
+//! same `(n, batch)`, Cayley of the same blocks) and the thread counts take turns, so that a
+//! change of machine speed during the measurement hits them alike; every timed block starts
+//! with 2 untimed calls. Each op runs inside a dedicated rayon pool of the given size
+//! (`ThreadPoolBuilder` + `pool.install`); the chain kernels get `Par::Seq` on 1 thread and
+//! `Par::rayon(t)` on `t > 1` (they run `Par::Seq` faer products inside rayon tasks), the dense
+//! GEMM gets the same `Par`. Every op writes into outputs allocated once
 //! per measurement (dense: `faer::Mat`s; chain ops: the `_into` kernels; Cayley: the `_into`
 //! Cayley kernels), so no row pays for allocating or page-faulting its results;
 //! `orthogs_step` goes through the tape and the optimizer as a user's training loop does.
@@ -269,14 +272,17 @@ impl Grid {
         // Point-major order, so that the ops compared with each other (all ops at one point,
         // dense at its (n, batch), Cayley with the largest batch) run back to back and see the
         // same machine load. The sort is stable: ops keep their order within a point.
-        let max_batch = self.batches.iter().copied().max().unwrap_or(0);
-        let b_ref = self.target.b;
-        out.sort_by_key(|(_, p)| {
-            let batch = if p.batch == 0 { max_batch } else { p.batch };
-            let b = if p.b == p.n { b_ref } else { p.b };
-            (p.n, batch, b)
-        });
+        out.sort_by_key(|(_, p)| self.point_key(p));
         out
+    }
+
+    /// The point a case is compared at: `(n, batch, b)` with Cayley's batch read as the largest
+    /// batch and dense's `b = n` read as the target block size.
+    fn point_key(&self, p: &Point) -> (usize, usize, usize) {
+        let max_batch = self.batches.iter().copied().max().unwrap_or(0);
+        let batch = if p.batch == 0 { max_batch } else { p.batch };
+        let b = if p.b == p.n { self.target.b } else { p.b };
+        (p.n, batch, b)
     }
 
     /// The f64 points: [`Grid::f64_ops`] at the target point.
@@ -396,7 +402,7 @@ fn chain_work<T: Real, O: LinearOp<T>>(op: &O, batch: usize, rng: &mut StdRng) -
         .iter()
         .map(|f| Tensor::zeros(&f.tensor_shape()))
         .collect();
-    let w = Work::Chain {
+    Work::Chain {
         layout,
         blocks: op.blocks().to_vec(),
         x: randn(&[batch, n_in], rng),
@@ -404,32 +410,7 @@ fn chain_work<T: Real, O: LinearOp<T>>(op: &O, batch: usize, rng: &mut StdRng) -
         y: Tensor::zeros(&[batch, n_out]),
         dx: Tensor::zeros(&[batch, n_in]),
         dbs,
-    };
-    if let Work::Chain {
-        x,
-        y,
-        dy,
-        dx,
-        blocks,
-        ..
-    } = &w
-    {
-        let m = |t: &Tensor<T>| {
-            (
-                t.data().as_ptr() as usize % 64,
-                t.data().as_ptr() as usize % 4096,
-            )
-        };
-        eprintln!(
-            "DBG n={n_in} batch={batch} x{:?} y{:?} dy{:?} dx{:?} b0{:?}",
-            m(x),
-            m(y),
-            m(dy),
-            m(dx),
-            m(&blocks[0])
-        );
     }
-    w
 }
 
 /// Number of BOFT factors that makes the butterfly dense: `1 + log2 r`.
@@ -677,9 +658,14 @@ struct Diag {
     runq_wait_s: f64,
 }
 
-/// Timed rounds per measurement: the thread counts take turns, round after round, so that a
-/// change of machine load during a measurement hits all of them alike.
-const ROUNDS: usize = 3;
+/// Timed rounds per measurement: the ops of a point and the thread counts take turns, round
+/// after round, so that a change of machine speed during a measurement hits all of them alike.
+const ROUNDS: usize = 5;
+
+/// Untimed calls at the start of every timed block: after the other pool's turn, the first call
+/// pays for moving the data into this thread's caches and for the idle workers of the previous
+/// pool, which is not the cost of the op.
+const BLOCK_WARM_UP: usize = 2;
 
 /// Samples and counters of one thread count of a measurement.
 struct Acc {
@@ -696,8 +682,12 @@ impl Acc {
         }
     }
 
-    /// Runs `reps` timed calls of `f`, adding the samples and the counter deltas.
+    /// Runs [`BLOCK_WARM_UP`] untimed calls of `f` (the pool that ran before may still hold the
+    /// CPUs and caches), then `reps` timed calls, adding the samples and the counter deltas.
     fn block(&mut self, f: &mut dyn FnMut(), reps: usize) {
+        for _ in 0..BLOCK_WARM_UP {
+            f();
+        }
         let before = minor_faults().zip(sched_totals());
         for _ in 0..reps {
             let t = Instant::now();
@@ -796,85 +786,117 @@ fn dtype_name<T: Real>() -> &'static str {
     if T::DTYPE == "F32" { "f32" } else { "f64" }
 }
 
-/// Measures every pass of `(op, p)` on every pool, appending rows and 1-vs-t comparisons.
-fn measure_case<T: Real>(
-    op: Op,
-    p: Point,
+/// Measures every pass of every case of `group` (the ops compared at one point) on every pool,
+/// appending rows (in case, pass, pool order) and 1-vs-t comparisons.
+///
+/// Per pass, every `(case, pool)` gets its outputs kept (bitwise check) and a warm-up; then
+/// [`ROUNDS`] rounds run, each timing one block of calls of every case on every pool in turn, so
+/// a change of machine speed during the group hits all the compared ops alike (the targets are
+/// ratios of these ops).
+fn measure_group<T: Real>(
+    group: &[(Op, Point)],
     cfg: &Config,
     pools: &[(usize, ThreadPool)],
     rng: &mut StdRng,
     out: &mut Sweep,
     tick: &dyn Fn(),
 ) -> Result<()> {
-    let mut work = Work::<T>::build(op, p, rng)?;
+    let mut works: Vec<Work<T>> = group
+        .iter()
+        .map(|&(op, p)| Work::<T>::build(op, p, rng))
+        .collect::<Result<_>>()?;
     let par_of = |t: usize| if t == 1 { Par::Seq } else { Par::rayon(t) };
-    for &pass in op.passes() {
-        let flops = work.flops(p, pass);
-        // Per thread count: the kept outputs (bitwise check), a warm-up and the calls per round
-        // (`clamp(budget / t_call, min_reps, MAX_REPS)` in total, split over the rounds).
-        let mut outputs: Vec<Vec<T>> = Vec::new();
-        let mut reps = Vec::new();
-        for (t, pool) in pools {
-            let par = par_of(*t);
-            let (kept, last) = pool.install(|| {
-                let kept = work.run(pass, par, true);
-                let last = warm_up(
-                    &mut || {
-                        black_box(work.run(pass, par, false));
-                    },
-                    cfg.budget,
-                );
-                (kept, last)
-            });
-            outputs.extend(kept);
-            let total =
-                ((cfg.budget / last.max(1e-9)).ceil() as usize).clamp(cfg.min_reps, MAX_REPS);
-            reps.push(total.div_ceil(ROUNDS));
-        }
-        let mut accs: Vec<Acc> = pools.iter().map(|_| Acc::new()).collect();
-        for _ in 0..ROUNDS {
-            for (((t, pool), acc), &r) in pools.iter().zip(&mut accs).zip(&reps) {
+    // results[case][pass index] = per pool (seconds, diag); identity[case][pass index].
+    let mut results: Vec<Vec<Vec<(f64, Diag)>>> = group.iter().map(|_| Vec::new()).collect();
+    let mut identical: Vec<Vec<Option<bool>>> = group.iter().map(|_| Vec::new()).collect();
+    for pass in [Pass::Fwd, Pass::FwdBwd] {
+        let members: Vec<usize> = (0..group.len())
+            .filter(|&c| group[c].0.passes().contains(&pass))
+            .collect();
+        // reps[c][pool]: calls per round, clamp(budget / t_call, min_reps, MAX_REPS) in total.
+        let mut reps: Vec<Vec<usize>> = vec![Vec::new(); group.len()];
+        for &c in &members {
+            let mut outputs: Vec<Vec<T>> = Vec::new();
+            for (t, pool) in pools {
                 let par = par_of(*t);
-                pool.install(|| {
-                    acc.block(
-                        &mut || {
-                            black_box(work.run(pass, par, false));
-                        },
-                        r,
-                    )
+                let work = &mut works[c];
+                let (kept, last) = pool.install(|| {
+                    let kept = work.run(pass, par, true);
+                    let mut call = || {
+                        black_box(work.run(pass, par, false));
+                    };
+                    (kept, warm_up(&mut call, cfg.budget))
+                });
+                outputs.extend(kept);
+                let total =
+                    ((cfg.budget / last.max(1e-9)).ceil() as usize).clamp(cfg.min_reps, MAX_REPS);
+                reps[c].push(total.div_ceil(ROUNDS));
+            }
+            identical[c].push(
+                (outputs.len() >= 2).then(|| outputs[1..].iter().all(|o| bitwise_equal(&outputs[0], o))),
+            );
+        }
+        let mut accs: Vec<Vec<Acc>> = (0..group.len())
+            .map(|_| pools.iter().map(|_| Acc::new()).collect())
+            .collect();
+        for _ in 0..ROUNDS {
+            for &c in &members {
+                for (i, (t, pool)) in pools.iter().enumerate() {
+                    let par = par_of(*t);
+                    let (work, acc) = (&mut works[c], &mut accs[c][i]);
+                    let mut call = || {
+                        black_box(work.run(pass, par, false));
+                    };
+                    pool.install(|| acc.block(&mut call, reps[c][i]));
+                }
+            }
+        }
+        for &c in &members {
+            let accs = std::mem::take(&mut accs[c]);
+            results[c].push(accs.into_iter().map(Acc::finish).collect());
+        }
+    }
+    for (c, &(op, p)) in group.iter().enumerate() {
+        for (k, &pass) in op.passes().iter().enumerate() {
+            let flops = works[c].flops(p, pass);
+            for ((t, _), &(secs, diag)) in pools.iter().zip(&results[c][k]) {
+                out.diag.push(diag);
+                out.rows.push(Row {
+                    op: op.name(),
+                    n: p.n,
+                    b: p.b,
+                    batch: p.batch,
+                    threads: *t,
+                    dtype: dtype_name::<T>(),
+                    pass: pass.name(),
+                    median_s: secs,
+                    gflops: flops / secs * 1e-9,
+                });
+                tick();
+            }
+            if let Some(identical) = identical[c][k] {
+                out.identity.push(Identity {
+                    op: op.name(),
+                    n: p.n,
+                    b: p.b,
+                    batch: p.batch,
+                    dtype: dtype_name::<T>(),
+                    pass: pass.name(),
+                    identical,
                 });
             }
         }
-        for ((t, _), acc) in pools.iter().zip(accs) {
-            let (secs, diag) = acc.finish();
-            out.diag.push(diag);
-            out.rows.push(Row {
-                op: op.name(),
-                n: p.n,
-                b: p.b,
-                batch: p.batch,
-                threads: *t,
-                dtype: dtype_name::<T>(),
-                pass: pass.name(),
-                median_s: secs,
-                gflops: flops / secs * 1e-9,
-            });
-            tick();
-        }
-        if outputs.len() >= 2 {
-            let identical = outputs[1..].iter().all(|o| bitwise_equal(&outputs[0], o));
-            out.identity.push(Identity {
-                op: op.name(),
-                n: p.n,
-                b: p.b,
-                batch: p.batch,
-                dtype: dtype_name::<T>(),
-                pass: pass.name(),
-                identical,
-            });
-        }
     }
     Ok(())
+}
+
+/// Splits the point-major case list into groups of consecutive cases with the same key (the ops
+/// compared at one point: the structured ops, dense at the same `(n, batch)`, Cayley at `n/b`
+/// blocks, see [`Grid::cases`]).
+fn point_groups<'a>(grid: &Grid, cases: &'a [(Op, Point)]) -> Vec<&'a [(Op, Point)]> {
+    cases
+        .chunk_by(|a, b| grid.point_key(&a.1) == grid.point_key(&b.1))
+        .collect()
 }
 
 fn load_average() -> Option<String> {
@@ -917,13 +939,14 @@ fn sweep(run: &Run, cfg: &Config) -> Result<()> {
         identity: Vec::new(),
     };
     let tick = || pb.inc(1);
-    for &(op, p) in &cases32 {
-        pb.set_message(format!("{} n={} b={}", op.name(), p.n, p.b));
-        measure_case::<f32>(op, p, cfg, &pools, &mut rng, &mut sw, &tick)?;
+    for group in point_groups(&cfg.grid, &cases32) {
+        let p = group[0].1;
+        pb.set_message(format!("n={} b={} batch={}", p.n, p.b, p.batch));
+        measure_group::<f32>(group, cfg, &pools, &mut rng, &mut sw, &tick)?;
     }
-    for &(op, p) in &cases64 {
-        pb.set_message(format!("{} f64 n={}", op.name(), p.n));
-        measure_case::<f64>(op, p, cfg, &pools, &mut rng, &mut sw, &tick)?;
+    for group in point_groups(&cfg.grid, &cases64) {
+        pb.set_message(format!("f64 n={}", group[0].1.n));
+        measure_group::<f64>(group, cfg, &pools, &mut rng, &mut sw, &tick)?;
     }
     pb.finish_and_clear();
     sw.sched = sched_totals()
