@@ -833,7 +833,8 @@ fn measure_group<T: Real>(
                 reps[c].push(total.div_ceil(ROUNDS));
             }
             identical[c].push(
-                (outputs.len() >= 2).then(|| outputs[1..].iter().all(|o| bitwise_equal(&outputs[0], o))),
+                (outputs.len() >= 2)
+                    .then(|| outputs[1..].iter().all(|o| bitwise_equal(&outputs[0], o))),
             );
         }
         let mut accs: Vec<Vec<Acc>> = (0..group.len())

@@ -54,7 +54,7 @@
 //!   tape) each factor's input for the whole batch (and, in the backward, each factor's output
 //!   gradient). Nothing grows with `n²`.
 
-use crate::kernels::gather::{Transposed, affine_step, first_run, gather_blocks, gather_rows};
+use crate::kernels::gather::{Gather, affine_step, first_run, gather_blocks, gather_rows};
 use crate::kernels::pool::PoolVec;
 use crate::kernels::transpose::transpose;
 use crate::real::Real;
@@ -222,16 +222,14 @@ impl<T: Real> Scratch<T> {
 }
 
 /// How one step (or the final gather) reads its source for chunks of `c` samples: element
-/// `f` of sample `s` sits at `base[f] + s·ss`; `rs[j]` is block `j`'s row step if every block's
-/// offsets are affine (then the product reads the source through a strided view).
-///
-/// `tr` is the map's [`Transposed`] form (a shuffle): its gathers then run as tiled
-/// transpositions.
+/// `f` of sample `s` sits at `g.base[f] + s·ss`; `rs[j]` is block `j`'s row step if every block's
+/// offsets are affine (then the product reads the source through a strided view). `g` also holds
+/// the map's transposed form (a shuffle: tiled transpositions) and its runs of consecutive
+/// offsets, prepared once per call.
 struct ReadMap {
-    base: Vec<usize>,
+    g: Gather,
     ss: usize,
     rs: Option<Vec<isize>>,
-    tr: Option<Transposed>,
 }
 
 impl ReadMap {
@@ -239,14 +237,15 @@ impl ReadMap {
     /// `block` (a step's input block size; `None` for the final gather into plain rows).
     fn new(base: Vec<usize>, ss: usize, rs: Option<Vec<isize>>, block: Option<usize>) -> Self {
         let run = first_run(&base);
-        let len = block.map_or(run, |b| run.min(b));
-        let tr = Transposed::detect(&base, len);
-        Self { base, ss, rs, tr }
-    }
-
-    /// The offsets with their transposed form, as the gathers take them.
-    fn gather(&self) -> (&[usize], Option<&Transposed>) {
-        (&self.base, self.tr.as_ref())
+        let (group, len) = match block {
+            Some(b) => (b, run.min(b)),
+            None => (base.len(), run),
+        };
+        Self {
+            g: Gather::new(base, group, len),
+            ss,
+            rs,
+        }
     }
 }
 
@@ -312,7 +311,7 @@ fn fill_base(
 fn gather_panel<T: Real>(dst: &mut [T], src: &[T], map: &ReadMap, k: usize, b: usize, c: usize) {
     let bs = block_stride(c, b);
     let mut blocks: Vec<&mut [T]> = dst.chunks_mut(bs).take(k).collect();
-    gather_blocks(&mut blocks, src, map.gather(), map.ss, b, c);
+    gather_blocks(&mut blocks, src, &map.g, map.ss, b, c);
 }
 
 /// A read-only strided `rows × cols` view of `src` starting at `start` with strides `(rs, cs)`,
@@ -491,14 +490,14 @@ fn step_input<'a, 'b: 'a, T: Real>(
 ) -> Input<'a, T> {
     let b = step.b_in;
     if let Some(dst) = save {
-        gather_blocks(dst, src, map.gather(), map.ss, b, c);
+        gather_blocks(dst, src, &map.g, map.ss, b, c);
         let dst: &'a [&'b mut [T]] = dst;
         return Input::Saved(dst);
     }
     match &map.rs {
         Some(rs) => Input::Strided {
             src,
-            base: &map.base,
+            base: &map.g.base,
             rs,
             ss: map.ss,
         },
@@ -557,10 +556,10 @@ fn run_chunk<T: Real>(
     if direct.is_none() {
         let (map, n) = (&maps.out, plan.n_out);
         if matches!(par, Par::Seq) {
-            gather_rows(y, z_prev, map.gather(), map.ss, n);
+            gather_rows(y, z_prev, &map.g, map.ss, n);
         } else {
             y.par_chunks_mut(n).enumerate().for_each(|(s, row)| {
-                gather_rows(row, &z_prev[s * map.ss..], map.gather(), map.ss, n);
+                gather_rows(row, &z_prev[s * map.ss..], &map.g, map.ss, n);
             });
         }
     }
@@ -1021,8 +1020,8 @@ mod tests {
     fn transposed_gathers(layout: &ChainLayout, c: usize) -> [(usize, bool); 2] {
         [Plan::forward(layout), Plan::transposed(layout)].map(|plan| {
             let maps = Maps::new(&plan, c);
-            let steps = maps.steps.iter().filter(|m| m.tr.is_some()).count();
-            (steps, maps.out.tr.is_some())
+            let steps = maps.steps.iter().filter(|m| m.g.tr.is_some()).count();
+            (steps, maps.out.g.tr.is_some())
         })
     }
 

@@ -10,7 +10,7 @@
 //! contiguous), which [`transpose`] copies in SIMD tiles. [`Transposed`] is that description;
 //! maps without it (random permutations, reversals) take the element-by-element loop.
 
-use crate::kernels::transpose::{transpose, transpose_to_rows};
+use crate::kernels::transpose::{copy_run, transpose, transpose_to_rows};
 use std::collections::HashMap;
 
 /// The constant step `r` with `offs[t] = offs[0] + t·r` for all `t`, if there is one.
@@ -61,6 +61,37 @@ impl Transposed {
         }
         let chains = chains_of(&firsts)?;
         (chains.len() * 4 <= firsts.len()).then_some(Self { r, len, chains })
+    }
+}
+
+/// A gather map prepared once per call: the read offsets `base`, their [`Transposed`] form if any,
+/// and their runs of consecutive offsets (never crossing a multiple of `group`: a block, or a
+/// whole row), so the per-chunk gathers only copy.
+pub(crate) struct Gather {
+    pub base: Vec<usize>,
+    pub tr: Option<Transposed>,
+    runs: Vec<(usize, usize, usize)>,
+    by_runs: bool,
+}
+
+impl Gather {
+    /// Prepares `base` for groups of `group` elements; `tr_len` is the group length tried for the
+    /// transposed form (a block size or the first run of `base`).
+    pub fn new(base: Vec<usize>, group: usize, tr_len: usize) -> Self {
+        let tr = Transposed::detect(&base, tr_len);
+        let runs = if tr.is_none() {
+            runs_of(&base, group.max(1))
+        } else {
+            Vec::new()
+        };
+        // Short runs (a random permutation): one indexed load per element is cheaper.
+        let by_runs = tr.is_none() && runs.len() * MIN_RUN <= base.len();
+        Self {
+            base,
+            tr,
+            runs,
+            by_runs,
+        }
     }
 }
 
@@ -123,12 +154,13 @@ fn chains_of(firsts: &[usize]) -> Option<Vec<Chain>> {
 pub(crate) fn gather_blocks<T: Copy + 'static>(
     dst: &mut [&mut [T]],
     src: &[T],
-    (base, tr): (&[usize], Option<&Transposed>),
+    g: &Gather,
     stride: usize,
     b: usize,
     c: usize,
 ) {
-    if let Some(tr) = tr.filter(|tr| b % tr.len == 0) {
+    let base = &g.base[..];
+    if let Some(tr) = g.tr.as_ref().filter(|tr| b % tr.len == 0) {
         // Group g is segment g % (b/len) of block g / (b/len); per sample, every chain is one
         // transposition whose rows are its groups' segments.
         // Segments in the order (block, sample, segment).
@@ -138,24 +170,22 @@ pub(crate) fn gather_blocks<T: Copy + 'static>(
             segs.extend(d[..c * b].chunks_exact_mut(tr.len).map(Some));
         }
         let seg = |s: usize, g: usize| ((g / q) * c + s) * q + g % q;
-        for s in 0..c {
-            for ch in &tr.chains {
-                let mut rows: Vec<&mut [T]> = (0..ch.count)
-                    .map(|m| segs[seg(s, ch.start + m * ch.step)].take())
-                    .collect::<Option<_>>()
-                    .expect("chains partition the groups");
-                transpose_to_rows(&mut rows, 0, &src[ch.a + s * stride..], tr.r, tr.len);
+        for ch in &tr.chains {
+            // The chain's rows for every sample, sample-major: one allocation per chain.
+            let mut rows: Vec<&mut [T]> = (0..c * ch.count)
+                .map(|i| segs[seg(i / ch.count, ch.start + (i % ch.count) * ch.step)].take())
+                .collect::<Option<_>>()
+                .expect("chains partition the groups");
+            for (s, rs) in rows.chunks_mut(ch.count).enumerate() {
+                transpose_to_rows(rs, 0, &src[ch.a + s * stride..], tr.r, tr.len);
             }
         }
         return;
     }
-    let runs = runs_of(base, b);
-    // Short runs (a random permutation): one indexed load per element is cheaper.
-    let by_runs = runs.len() * MIN_RUN <= base.len();
     for s in 0..c {
         let sp = &src[s * stride..];
-        if by_runs {
-            for &(f, o, len) in &runs {
+        if g.by_runs {
+            for &(f, o, len) in &g.runs {
                 let at = s * b + f % b;
                 copy_run(&mut dst[f / b][at..at + len], &sp[o..o + len]);
             }
@@ -182,25 +212,6 @@ fn runs_of(base: &[usize], group: usize) -> Vec<(usize, usize, usize)> {
     runs
 }
 
-/// `d.copy_from_slice(s)` for short runs, in fixed 8-element moves the compiler inlines (a call to
-/// `memmove` per half-block run cost a sixth of a BOFT forward).
-#[inline]
-fn copy_run<T: Copy>(d: &mut [T], s: &[T]) {
-    if d.len() >= 64 {
-        d.copy_from_slice(s);
-        return;
-    }
-    let mut dc = d.chunks_exact_mut(8);
-    let mut sc = s.chunks_exact(8);
-    for (a, b) in (&mut dc).zip(&mut sc) {
-        let a: &mut [T; 8] = a.try_into().expect("chunks of 8");
-        *a = b.try_into().expect("chunks of 8");
-    }
-    for (a, &b) in dc.into_remainder().iter_mut().zip(sc.remainder()) {
-        *a = b;
-    }
-}
-
 /// Average run length from which gathers copy runs with `copy_from_slice` instead of element by
 /// element.
 const MIN_RUN: usize = 4;
@@ -211,32 +222,26 @@ const MIN_RUN: usize = 4;
 pub(crate) fn gather_rows<T: Copy + 'static>(
     dst: &mut [T],
     src: &[T],
-    (base, tr): (&[usize], Option<&Transposed>),
+    g: &Gather,
     stride: usize,
     n: usize,
 ) {
-    let runs = if tr.is_none() {
-        runs_of(base, n)
-    } else {
-        Vec::new()
-    };
-    let by_runs = runs.len() * MIN_RUN <= base.len();
     for (s, d) in dst.chunks_exact_mut(n).enumerate() {
         let sp = &src[s * stride..];
-        match tr {
+        match &g.tr {
             Some(tr) => {
                 for ch in &tr.chains {
                     let (l, ds) = (tr.len, ch.step * tr.len);
                     transpose(&mut d[ch.start * l..], ds, &sp[ch.a..], tr.r, ch.count, l);
                 }
             }
-            None if by_runs => {
-                for &(f, o, len) in &runs {
+            None if g.by_runs => {
+                for &(f, o, len) in &g.runs {
                     copy_run(&mut d[f..f + len], &sp[o..o + len]);
                 }
             }
             None => {
-                for (dd, &o) in d.iter_mut().zip(base) {
+                for (dd, &o) in d.iter_mut().zip(&g.base) {
                     *dd = sp[o];
                 }
             }
@@ -297,9 +302,22 @@ mod tests {
         for base in [half, random] {
             let mut out = vec![vec![0f32; c * b]; k];
             let mut rows: Vec<&mut [f32]> = out.iter_mut().map(|v| &mut v[..]).collect();
-            gather_blocks(&mut rows, &src, (&base, None), stride, b, c);
+            gather_blocks(
+                &mut rows,
+                &src,
+                &Gather::new(base.clone(), b, b),
+                stride,
+                b,
+                c,
+            );
             let mut flat = vec![0f32; c * k * b];
-            gather_rows(&mut flat, &src, (&base, None), stride, k * b);
+            gather_rows(
+                &mut flat,
+                &src,
+                &Gather::new(base.clone(), k * b, 0),
+                stride,
+                k * b,
+            );
             for s in 0..c {
                 for (f, &o) in base.iter().enumerate() {
                     assert_eq!(out[f / b][s * b + f % b], src[o + s * stride]);
@@ -320,21 +338,27 @@ mod tests {
                 (v + 8 * (j % 2)) * bs / 2 + j / 2
             })
             .collect();
-        let tr = Transposed::detect(&base, b).expect("two chains");
-        let run = |tr: Option<&Transposed>| {
+        // Group length 1 never has a transposed form: the run / element path.
+        let (with, without) = (
+            Gather::new(base.clone(), b, b),
+            Gather::new(base.clone(), b, 1),
+        );
+        assert!(with.tr.as_ref().is_some_and(|t| t.chains.len() == 2) && without.tr.is_none());
+        let run = |g: &Gather| {
             let mut out = vec![vec![-1.0; c * b]; k];
             let mut rows: Vec<&mut [f64]> = out.iter_mut().map(|v| &mut v[..]).collect();
-            gather_blocks(&mut rows, &src, (&base, tr), b, b, c);
+            gather_blocks(&mut rows, &src, g, b, b, c);
             out
         };
-        assert_eq!(run(Some(&tr)), run(None));
-        let rows = |tr: Option<&Transposed>| {
+        assert_eq!(run(&with), run(&without));
+        let rows = |g: &Gather| {
             let mut out = vec![-1.0; c * k * b];
-            gather_rows(&mut out, &src, (&base, tr), b, k * b);
+            gather_rows(&mut out, &src, g, b, k * b);
             out
         };
         assert_eq!(first_run(&base), 2 * b);
-        let tr_rows = Transposed::detect(&base, 2 * b).expect("rows");
-        assert_eq!(rows(Some(&tr_rows)), rows(None));
+        let with = Gather::new(base.clone(), k * b, 2 * b);
+        assert!(with.tr.is_some());
+        assert_eq!(rows(&with), rows(&Gather::new(base.clone(), k * b, 1)));
     }
 }
