@@ -176,9 +176,7 @@ pub(crate) fn gather_blocks<T: Copy + 'static>(
                 .map(|i| segs[seg(i / ch.count, ch.start + (i % ch.count) * ch.step)].take())
                 .collect::<Option<_>>()
                 .expect("chains partition the groups");
-            for (s, rs) in rows.chunks_mut(ch.count).enumerate() {
-                transpose_to_rows(rs, 0, &src[ch.a + s * stride..], tr.r, tr.len);
-            }
+            transpose_to_rows(&mut rows, ch.count, &src[ch.a..], (tr.r, stride), tr.len);
         }
         return;
     }

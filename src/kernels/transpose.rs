@@ -37,40 +37,51 @@ pub fn transpose<T: Copy + 'static>(
     unsafe { transpose_raw(|i| base.add(i * ds), s, ss, rows, cols) }
 }
 
-/// `D[i][off + t] = S[t][i]` for `i < d.len()`, `t < cols`, where row `i` of `D` is the slice
-/// `d[i]` and row `t` of `S` starts at `s[t·ss]` (the rows of `D` are separate slices, e.g. the
-/// blocks of one chunk inside a batch-wide buffer).
+/// For every sample `q < d.len() / rows`: `D_q[i][t] = S_q[t][i]` for `i < rows`, `t < cols`,
+/// where row `i` of `D_q` is the slice `d[q·rows + i]` (separate slices, e.g. the blocks of one
+/// chunk inside a batch-wide buffer) and row `t` of `S_q` starts at `s[q·step + t·ss]`. One call
+/// covers all samples, so the checks run once.
 ///
 /// # Panics
-/// If a row of `D` is shorter than `off + cols`, or a row of `S` would leave `s`.
+/// If `d.len()` is not a multiple of `rows`, a row of `D` is shorter than `cols`, or a row of `S`
+/// would leave `s`.
 pub fn transpose_to_rows<T: Copy + 'static>(
     d: &mut [&mut [T]],
-    off: usize,
+    rows: usize,
     s: &[T],
-    ss: usize,
+    (ss, step): (usize, usize),
     cols: usize,
 ) {
-    let rows = d.len();
-    if rows == 0 || cols == 0 {
+    if d.is_empty() || rows == 0 || cols == 0 {
         return;
     }
     assert!(
-        d.iter().all(|r| r.len() >= off + cols),
-        "transpose_to_rows: a destination row is shorter than {off} + {cols}"
+        d.len() % rows == 0 && d.iter().all(|r| r.len() >= cols),
+        "transpose_to_rows: {} destination rows are not samples of {rows} rows of at least {cols}",
+        d.len()
     );
-    check_source(s.len(), ss, rows, cols);
+    let samples = d.len() / rows;
+    let last = (samples - 1) * step;
+    assert!(
+        last <= s.len(),
+        "transpose_to_rows: sample {samples} starts outside the source"
+    );
+    check_source(s.len() - last, ss, rows, cols);
     let rows_ptr = d.as_mut_ptr();
-    // SAFETY: `rows_ptr.add(i)` (i < rows) points at the slice `d[i]`, whose elements
-    // off .. off + cols exist (checked above); distinct `&mut` slices never overlap; S is inside
-    // `s` (checked by `check_source`); `d` is borrowed mutably for the whole call.
-    unsafe {
-        transpose_raw(
-            |i| (*rows_ptr.add(i)).as_mut_ptr().add(off),
-            s,
-            ss,
-            rows,
-            cols,
-        )
+    for q in 0..samples {
+        // SAFETY: `rows_ptr.add(q·rows + i)` (i < rows) points at the slice `d[q·rows + i]`, whose
+        // first `cols` elements exist (checked above); distinct `&mut` slices never overlap; S_q
+        // is inside `s` (the last sample was checked by `check_source`, earlier ones start
+        // before it); `d` is borrowed mutably for the whole call.
+        unsafe {
+            transpose_raw(
+                |i| (*rows_ptr.add(q * rows + i)).as_mut_ptr(),
+                &s[q * step..],
+                ss,
+                rows,
+                cols,
+            )
+        }
     }
 }
 
@@ -300,15 +311,18 @@ mod tests {
             naive(&mut want, ds, &s, ss, rows, cols);
             transpose(&mut got, ds, &s, ss, rows, cols);
             assert_eq!(got, want, "transpose {rows}x{cols}");
-            let mut blocks: Vec<Vec<T>> = (0..rows).map(|_| vec![fill; cols + 7]).collect();
+            // Two samples, the second reading the source one element further on.
+            let s2: Vec<T> = (0..cols * ss + 1).map(&from).collect();
+            let mut blocks: Vec<Vec<T>> = (0..2 * rows).map(|_| vec![fill; cols + 3]).collect();
             let mut views: Vec<&mut [T]> = blocks.iter_mut().map(|b| &mut b[..]).collect();
-            transpose_to_rows(&mut views, 7, &s, ss, cols);
-            for (i, b) in blocks.iter().enumerate() {
-                assert!(
-                    b[..7].iter().all(|&v| v == fill),
-                    "row {i} written before off"
-                );
-                assert_eq!(&b[7..], &want[i * ds..i * ds + cols], "row {i}");
+            transpose_to_rows(&mut views, rows, &s2, (ss, 1), cols);
+            for (q, sample) in blocks.chunks(rows).enumerate() {
+                let mut w = vec![fill; rows * ds];
+                naive(&mut w, ds, &s2[q..], ss, rows, cols);
+                for (i, b) in sample.iter().enumerate() {
+                    assert_eq!(&b[..cols], &w[i * ds..i * ds + cols], "sample {q} row {i}");
+                    assert!(b[cols..].iter().all(|&v| v == fill), "row {i} written past cols");
+                }
             }
         }
     }
