@@ -321,7 +321,10 @@ mod tests {
                 naive(&mut w, ds, &s2[q..], ss, rows, cols);
                 for (i, b) in sample.iter().enumerate() {
                     assert_eq!(&b[..cols], &w[i * ds..i * ds + cols], "sample {q} row {i}");
-                    assert!(b[cols..].iter().all(|&v| v == fill), "row {i} written past cols");
+                    assert!(
+                        b[cols..].iter().all(|&v| v == fill),
+                        "row {i} written past cols"
+                    );
                 }
             }
         }
