@@ -51,6 +51,7 @@ pub mod error;
 pub mod exp;
 pub mod io;
 pub mod kernels;
+pub mod malloc;
 pub mod nn;
 pub mod orthogonal;
 pub mod perm;

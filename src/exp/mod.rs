@@ -339,6 +339,9 @@ pub fn one_line(msg: &str) -> String {
 /// - Usage error (unknown flag, bad value): `NAME: error: ...` on one line of stderr, exit 2.
 /// - `body` returns `Err(e)`: `NAME: error: e` on one line, exit 2.
 /// - `body` panics: `NAME: internal error: ...` on one line (no backtrace), exit 101.
+///
+/// Before `body` runs, [`keep_freed_memory`](crate::malloc::keep_freed_memory) keeps freed
+/// tensors in the heap (glibc), so training loops and timings do not pay page faults per step.
 pub fn run_main<A: Parser>(name: &str, body: impl FnOnce(A) -> Result<()>) -> ExitCode {
     let args = match A::try_parse() {
         Ok(a) => a,
@@ -355,6 +358,8 @@ pub fn run_main<A: Parser>(name: &str, body: impl FnOnce(A) -> Result<()>) -> Ex
             return ExitCode::from(2);
         }
     };
+    // Training loops and timings: freed tensors stay in the heap (no page faults per step).
+    crate::malloc::keep_freed_memory();
     let who = name.to_string();
     std::panic::set_hook(Box::new(move |info| {
         let msg = info
