@@ -6,7 +6,7 @@
 //! rounds in which all the ops compared at one point (the structured ops, dense GEMM at the
 //! same `(n, batch)`, Cayley of the same blocks) and the thread counts take turns, so that a
 //! change of machine speed during the measurement hits them alike; every timed block starts
-//! with 2 untimed calls. Each op runs inside a dedicated rayon pool of the given size
+//! with 2 untimed calls; the target point runs 3 times as many rounds. Each op runs inside a dedicated rayon pool of the given size
 //! (`ThreadPoolBuilder` + `pool.install`); the chain kernels get `Par::Seq` on 1 thread and
 //! `Par::rayon(t)` on `t > 1` (they run `Par::Seq` faer products inside rayon tasks), the dense
 //! GEMM gets the same `Par`. Every op writes into outputs allocated once
@@ -662,6 +662,9 @@ struct Diag {
 /// after round, so that a change of machine speed during a measurement hits all of them alike.
 const ROUNDS: usize = 5;
 
+/// Factor on the number of rounds (and so of timed calls) at the target point.
+const TARGET_REPEATS: usize = 3;
+
 /// Untimed calls at the start of every timed block: after the other pool's turn, the first call
 /// pays for moving the data into this thread's caches and for the idle workers of the previous
 /// pool, which is not the cost of the op.
@@ -840,7 +843,13 @@ fn measure_group<T: Real>(
         let mut accs: Vec<Vec<Acc>> = (0..group.len())
             .map(|_| pools.iter().map(|_| Acc::new()).collect())
             .collect();
-        for _ in 0..ROUNDS {
+        // The target point gets TARGET_REPEATS times the rounds: its ratios are the issue's
+        // targets, and more rounds average over more of the machine's slow episodes.
+        let at_target = group
+            .iter()
+            .any(|&(_, p)| cfg.grid.point_key(&p) == cfg.grid.point_key(&cfg.grid.target));
+        let rounds = ROUNDS * if at_target { TARGET_REPEATS } else { 1 };
+        for _ in 0..rounds {
             for &c in &members {
                 for (i, (t, pool)) in pools.iter().enumerate() {
                     let par = par_of(*t);
