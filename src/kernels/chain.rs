@@ -36,7 +36,9 @@
 //!   then read their input from there.
 //! - The **backward pass** is the forward pass of the transposed chain
 //!   `Aᵀ = P_1ᵀ B_1ᵀ P_2ᵀ ⋯ B_mᵀ P_{m+1}ᵀ` run on `dY`, saving each factor's output gradient
-//!   `dZ_i` in the same batch-wide layout. Then `dB_i[j] = dZ_{i,j} · U_{i,j}ᵀ` is **one faer
+//!   `dZ_i` in the same batch-wide layout, except the last factor's when `P_{m+1}⁻¹` reads every
+//!   block of `dY` affinely (GS shuffles): that `dZ_m` stays in `dY` and is read in place,
+//!   through strided views, by both the products and the weight gradient. Then `dB_i[j] = dZ_{i,j} · U_{i,j}ᵀ` is **one faer
 //!   product over the whole batch** per block, parallel over (factor, block). Factors with fewer
 //!   than 8 large blocks (Dense, LowRank: one block) cut each block's gradient into a fixed
 //!   number of row tiles, so they are parallel too. Every output entry is computed by exactly one
@@ -540,7 +542,11 @@ fn run_chunk<T: Real>(
     let last = plan.steps.len() - 1;
     for (i, step) in plan.steps.iter().enumerate() {
         let src: &[T] = if i == 0 { x } else { z_prev };
-        let dst = save.as_deref_mut().map(|sv| &mut sv[i][..]);
+        // A step without saved blocks (the backward's first step) reads its source in place.
+        let dst = save
+            .as_deref_mut()
+            .map(|sv| &mut sv[i][..])
+            .filter(|d| !d.is_empty());
         let input = step_input(step, src, &maps.steps[i], c, dst, u);
         let out = match (direct, i == last) {
             (Some(starts), true) => Output::Rows {
@@ -573,11 +579,27 @@ fn saved_stride(b: usize, batch: usize) -> usize {
 /// One batch-wide saved buffer per step: `k` blocks, block `j` a `b_in × batch` column-major
 /// matrix at offset `j·saved_stride(b_in, batch)`, from the buffer pool (every element that is
 /// later read is written by the gathers, so stale contents are fine).
-fn saved_buffers<T: Real>(plan: &Plan, batch: usize) -> Vec<PoolVec<T>> {
+fn saved_buffers<T: Real>(plan: &Plan, batch: usize, save: Save) -> Vec<PoolVec<T>> {
     plan.steps
         .iter()
-        .map(|s| PoolVec::new(s.k * saved_stride(s.b_in, batch)))
+        .enumerate()
+        .map(|(i, s)| match (save, i) {
+            (Save::AfterFirst, 0) => PoolVec::new(0),
+            _ => PoolVec::new(s.k * saved_stride(s.b_in, batch)),
+        })
         .collect()
+}
+
+/// Which step inputs a run of a plan keeps (batch-wide, for the weight gradients).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Save {
+    /// None (a plain forward).
+    Nothing,
+    /// Every step's input.
+    All,
+    /// Every step's input but the first, which the caller still holds (the backward's `dY`)
+    /// and the weight gradients read in place.
+    AfterFirst,
 }
 
 /// Splits the saved buffers into each chunk's disjoint pieces: `[chunk][step][block]`.
@@ -610,10 +632,11 @@ fn run_plan<T: Real>(
     blocks: &[&[T]],
     x: &[T],
     y: &mut [T],
-    save: bool,
+    save: Save,
     chunk: usize,
     par: Par,
 ) -> Vec<PoolVec<T>> {
+    let saving = save != Save::Nothing;
     let batch = x.len() / plan.n_in.max(1);
     let prepared = col_major_blocks(plan, blocks, par);
     let w: Vec<&[T]> = prepared
@@ -622,8 +645,8 @@ fn run_plan<T: Real>(
         .map(|(p, &b)| p.as_ref().map_or(b, |v| &v[..]))
         .collect();
     let blocks = &w[..];
-    let mut bufs = if save {
-        saved_buffers(plan, batch)
+    let mut bufs = if saving {
+        saved_buffers(plan, batch, save)
     } else {
         Vec::new()
     };
@@ -631,7 +654,7 @@ fn run_plan<T: Real>(
         return bufs;
     }
     let nq = batch.div_ceil(chunk);
-    let mut saves = if save {
+    let mut saves = if saving {
         split_saved(plan, &mut bufs, batch, chunk)
     } else {
         (0..nq).map(|_| Vec::new()).collect()
@@ -653,7 +676,7 @@ fn run_plan<T: Real>(
             blocks,
             xq,
             yq,
-            save.then_some(sv),
+            saving.then_some(sv),
             (c, maps_for(c)),
             scr,
             None,
@@ -661,7 +684,7 @@ fn run_plan<T: Real>(
     };
     if nq == 1 {
         let mut scr = Scratch::new(plan, batch);
-        let sv = save.then_some(&mut saves[0]);
+        let sv = saving.then_some(&mut saves[0]);
         run_chunk(plan, blocks, x, y, sv, (batch, &full), &mut scr, Some(par));
     } else if matches!(par, Par::Seq) {
         let mut scr = Scratch::new(plan, chunk);
@@ -765,7 +788,8 @@ fn forward_impl<T: Real, B: Borrow<Tensor<T>>>(
     let plan = Plan::forward(layout);
     let chunk = chunk_rows(layout);
     let w = block_data(blocks);
-    let inputs = run_plan(&plan, &w, x.data(), y.data_mut(), save, chunk, par);
+    let keep = if save { Save::All } else { Save::Nothing };
+    let inputs = run_plan(&plan, &w, x.data(), y.data_mut(), keep, chunk, par);
     ChainSaved {
         batch,
         chunk,
@@ -792,7 +816,7 @@ pub fn chain_forward_t<T: Real, B: Borrow<Tensor<T>>>(
         &w,
         x.data(),
         y.data_mut(),
-        false,
+        Save::Nothing,
         chunk_rows(layout),
         par,
     );
@@ -944,8 +968,36 @@ fn backward_impl<T: Real, B: Borrow<Tensor<T>>>(
     let plan = Plan::transposed(layout);
     let w = block_data(blocks);
     // dz[s]: step s of the transposed plan = factor m-1-s.
-    let dz = run_plan(&plan, &w, dy.data(), dx.data_mut(), true, saved.chunk, par);
-    weight_grads(layout, saved, &dz, dbs, par);
+    // The first step reads dY through P_{m+1}⁻¹; if every block of that read is affine, dZ_m is
+    // not copied out of dY: the products and the weight gradients read dY in place.
+    let step0 = &plan.steps[0];
+    let rs0: Option<Vec<isize>> = step0
+        .gather
+        .chunks_exact(step0.b_in)
+        .map(affine_step)
+        .collect();
+    let save = if rs0.is_some() {
+        Save::AfterFirst
+    } else {
+        Save::All
+    };
+    let dz = run_plan(&plan, &w, dy.data(), dx.data_mut(), save, saved.chunk, par);
+    let first = rs0.as_ref().map(|rs| InPlace {
+        src: dy.data(),
+        base: &step0.gather,
+        rs,
+        ss: layout.n_out(),
+    });
+    weight_grads(layout, saved, (&dz, first), dbs, par);
+}
+
+/// A factor's output gradient read in place from the backward's input rows: block `j`, feature
+/// `v`, sample `s` at `src[base[j·b + v] + s·ss]`, with `base` affine in `v` (step `rs[j]`).
+struct InPlace<'a, T> {
+    src: &'a [T],
+    base: &'a [usize],
+    rs: &'a [isize],
+    ss: usize,
 }
 
 /// Minimum number of weight-gradient tasks per factor: a factor with fewer blocks has each
@@ -967,7 +1019,7 @@ fn grad_tile_rows(k: usize, b1: usize, b2: usize, batch: usize) -> usize {
 fn weight_grads<T: Real>(
     layout: &ChainLayout,
     saved: &ChainSaved<T>,
-    dz: &[PoolVec<T>],
+    (dz, first): (&[PoolVec<T>], Option<InPlace<'_, T>>),
     dbs: &mut [Tensor<T>],
     par: Par,
 ) {
@@ -992,7 +1044,11 @@ fn weight_grads<T: Real>(
         let rows = dst.len() / b2;
         let acc = MatMut::from_row_major_slice_mut(dst, rows, b2);
         let (o1, o2) = (j * saved_stride(b1, batch), j * saved_stride(b2, batch));
-        let zm = MatRef::from_column_major_slice(&dz[m - 1 - i][o1..o1 + b1 * batch], b1, batch);
+        let zm = match (&first, dz[m - 1 - i].is_empty()) {
+            // dZ of the last factor read in place from dY (rows of length ss).
+            (Some(f), true) => strided_view(f.src, f.base[j * b1], b1, batch, f.rs[j], f.ss),
+            _ => MatRef::from_column_major_slice(&dz[m - 1 - i][o1..o1 + b1 * batch], b1, batch),
+        };
         let um = MatRef::from_column_major_slice(&saved.inputs[i][o2..o2 + b2 * batch], b2, batch);
         let zt = zm.subrows(r0, rows);
         matmul(acc, Accum::Replace, zt, um.transpose(), T::one(), Par::Seq);
