@@ -42,12 +42,15 @@ fn bytes_of<T>(v: &Vec<T>) -> usize {
 }
 
 impl Pool {
-    /// Removes and returns the smallest pooled `Vec<T>` with capacity in `[len, 2·len]`.
+    /// Removes and returns the smallest pooled `Vec<T>` with capacity in `[len, 2·len]`, the most
+    /// recently returned one among equals: it is the most likely to be still in cache (taking the
+    /// oldest made a mix of ops cycle through every pooled buffer of a size, about 20 % slower).
     fn take<T: Real>(&mut self, len: usize) -> Option<Vec<T>> {
         let (i, _) = self
             .bufs
             .iter()
             .enumerate()
+            .rev()
             .filter_map(|(i, (_, b))| b.downcast_ref::<Vec<T>>().map(|v| (i, v.capacity())))
             .filter(|&(_, cap)| cap >= len && cap <= 2 * len)
             .min_by_key(|&(_, cap)| cap)?;
