@@ -341,7 +341,8 @@ pub fn one_line(msg: &str) -> String {
 /// - `body` panics: `NAME: internal error: ...` on one line (no backtrace), exit 101.
 ///
 /// Before `body` runs, [`keep_freed_memory`](crate::malloc::keep_freed_memory) keeps freed
-/// tensors in the heap (glibc), so training loops and timings do not pay page faults per step.
+/// tensors in the heap (glibc), so training loops and timings do not pay page faults per step
+/// (unless the environment variable `GSLAB_MALLOC` is `default`).
 pub fn run_main<A: Parser>(name: &str, body: impl FnOnce(A) -> Result<()>) -> ExitCode {
     let args = match A::try_parse() {
         Ok(a) => a,
@@ -359,7 +360,10 @@ pub fn run_main<A: Parser>(name: &str, body: impl FnOnce(A) -> Result<()>) -> Ex
         }
     };
     // Training loops and timings: freed tensors stay in the heap (no page faults per step).
-    crate::malloc::keep_freed_memory();
+    // `GSLAB_MALLOC=default` keeps glibc's defaults, to measure what the setting changes.
+    if std::env::var("GSLAB_MALLOC").map_or(true, |v| v != "default") {
+        crate::malloc::keep_freed_memory();
+    }
     let who = name.to_string();
     std::panic::set_hook(Box::new(move |info| {
         let msg = info
