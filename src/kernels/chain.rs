@@ -20,9 +20,10 @@
 //! - **Permutations are never applied as separate passes.** Before factor `i` the input is
 //!   `U_i[f] = Z_{i−1}[σ_i(f)]`. If, for every block, the source offsets of its `b` features form
 //!   an arithmetic progression (true for P_(k,n) shuffles, identities, reversals), the product
-//!   reads the source through a strided faer view, with no copy at all. Otherwise the panel is
-//!   gathered once, in cache (sample-outer loop, so a shuffle's source lines stay in L1). The
-//!   read offsets of every step depend only on the plan and the chunk size: they are computed
+//!   reads the source through a strided faer view, with no copy at all. Otherwise (or when the
+//!   input must be saved) the panel is gathered once, in cache: a GS shuffle as SIMD tiled
+//!   transpositions, other maps by runs of consecutive offsets (module `kernels::gather`). The
+//!   read maps of every step depend only on the plan and the chunk size: they are analysed
 //!   once per call (full chunks and the last partial chunk) and shared by all workers.
 //!   Likewise the last permutation is folded into the last product's write into the output rows
 //!   when every block lands on consecutive columns, and is otherwise one row-by-row gather from
@@ -38,8 +39,8 @@
 //!   `Aᵀ = P_1ᵀ B_1ᵀ P_2ᵀ ⋯ B_mᵀ P_{m+1}ᵀ` run on `dY`, saving each factor's output gradient
 //!   `dZ_i` in the same batch-wide layout, except the last factor's when `P_{m+1}⁻¹` reads every
 //!   block of `dY` affinely (GS shuffles): that `dZ_m` stays in `dY` and is read in place,
-//!   through strided views, by both the products and the weight gradient. Then `dB_i[j] = dZ_{i,j} · U_{i,j}ᵀ` is **one faer
-//!   product over the whole batch** per block, parallel over (factor, block). Factors with fewer
+//!   through strided views, by both the products and the weight gradient. Then
+//!   `dB_i[j] = dZ_{i,j} · U_{i,j}ᵀ` is **one faer product over the whole batch** per block, parallel over (factor, block). Factors with fewer
 //!   than 8 large blocks (Dense, LowRank: one block) cut each block's gradient into a fixed
 //!   number of row tiles, so they are parallel too. Every output entry is computed by exactly one
 //!   task, with a tiling that depends only on the layout and the batch: deterministic.
@@ -750,7 +751,15 @@ pub fn chain_forward<T: Real, B: Borrow<Tensor<T>>>(
     par: Par,
 ) -> Tensor<T> {
     let mut y = Tensor::zeros(&[batch_of(x), layout.n_out()]);
-    forward_impl("chain_forward", layout, blocks, x, &mut y, false, par);
+    forward_impl(
+        "chain_forward",
+        layout,
+        blocks,
+        x,
+        &mut y,
+        Save::Nothing,
+        par,
+    );
     y
 }
 
@@ -768,18 +777,26 @@ pub fn chain_forward_into<T: Real, B: Borrow<Tensor<T>>>(
     y: &mut Tensor<T>,
     par: Par,
 ) {
-    forward_impl("chain_forward_into", layout, blocks, x, y, false, par);
+    forward_impl(
+        "chain_forward_into",
+        layout,
+        blocks,
+        x,
+        y,
+        Save::Nothing,
+        par,
+    );
 }
 
-/// Checks the shapes (panics naming `op`) and runs the forward plan into `y`; with `save`, returns
-/// the [`ChainSaved`] for the backward pass.
+/// Checks the shapes (panics naming `op`) and runs the forward plan into `y`; with
+/// `save = Save::All`, the returned [`ChainSaved`] holds every factor's input for the backward.
 fn forward_impl<T: Real, B: Borrow<Tensor<T>>>(
     op: &str,
     layout: &ChainLayout,
     blocks: &[B],
     x: &Tensor<T>,
     y: &mut Tensor<T>,
-    save: bool,
+    save: Save,
     par: Par,
 ) -> ChainSaved<T> {
     check_inputs(op, layout, blocks, x, layout.n_in());
@@ -788,8 +805,7 @@ fn forward_impl<T: Real, B: Borrow<Tensor<T>>>(
     let plan = Plan::forward(layout);
     let chunk = chunk_rows(layout);
     let w = block_data(blocks);
-    let keep = if save { Save::All } else { Save::Nothing };
-    let inputs = run_plan(&plan, &w, x.data(), y.data_mut(), keep, chunk, par);
+    let inputs = run_plan(&plan, &w, x.data(), y.data_mut(), save, chunk, par);
     ChainSaved {
         batch,
         chunk,
@@ -866,7 +882,15 @@ pub fn chain_forward_saved<T: Real, B: Borrow<Tensor<T>>>(
     par: Par,
 ) -> (Tensor<T>, ChainSaved<T>) {
     let mut y = Tensor::zeros(&[batch_of(x), layout.n_out()]);
-    let saved = forward_impl("chain_forward_saved", layout, blocks, x, &mut y, true, par);
+    let saved = forward_impl(
+        "chain_forward_saved",
+        layout,
+        blocks,
+        x,
+        &mut y,
+        Save::All,
+        par,
+    );
     (y, saved)
 }
 
@@ -882,7 +906,15 @@ pub fn chain_forward_saved_into<T: Real, B: Borrow<Tensor<T>>>(
     y: &mut Tensor<T>,
     par: Par,
 ) -> ChainSaved<T> {
-    forward_impl("chain_forward_saved_into", layout, blocks, x, y, true, par)
+    forward_impl(
+        "chain_forward_saved_into",
+        layout,
+        blocks,
+        x,
+        y,
+        Save::All,
+        par,
+    )
 }
 
 /// Backward of `Y = X·Aᵀ`: given `dY` (`(batch, n_out)`) returns `dX = dY·A` and, for every
