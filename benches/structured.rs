@@ -14,7 +14,7 @@
 //! binary for separate 1- and 2-thread pools.
 //!
 //! **Grid and pruning** (f32 unless noted; `n ∈ {256, 1024, 4096}`, `b ∈ {16, 32, 64}`,
-//! `batch ∈ {32, 256}`), 75 benchmarks, ~1.5–2.5 s each with the config below (the full
+//! `batch ∈ {32, 256}`), 77 benchmarks, ~1.5–2.5 s each with the config below (the full
 //! `cargo bench` took 3m44s on the shared 2-core machine):
 //! - `gs` (GSOFT, `m = 2`): the full grid, forward and forward+backward (36).
 //! - `gs_chain3` (3 factors), `boft` (`1 + log2 r` factors, `r = n/b`, which makes it dense),
@@ -28,6 +28,8 @@
 //! - `gs_breakdown`: at `n = 1024`, `b = 32`, batch 256: forward, forward saving the factor
 //!   inputs, the transposed chain alone, `chain_backward` alone (4).
 //! - `f64`: GS and dense forward at `n = 1024`, `b = 32`, batch 256 (2).
+//! - `shuffle_gather`: the GS shuffle gather of that forward, SIMD tiled transposition against
+//!   the element-by-element indexed gather (2).
 //!
 //! `cargo bench -- --test` runs every benchmark once (a few seconds).
 
@@ -42,6 +44,7 @@ use gslab::kernels::chain::{
     chain_backward, chain_backward_into, chain_forward, chain_forward_into, chain_forward_saved,
     chain_forward_saved_into, chain_forward_t,
 };
+use gslab::kernels::transpose::transpose;
 use gslab::nn::optim::{Adam, Optimizer, Params};
 use gslab::orthogonal::OrthoMap;
 use gslab::orthogonal::cayley::{cayley, cayley_with_inverse, skew_dim};
@@ -309,6 +312,40 @@ fn bench_f64(c: &mut Criterion) {
     g.finish();
 }
 
+/// The GS shuffle gather of one forward at `n = 1024`, `b = 32`, batch 256 (32 blocks, per sample
+/// `D[j][v] = S[v][j]` with source rows one panel block apart): the SIMD tiled transposition
+/// against the element-by-element indexed gather it replaced. Throughput in elements moved.
+fn bench_transpose(c: &mut Criterion) {
+    let (k, b, batch) = (N0 / B0, B0, BATCH0);
+    let bs = b * batch + 16;
+    let src: Vec<f32> = (0..k * bs).map(|i| i as f32).collect();
+    let base: Vec<usize> = (0..k * b).map(|f| (f % b) * bs + f / b).collect();
+    let mut dst = vec![0f32; k * bs];
+    let mut g = c.benchmark_group("shuffle_gather");
+    g.throughput(Throughput::Elements((k * b * batch) as u64));
+    g.bench_function(BenchmarkId::new("tiled", id(N0, B0, BATCH0)), |bch| {
+        bch.iter(|| {
+            for s in 0..batch {
+                transpose(&mut dst[s * b..], bs, &src[s * b..], bs, k, b);
+            }
+        })
+    });
+    g.bench_function(BenchmarkId::new("indexed", id(N0, B0, BATCH0)), |bch| {
+        bch.iter(|| {
+            for s in 0..batch {
+                for (j, bj) in base.chunks_exact(b).enumerate() {
+                    let d = &mut dst[j * bs + s * b..j * bs + (s + 1) * b];
+                    for (dd, &o) in d.iter_mut().zip(bj) {
+                        *dd = src[o + s * b];
+                    }
+                }
+            }
+            black_box(&dst);
+        })
+    });
+    g.finish();
+}
+
 fn config() -> Criterion {
     // `without_plots()` is required: plotters' ab_glyph feature is on and criterion registers no
     // font (rust-notes §3, §5).
@@ -322,6 +359,7 @@ fn config() -> Criterion {
 criterion_group! {
     name = benches;
     config = config();
-    targets = bench_gs, bench_others, bench_breakdown, bench_cayley, bench_step, bench_f64
+    targets = bench_gs, bench_others, bench_breakdown, bench_cayley, bench_step, bench_f64,
+        bench_transpose
 }
 criterion_main!(benches);
