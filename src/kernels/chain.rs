@@ -317,6 +317,22 @@ fn gather_panel<T: Real>(dst: &mut [T], src: &[T], map: &ReadMap, k: usize, b: u
     gather_blocks(&mut blocks, src, &map.g, map.ss, b, c);
 }
 
+/// Panics (naming `what`) unless every offset `start + i·rs + j·cs` (`i < rows`, `j < cols`)
+/// lies in `0..len`: an affine map takes its extreme values at the corners.
+fn check_strided(
+    len: usize,
+    start: usize,
+    (rows, cols): (usize, usize),
+    (rs, cs): (isize, usize),
+    what: &str,
+) {
+    let last_row = start as isize + (rows as isize - 1) * rs;
+    assert!(
+        last_row >= 0 && (last_row.max(start as isize) as usize) + (cols - 1) * cs < len,
+        "{what} out of bounds"
+    );
+}
+
 /// A read-only strided `rows × cols` view of `src` starting at `start` with strides `(rs, cs)`,
 /// checked to stay inside `src`.
 fn strided_view<T>(
@@ -327,11 +343,7 @@ fn strided_view<T>(
     rs: isize,
     cs: usize,
 ) -> MatRef<'_, T> {
-    let last_row = start as isize + (rows as isize - 1) * rs;
-    assert!(
-        last_row >= 0 && (last_row.max(start as isize) as usize) + (cols - 1) * cs < src.len(),
-        "strided_view out of bounds"
-    );
+    check_strided(src.len(), start, (rows, cols), (rs, cs), "strided_view");
     // SAFETY: every element `start + i·rs + j·cs` (i < rows, j < cols) lies in `src`: the extreme
     // offsets of an affine map are at the corners, checked above; the view borrows `src`.
     unsafe { MatRef::from_raw_parts(src.as_ptr().add(start), rows, cols, rs, cs as isize) }
@@ -346,11 +358,7 @@ fn strided_view_mut<T>(
     rs: isize,
     cs: usize,
 ) -> MatMut<'_, T> {
-    let last_row = start as isize + (rows as isize - 1) * rs;
-    assert!(
-        last_row >= 0 && (last_row.max(start as isize) as usize) + (cols - 1) * cs < dst.len(),
-        "strided_view_mut out of bounds"
-    );
+    check_strided(dst.len(), start, (rows, cols), (rs, cs), "strided_view_mut");
     assert!(
         rows == 1 || (rs != 0 && rs.unsigned_abs() * (rows - 1) < cs.max(1)),
         "strided_view_mut: strides ({rs}, {cs}) would alias"
