@@ -13,36 +13,28 @@
 //! - Inside a chunk of `c` rows a factor's input or output is a **block-major panel**: block `j`
 //!   is a `b × c` column-major matrix (one sample's `b` features contiguous) at offset
 //!   `j·(c·b + PAD)`; the small padding keeps blocks off power-of-two distances (cache sets).
-//! - Every block product `Z_j = op(B_j) · U_j` (`(b1 × b2)·(b2 × c)`) takes the column-major
-//!   block: `B_jᵀ` (backward) is the stored row-major block as it is, and the forward steps use a
-//!   transposed copy made once per call, sequentially (a rayon fork-join cost more than the copy).
-//! - **Small blocks go through the register-tiled microkernel** of [`crate::kernels::apply`]
-//!   (f32/f64 with AVX2 + FMA, `b_out` a multiple of the SIMD width, sides ≤ 128): each input
-//!   scalar is a broadcast from `source[s·ss + offset]`, so a step reads its input **through the
-//!   permutation in place** — the rows of `X`, a shuffled panel, a butterfly's half-blocks or a
-//!   random permutation alike — and writes its block rows with vector stores, with no gathered
-//!   copy. Samples run in tiles of 6 in the outer loop and the blocks of the step inside it, so
-//!   a tile's inputs stay in L1 while every block that needs them runs.
-//! - Other blocks (Dense, LowRank, odd sizes, other CPUs, or `GSLAB_KERNEL=faer`) use one faer
-//!   `matmul` with `Par::Seq` per block. **Permutations are still never applied as separate
-//!   passes.** Before factor `i` the input is `U_i[f] = Z_{i−1}[σ_i(f)]`. If, for every block,
-//!   the source offsets of its `b` features form an arithmetic progression (P_(k,n) shuffles,
-//!   identities, reversals), faer reads the source through a strided view, with no copy at all.
-//!   Otherwise (or when the input must be saved) the panel is gathered once, in cache: a GS
-//!   shuffle as SIMD tiled transpositions, other maps by runs of consecutive offsets (module
-//!   `kernels::gather`). The read maps of every step depend only on the plan and the chunk size:
-//!   they are analysed once per call (full chunks and the last partial chunk) and shared by all
-//!   workers. Likewise the last permutation is folded into the last product's write into the
-//!   output rows when every block lands on consecutive columns, and is otherwise one row-by-row
-//!   gather from the last panel (cheaper than scattered stores).
-//! - GSOFT `Pᵀ L P R` therefore runs as two microkernel passes per chunk (the second reads its
-//!   shuffled input in place) plus one output gather.
+//! - Every block product `Z_j = op(B_j) · U_j` (`(b1 × b2)·(b2 × c)`) is one faer `matmul` with
+//!   `Par::Seq`. The blocks are handed to faer column-major: `B_jᵀ` (backward) is the stored
+//!   row-major block as it is, and the forward steps use a transposed copy made once per call,
+//!   sequentially (otherwise faer repacks every row-major block for every chunk).
+//! - **Permutations are never applied as separate passes.** Before factor `i` the input is
+//!   `U_i[f] = Z_{i−1}[σ_i(f)]`. If, for every block, the source offsets of its `b` features form
+//!   an arithmetic progression (true for P_(k,n) shuffles, identities, reversals), the product
+//!   reads the source through a strided faer view, with no copy at all. Otherwise (or when the
+//!   input must be saved) the panel is gathered once, in cache: a GS shuffle as SIMD tiled
+//!   transpositions, other maps by runs of consecutive offsets (module `kernels::gather`). The
+//!   read maps of every step depend only on the plan and the chunk size: they are analysed
+//!   once per call (full chunks and the last partial chunk) and shared by all workers.
+//!   Likewise the last permutation is folded into the last product's write into the output rows
+//!   when every block lands on consecutive columns, and is otherwise one row-by-row gather from
+//!   the last panel (cheaper than faer's scattered stores).
+//! - GSOFT `Pᵀ L P R` therefore runs as two faer products per block and chunk (the second reads
+//!   its shuffled input through a strided view) plus one output gather.
 //! - **Forward with save** ([`chain_forward_saved`]) gathers each factor input `U_i` straight into
 //!   a batch-wide buffer laid out for the backward pass: block `j` of factor `i` is one
 //!   `b_i² × batch` column-major matrix. The buffer is allocated once per factor (not per chunk)
-//!   and cut into disjoint per-(chunk, block) slices that the parallel chunks fill; faer's
-//!   products then read their input from there (the microkernel reads the same values from the
-//!   source, so saving never changes a forward result).
+//!   and cut into disjoint per-(chunk, block) slices that the parallel chunks fill; the products
+//!   then read their input from there.
 //! - The **backward pass** is the forward pass of the transposed chain
 //!   `Aᵀ = P_1ᵀ B_1ᵀ P_2ᵀ ⋯ B_mᵀ P_{m+1}ᵀ` run on `dY`, saving each factor's output gradient
 //!   `dZ_i` in the same batch-wide layout, except the last factor's when `P_{m+1}⁻¹` reads every
@@ -65,7 +57,6 @@
 //!   tape) each factor's input for the whole batch (and, in the backward, each factor's output
 //!   gradient). Nothing grows with `n²`.
 
-use crate::kernels::apply::{self, Gathered, blocks_apply};
 use crate::kernels::gather::{Gather, affine_step, first_run, gather_blocks, gather_rows};
 use crate::kernels::pool::PoolVec;
 use crate::kernels::transpose::transpose;
@@ -386,12 +377,12 @@ fn block_view<'a, T: Real>(step: &Step, w: &'a [T], j: usize) -> MatRef<'a, T> {
 }
 
 /// Every step's blocks `op(B_j)` stored column-major, indexed by factor: a transposed step reads
-/// `B_jᵀ`, which is the row-major `B_j` as it is; a forward step gets a transposed copy (faer
-/// would repack a row-major block for every chunk, and the microkernel reads columns).
+/// `B_jᵀ`, which is the row-major `B_j` as it is; a forward step gets a transposed copy, so faer
+/// does not repack the row-major block for every chunk.
 ///
 /// Sequential on purpose: the copy is small (GSOFT at n = 1024: 64K scalars, about 13 µs), and
-/// handing it to rayon cost more than doing it (up to 90 µs per call on 2 threads, waking the
-/// other worker twice before the chunks start).
+/// handing it to rayon cost more than doing it (up to 90 µs per call on 2 threads: the other
+/// worker is woken twice before the chunks start).
 fn col_major_blocks<T: Real>(plan: &Plan, blocks: &[&[T]]) -> Vec<Option<PoolVec<T>>> {
     let mut out: Vec<Option<PoolVec<T>>> = blocks.iter().map(|_| None).collect();
     for step in plan.steps.iter().filter(|s| !s.transposed) {
@@ -418,13 +409,6 @@ enum Input<'a, T> {
         rs: &'a [isize],
         ss: usize,
     },
-    /// Read in place through the map by the microkernel: feature `f` of block `j` and sample
-    /// `s` is `src[s·ss + base[j·b_in + f]]`.
-    Mapped {
-        src: &'a [T],
-        base: &'a [usize],
-        ss: usize,
-    },
 }
 
 /// Where a step writes its output: a panel, or (last step) strided views of the output rows.
@@ -437,9 +421,7 @@ enum Output<'a, T> {
     },
 }
 
-/// `Z_j = op(B_j) · U_j` for every block of a step on `c` samples: the register-tiled kernel
-/// of [`crate::kernels::apply`] when it takes the block shape (then the input is always
-/// [`Input::Mapped`]), else faer (`Par::Seq`) block by block.
+/// `Z_j = op(B_j) · U_j` for every block of a step on `c` samples (faer, `Par::Seq`).
 fn block_products<T: Real>(
     step: &Step,
     w: &[T],
@@ -448,103 +430,42 @@ fn block_products<T: Real>(
     c: usize,
     par: Par,
 ) {
-    let (bi, bo, k) = (step.b_in, step.b_out, step.k);
+    let (bi, bo) = (step.b_in, step.b_out);
     let bso = block_stride(c, bo);
-    let mapped = match *input {
-        Input::Mapped { src, base, ss } => Some(Gathered {
-            data: src,
-            ss,
-            idx: base,
-        }),
-        _ => None,
+    let product = |j: usize, zj: MatMut<'_, T>| {
+        let uj = input_block(input, j, bi, c);
+        matmul(
+            zj,
+            Accum::Replace,
+            block_view(step, w, j),
+            uj,
+            T::one(),
+            Par::Seq,
+        );
     };
-    let (wl, il) = (bi * bo, bi);
-    match (out, mapped) {
-        (Output::Panel(z), Some(g)) if !matches!(par, Par::Seq) && k > 1 => {
+    match out {
+        Output::Panel(z) if !matches!(par, Par::Seq) && step.k > 1 => {
             z.par_chunks_mut(bso).enumerate().for_each(|(j, zj)| {
-                let gj = Gathered {
-                    idx: &g.idx[j * il..(j + 1) * il],
-                    ..g
-                };
-                let done = blocks_apply(&w[j * wl..(j + 1) * wl], bo, gj, zj, (&[0], bo), c);
-                assert!(
-                    done,
-                    "mapped inputs are only made for shapes the kernel takes"
+                product(
+                    j,
+                    MatMut::from_column_major_slice_mut(&mut zj[..c * bo], bo, c),
                 );
             });
         }
-        (Output::Panel(z), Some(g)) => {
-            let offs: Vec<usize> = (0..k).map(|j| j * bso).collect();
-            let done = blocks_apply(&w[..k * wl], bo, g, z, (&offs, bo), c);
-            assert!(
-                done,
-                "mapped inputs are only made for shapes the kernel takes"
-            );
-        }
-        (Output::Rows { y, starts, n }, Some(g)) if starts.iter().all(|&(_, rs)| rs == 1) => {
-            let offs: Vec<usize> = starts.iter().map(|&(start, _)| start).collect();
-            let done = blocks_apply(&w[..k * wl], bo, g, y, (&offs, n), c);
-            assert!(
-                done,
-                "mapped inputs are only made for shapes the kernel takes"
-            );
-        }
-        (Output::Panel(z), None) if !matches!(par, Par::Seq) && k > 1 => {
-            z.par_chunks_mut(bso).enumerate().for_each(|(j, zj)| {
-                let zj = MatMut::from_column_major_slice_mut(&mut zj[..c * bo], bo, c);
-                faer_product(step, w, input, j, zj, c);
-            });
-        }
-        (Output::Panel(z), _) => {
+        Output::Panel(z) => {
             for (j, zj) in z.chunks_mut(bso).enumerate() {
-                let zj = MatMut::from_column_major_slice_mut(&mut zj[..c * bo], bo, c);
-                faer_product(step, w, input, j, zj, c);
+                product(
+                    j,
+                    MatMut::from_column_major_slice_mut(&mut zj[..c * bo], bo, c),
+                );
             }
         }
-        (Output::Rows { y, starts, n }, _) => {
+        Output::Rows { y, starts, n } => {
             for (j, &(start, rs)) in starts.iter().enumerate() {
-                faer_product(
-                    step,
-                    w,
-                    input,
-                    j,
-                    strided_view_mut(y, start, bo, c, rs, n),
-                    c,
-                );
+                product(j, strided_view_mut(y, start, bo, c, rs, n));
             }
         }
     }
-}
-
-/// `Z_j = op(B_j) · U_j` for one block through faer (`Par::Seq`).
-fn faer_product<T: Real>(
-    step: &Step,
-    w: &[T],
-    input: &Input<'_, T>,
-    j: usize,
-    zj: MatMut<'_, T>,
-    c: usize,
-) {
-    let gathered;
-    let uj = match input {
-        Input::Mapped { src, base, ss } => {
-            // Only reached when the kernel declines a shape it was expected to take.
-            let bi = step.b_in;
-            gathered = (0..c * bi)
-                .map(|e| src[(e / bi) * ss + base[j * bi + e % bi]])
-                .collect::<Vec<T>>();
-            MatRef::from_column_major_slice(&gathered, bi, c)
-        }
-        _ => input_block(input, j, step.b_in, c),
-    };
-    matmul(
-        zj,
-        Accum::Replace,
-        block_view(step, w, j),
-        uj,
-        T::one(),
-        Par::Seq,
-    );
 }
 
 /// The input block `U_j` (`b_in × c`) of a step as a faer view.
@@ -561,7 +482,6 @@ fn input_block<'a, T: Real>(
         }
         Input::Saved(u) => MatRef::from_column_major_slice(&u[j][..c * bi], bi, c),
         Input::Strided { src, base, rs, ss } => strided_view(src, base[j * bi], bi, c, rs[j], *ss),
-        Input::Mapped { .. } => unreachable!("mapped inputs are read by the microkernel"),
     }
 }
 
@@ -577,20 +497,10 @@ fn step_input<'a, 'b: 'a, T: Real>(
     u: &'a mut [T],
 ) -> Input<'a, T> {
     let b = step.b_in;
-    let kernel = apply::available::<T>(step.b_out, b);
     if let Some(dst) = save {
         gather_blocks(dst, src, &map.g, map.ss, b, c);
-        if !kernel {
-            let dst: &'a [&'b mut [T]] = dst;
-            return Input::Saved(dst);
-        }
-    }
-    if kernel {
-        return Input::Mapped {
-            src,
-            base: &map.g.base,
-            ss: map.ss,
-        };
+        let dst: &'a [&'b mut [T]] = dst;
+        return Input::Saved(dst);
     }
     match &map.rs {
         Some(rs) => Input::Strided {

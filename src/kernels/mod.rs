@@ -1,6 +1,5 @@
 //! Fast batched kernels for block-diagonal chains.
 
-pub mod apply;
 pub mod chain;
 mod gather;
 pub(crate) mod pool;
