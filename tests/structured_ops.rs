@@ -110,7 +110,7 @@ fn operators() -> Vec<(&'static str, Box<dyn LinearOp<f64>>)> {
             ),
         ),
         ("Gs gsoft 4x3", Box::new(Gs::gsoft_random(4, 3, r).unwrap())),
-        // Blocks of 4–12, as SIMD-width kernels would take them.
+        // Blocks of 4–12 rows (multiples of a SIMD width), not only tiny odd ones.
         ("Gs gsoft 3x8", Box::new(Gs::gsoft_random(3, 8, r).unwrap())),
         (
             "GsChain m=3 random perms, blocks 4-12",
