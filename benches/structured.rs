@@ -14,7 +14,7 @@
 //! binary for separate 1- and 2-thread pools.
 //!
 //! **Grid and pruning** (f32 unless noted; `n ∈ {256, 1024, 4096}`, `b ∈ {16, 32, 64}`,
-//! `batch ∈ {32, 256}`), 77 benchmarks, ~1.5–2.5 s each with the config below (the full
+//! `batch ∈ {32, 256}`), 79 benchmarks, ~1.5–2.5 s each with the config below (the full
 //! `cargo bench` took 3m44s on the shared 2-core machine):
 //! - `gs` (GSOFT, `m = 2`): the full grid, forward and forward+backward (36).
 //! - `gs_chain3` (3 factors), `boft` (`1 + log2 r` factors, `r = n/b`, which makes it dense),
@@ -30,6 +30,8 @@
 //! - `f64`: GS and dense forward at `n = 1024`, `b = 32`, batch 256 (2).
 //! - `shuffle_gather`: the GS shuffle gather of that forward, SIMD tiled transposition against
 //!   the element-by-element indexed gather (2).
+//! - `cross_core_write`: writing 256 KiB that the other worker of a 2-thread pool has just read,
+//!   against memory only the writing thread touched (2): why the kernels keep per-worker buffers.
 //!
 //! `cargo bench -- --test` runs every benchmark once (a few seconds).
 
@@ -346,6 +348,44 @@ fn bench_transpose(c: &mut Criterion) {
     g.finish();
 }
 
+/// Writing 256 KiB (a chunk's scratch, or a layer's column-major block copy at n = 1024) right
+/// after a two-thread region in which the *other* worker read it too (`shared`) or only this
+/// thread did (`own`): the cost the kernels avoid by keeping each worker on its own buffers
+/// (`kernels::pool`, `kernels::claims`). Needs a 2-thread pool; throughput in bytes written.
+fn bench_cross_core(c: &mut Criterion) {
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(2)
+        .build()
+        .expect("a 2-thread rayon pool");
+    let n = 64 * 1024;
+    let src = vec![2.0f32; n];
+    let mut dst = vec![1.0f32; n];
+    let mut g = c.benchmark_group("cross_core_write");
+    g.throughput(Throughput::Bytes((n * 4) as u64));
+    for shared in [false, true] {
+        let name = if shared { "shared" } else { "own" };
+        g.bench_function(BenchmarkId::new(name, "256KiB"), |bch| {
+            bch.iter_custom(|iters| {
+                let mut total = Duration::ZERO;
+                for _ in 0..iters {
+                    let sum = |v: &[f32]| black_box(v.iter().sum::<f32>());
+                    pool.install(|| {
+                        rayon::join(|| sum(&dst), || if shared { sum(&dst) } else { 0.0 })
+                    });
+                    total += pool.install(|| {
+                        let t = std::time::Instant::now();
+                        dst.copy_from_slice(&src);
+                        black_box(&dst);
+                        t.elapsed()
+                    });
+                }
+                total
+            })
+        });
+    }
+    g.finish();
+}
+
 fn config() -> Criterion {
     // `without_plots()` is required: plotters' ab_glyph feature is on and criterion registers no
     // font (rust-notes §3, §5).
@@ -360,6 +400,6 @@ criterion_group! {
     name = benches;
     config = config();
     targets = bench_gs, bench_others, bench_breakdown, bench_cayley, bench_step, bench_f64,
-        bench_transpose
+        bench_transpose, bench_cross_core
 }
 criterion_main!(benches);

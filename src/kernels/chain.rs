@@ -5,8 +5,12 @@
 //! - The batch `X` (shape `(batch, n_in)`, row-major) is cut into **chunks of a fixed number of
 //!   rows** ([`chunk_rows`]: `clamp(32K / max_i n_i, 16, 256)`; it depends only on the layout,
 //!   never on the thread count, so results are bitwise identical for any number of threads). One
-//!   chunk's activations stay in cache while it runs through all factors. Rayon spreads the
-//!   chunks over the pool (`for_each_init`: one set of scratch panels per worker split).
+//!   chunk's activations stay in cache while it runs through all factors. One rayon task per
+//!   worker runs the chunks it claims (module `kernels::claims`): first its own contiguous
+//!   range, keyed by its rayon index so that it runs the same chunks (output rows, saved
+//!   pieces) call after call, then steals from the back of the others'. Each worker has its own
+//!   scratch panels and its own column-major copy of the blocks from its thread's buffer pool:
+//!   on this machine kind, writing memory the other core had cached costs 3–4× more.
 //! - If the whole batch is **one chunk**, the parallelism moves inside it: the block products
 //!   of every step run in parallel over blocks and the final gather in parallel over rows. The
 //!   last step then always writes a panel (never the strided output), whatever the thread count.
@@ -15,16 +19,16 @@
 //!   `j·(c·b + PAD)`; the small padding keeps blocks off power-of-two distances (cache sets).
 //! - Every block product `Z_j = op(B_j) · U_j` (`(b1 × b2)·(b2 × c)`) is one faer `matmul` with
 //!   `Par::Seq`. The blocks are handed to faer column-major: `B_jᵀ` (backward) is the stored
-//!   row-major block as it is, and the forward steps use a transposed copy made once per call,
-//!   sequentially (otherwise faer repacks every row-major block for every chunk).
+//!   row-major block as it is, and the forward steps use a transposed copy made once per call
+//!   by each worker (otherwise faer repacks every row-major block for every chunk).
 //! - **Permutations are never applied as separate passes.** Before factor `i` the input is
 //!   `U_i[f] = Z_{i−1}[σ_i(f)]`. If, for every block, the source offsets of its `b` features form
 //!   an arithmetic progression (true for P_(k,n) shuffles, identities, reversals), the product
 //!   reads the source through a strided faer view, with no copy at all. Otherwise (or when the
 //!   input must be saved) the panel is gathered once, in cache: a GS shuffle as SIMD tiled
 //!   transpositions, other maps by runs of consecutive offsets (module `kernels::gather`). The
-//!   read maps of every step depend only on the plan and the chunk size: they are analysed
-//!   once per call (full chunks and the last partial chunk) and shared by all workers.
+//!   read maps of every step depend only on the layout and the chunk size: they are built
+//!   once and cached in the layout (module `kernels::plan`), shared by all workers.
 //!   Likewise the last permutation is folded into the last product's write into the output rows
 //!   when every block lands on consecutive columns, and is otherwise one row-by-row gather from
 //!   the last panel (cheaper than faer's scattered stores).
@@ -57,7 +61,11 @@
 //!   tape) each factor's input for the whole batch (and, in the backward, each factor's output
 //!   gradient). Nothing grows with `n²`.
 
-use crate::kernels::gather::{Gather, affine_step, first_run, gather_blocks, gather_rows};
+use crate::kernels::claims::Claims;
+use crate::kernels::gather::{affine_step, gather_blocks, gather_rows};
+use crate::kernels::plan::{
+    Direction, Maps, PAD, Plan, ReadMap, Step, block_stride, panel_len, prepared,
+};
 use crate::kernels::pool::PoolVec;
 use crate::kernels::transpose::transpose;
 use crate::real::Real;
@@ -93,116 +101,6 @@ fn max_width(layout: &ChainLayout) -> usize {
         .max(1)
 }
 
-/// One block-diagonal step of a plan: `k` blocks mapping `b_in` to `b_out` features, taken from
-/// factor `factor` of the layout (transposed for the backward plan), with the gather map σ
-/// (logical feature `f` of the step's input is feature `σ(f)` of the previous output).
-struct Step {
-    factor: usize,
-    k: usize,
-    b_in: usize,
-    b_out: usize,
-    transposed: bool,
-    gather: Vec<usize>,
-}
-
-/// A chain as a sequence of gather + block-product steps and a final gather.
-struct Plan {
-    steps: Vec<Step>,
-    out_gather: Vec<usize>,
-    /// If every block of the last step lands on consecutive output columns:
-    /// `(first column, step)` per block, so the last products write the output rows directly.
-    out_direct: Option<Vec<(usize, isize)>>,
-    n_in: usize,
-    n_out: usize,
-}
-
-impl Plan {
-    /// `Y = X·Aᵀ`: the steps of `A` itself.
-    fn forward(layout: &ChainLayout) -> Self {
-        let steps: Vec<Step> = layout
-            .factors()
-            .iter()
-            .enumerate()
-            .map(|(i, f)| Step {
-                factor: i,
-                k: f.k,
-                b_in: f.b2,
-                b_out: f.b1,
-                transposed: false,
-                gather: layout.perms()[i].as_slice().to_vec(),
-            })
-            .collect();
-        let out_gather = layout.perms()[layout.m()].as_slice().to_vec();
-        Self {
-            out_direct: direct_output(&steps, &out_gather),
-            steps,
-            out_gather,
-            n_in: layout.n_in(),
-            n_out: layout.n_out(),
-        }
-    }
-
-    /// `Y = X·A`: the steps of `Aᵀ = P_1ᵀ B_1ᵀ ⋯ B_mᵀ P_{m+1}ᵀ`.
-    fn transposed(layout: &ChainLayout) -> Self {
-        let m = layout.m();
-        let steps: Vec<Step> = (0..m)
-            .rev()
-            .map(|i| {
-                let f = layout.factors()[i];
-                Step {
-                    factor: i,
-                    k: f.k,
-                    b_in: f.b1,
-                    b_out: f.b2,
-                    transposed: true,
-                    gather: layout.perms()[i + 1].inverse().as_slice().to_vec(),
-                }
-            })
-            .collect();
-        let out_gather = layout.perms()[0].inverse().as_slice().to_vec();
-        Self {
-            out_direct: direct_output(&steps, &out_gather),
-            steps,
-            out_gather,
-            n_in: layout.n_out(),
-            n_out: layout.n_in(),
-        }
-    }
-}
-
-/// Padding (in scalars) between the blocks of a panel, so that the blocks of a panel do not sit
-/// at power-of-two distances (which thrashes the L1 cache in the gathers).
-const PAD: usize = 16;
-
-/// Distance between consecutive blocks of a panel with block size `b` over `c` samples.
-fn block_stride(c: usize, b: usize) -> usize {
-    c * b + PAD
-}
-
-/// Length of a panel of `k` blocks of size `b` over `c` samples.
-fn panel_len(k: usize, b: usize, c: usize) -> usize {
-    k * block_stride(c, b)
-}
-
-/// For the final gather `y[o] = z[σ(o)]`: the output columns of block `j` of the last step are
-/// `σ⁻¹(j·b + v)`, `v < b`; returns their `(start, step)` per block if all are consecutive
-/// (step ±1). A block landing on strided columns (e.g. GSOFT's final `Pᵀ`) is better written to
-/// a panel and gathered row by row: scattered stores in faer's epilogue were 4–8 % slower.
-fn direct_output(steps: &[Step], out_gather: &[usize]) -> Option<Vec<(usize, isize)>> {
-    let last = steps.last()?;
-    let mut inv = vec![0; out_gather.len()];
-    for (o, &g) in out_gather.iter().enumerate() {
-        inv[g] = o;
-    }
-    inv.chunks_exact(last.b_out)
-        .map(|cols| {
-            affine_step(cols)
-                .filter(|r| r.abs() == 1)
-                .map(|r| (cols[0], r))
-        })
-        .collect()
-}
-
 /// Per-worker scratch: a gather panel `u` and two output panels (ping-pong).
 struct Scratch<T> {
     u: PoolVec<T>,
@@ -220,91 +118,6 @@ impl<T: Real> Scratch<T> {
         Self {
             u: PoolVec::new(len),
             z: [PoolVec::new(len), PoolVec::new(len)],
-        }
-    }
-}
-
-/// How one step (or the final gather) reads its source for chunks of `c` samples: element
-/// `f` of sample `s` sits at `g.base[f] + s·ss`; `rs[j]` is block `j`'s row step if every block's
-/// offsets are affine (then the product reads the source through a strided view). `g` also holds
-/// the map's transposed form (a shuffle: tiled transpositions) and its runs of consecutive
-/// offsets, prepared once per call.
-struct ReadMap {
-    g: Gather,
-    ss: usize,
-    rs: Option<Vec<isize>>,
-}
-
-impl ReadMap {
-    /// The map with its transposed form, for groups of the first run of `base` capped at
-    /// `block` (a step's input block size; `None` for the final gather into plain rows).
-    fn new(base: Vec<usize>, ss: usize, rs: Option<Vec<isize>>, block: Option<usize>) -> Self {
-        let run = first_run(&base);
-        let (group, len) = match block {
-            Some(b) => (b, run.min(b)),
-            None => (base.len(), run),
-        };
-        Self {
-            g: Gather::new(base, group, len),
-            ss,
-            rs,
-        }
-    }
-}
-
-/// The read maps of every step and of the final gather for chunks of `c` samples. They depend
-/// only on the plan and `c`, so they are computed once per call (full chunks, and the last
-/// partial chunk) and shared by all workers.
-struct Maps {
-    steps: Vec<ReadMap>,
-    out: ReadMap,
-}
-
-impl Maps {
-    fn new(plan: &Plan, c: usize) -> Self {
-        let steps = plan
-            .steps
-            .iter()
-            .enumerate()
-            .map(|(i, step)| {
-                let mut base = vec![0; step.k * step.b_in];
-                let panel_b = (i > 0).then(|| plan.steps[i - 1].b_out);
-                let ss = fill_base(&mut base, &step.gather, panel_b, plan.n_in, c);
-                let rs = base.chunks_exact(step.b_in).map(affine_step).collect();
-                ReadMap::new(base, ss, rs, Some(step.b_in))
-            })
-            .collect();
-        let mut base = vec![0; plan.n_out];
-        let last_b = plan.steps.last().map_or(1, |s| s.b_out);
-        let ss = fill_base(&mut base, &plan.out_gather, Some(last_b), 0, c);
-        Self {
-            steps,
-            out: ReadMap::new(base, ss, None, None),
-        }
-    }
-}
-
-/// Offsets for reading through the gather map `map` from a source that is either plain rows of
-/// length `n` (`panel_b = None`) or a panel with block size `b` over `c` samples. Returns the
-/// per-sample stride: logical element `map[f]` of sample `s` sits at `base[f] + s·stride`.
-fn fill_base(
-    base: &mut [usize],
-    map: &[usize],
-    panel_b: Option<usize>,
-    n: usize,
-    c: usize,
-) -> usize {
-    match panel_b {
-        None => {
-            base.copy_from_slice(map);
-            n
-        }
-        Some(b) => {
-            let bs = block_stride(c, b);
-            for (o, &g) in base.iter_mut().zip(map) {
-                *o = (g / b) * bs + g % b;
-            }
-            b
         }
     }
 }
@@ -380,22 +193,38 @@ fn block_view<'a, T: Real>(step: &Step, w: &'a [T], j: usize) -> MatRef<'a, T> {
 /// `B_jᵀ`, which is the row-major `B_j` as it is; a forward step gets a transposed copy, so faer
 /// does not repack the row-major block for every chunk.
 ///
-/// Sequential on purpose: the copy is small (GSOFT at n = 1024: 64K scalars, about 13 µs), and
-/// handing it to rayon cost more than doing it (up to 90 µs per call on 2 threads: the other
-/// worker is woken twice before the chunks start).
-fn col_major_blocks<T: Real>(plan: &Plan, blocks: &[&[T]]) -> Vec<Option<PoolVec<T>>> {
-    let mut out: Vec<Option<PoolVec<T>>> = blocks.iter().map(|_| None).collect();
-    for step in plan.steps.iter().filter(|s| !s.transposed) {
-        let (bi, bo) = (step.b_in, step.b_out);
-        let src = blocks[step.factor];
-        let mut dst = PoolVec::new(src.len());
-        // Column c of the column-major copy is row c of the transpose: D[c][r] = B[r][c].
-        for (d, sblk) in dst.chunks_exact_mut(bi * bo).zip(src.chunks_exact(bi * bo)) {
-            transpose(d, bo, sblk, bi, bi, bo);
+/// Each worker of a parallel run makes its own copy (from its thread's buffer pool): one shared
+/// copy cost up to 35 µs per call at n = 1024 on 2 threads, against 7–15 µs for a copy into
+/// memory only this core has touched, and the two workers' copies run at the same time.
+struct Weights<T> {
+    copies: Vec<Option<PoolVec<T>>>,
+}
+
+impl<T: Real> Weights<T> {
+    fn new(plan: &Plan, blocks: &[&[T]]) -> Self {
+        let mut copies: Vec<Option<PoolVec<T>>> = blocks.iter().map(|_| None).collect();
+        for step in plan.steps.iter().filter(|s| !s.transposed) {
+            let (bi, bo) = (step.b_in, step.b_out);
+            let src = blocks[step.factor];
+            let mut dst = PoolVec::new(src.len());
+            // Column c of the column-major copy is row c of the transpose: D[c][r] = B[r][c].
+            for (d, sblk) in dst.chunks_exact_mut(bi * bo).zip(src.chunks_exact(bi * bo)) {
+                transpose(d, bo, sblk, bi, bi, bo);
+            }
+            copies[step.factor] = Some(dst);
         }
-        out[step.factor] = Some(dst);
+        Self { copies }
     }
-    out
+
+    /// The blocks of every factor as the steps read them: the copy if there is one, else the
+    /// caller's blocks.
+    fn views<'a>(&'a self, blocks: &[&'a [T]]) -> Vec<&'a [T]> {
+        self.copies
+            .iter()
+            .zip(blocks)
+            .map(|(p, &b)| p.as_ref().map_or(b, |v| &v[..]))
+            .collect()
+    }
 }
 
 /// Where a step reads its input: a gathered scratch panel, the gathered blocks saved for the
@@ -630,11 +459,26 @@ fn split_saved<'a, T>(
     out
 }
 
-/// Runs `plan` over a whole `(batch, n_in)` row-major batch `x` into `y`, chunk by chunk
-/// (in parallel unless `par` is `Par::Seq`). With `save`, returns each step's input for the
-/// whole batch in the layout of [`saved_buffers`].
+/// The chunk size whose plan a run of `batch` rows in chunks of `chunk` uses for its full chunks:
+/// `chunk`, or `batch` when the whole batch is one chunk.
+fn full_chunk(batch: usize, chunk: usize) -> usize {
+    if batch > chunk || batch == 0 {
+        chunk
+    } else {
+        batch
+    }
+}
+
+/// One chunk of a parallel run, handed to whichever worker claims it: its input rows, output
+/// rows and saved pieces.
+type Job<'a, 'b, T> = (&'a [T], &'a mut [T], &'a mut ChunkSave<'b, T>);
+
+/// Runs the `plan` of `layout` in direction `dir` over a whole `(batch, n_in)` row-major batch
+/// `x` into `y`, chunk by chunk (in parallel unless `par` is `Par::Seq`). With `save`, returns
+/// each step's input for the whole batch in the layout of [`saved_buffers`].
+#[allow(clippy::too_many_arguments)]
 fn run_plan<T: Real>(
-    plan: &Plan,
+    (layout, dir): (&ChainLayout, Direction),
     blocks: &[&[T]],
     x: &[T],
     y: &mut [T],
@@ -643,14 +487,15 @@ fn run_plan<T: Real>(
     par: Par,
 ) -> Vec<PoolVec<T>> {
     let saving = save != Save::Nothing;
-    let batch = x.len() / plan.n_in.max(1);
-    let prepared = col_major_blocks(plan, blocks);
-    let w: Vec<&[T]> = prepared
-        .iter()
-        .zip(blocks)
-        .map(|(p, &b)| p.as_ref().map_or(b, |v| &v[..]))
-        .collect();
-    let blocks = &w[..];
+    let n_in = match dir {
+        Direction::Forward => layout.n_in(),
+        Direction::Transposed => layout.n_out(),
+    };
+    let batch = x.len() / n_in.max(1);
+    let nq = batch.div_ceil(chunk);
+    let last_c = batch.saturating_sub(nq.saturating_sub(1) * chunk);
+    let full = prepared(layout, dir, full_chunk(batch, chunk));
+    let plan = &full.plan;
     let mut bufs = if saving {
         saved_buffers(plan, batch, save)
     } else {
@@ -659,50 +504,59 @@ fn run_plan<T: Real>(
     if batch == 0 {
         return bufs;
     }
-    let nq = batch.div_ceil(chunk);
     let mut saves = if saving {
         split_saved(plan, &mut bufs, batch, chunk)
     } else {
         (0..nq).map(|_| Vec::new()).collect()
     };
-    let last_c = batch - (nq - 1) * chunk;
-    let full = Maps::new(plan, if nq > 1 { chunk } else { last_c });
-    let part = (nq > 1 && last_c != chunk).then(|| Maps::new(plan, last_c));
-    let maps_for = |c: usize| {
-        if c == last_c {
-            part.as_ref().unwrap_or(&full)
-        } else {
-            &full
-        }
+    let part = (nq > 1 && last_c != chunk).then(|| prepared(layout, dir, last_c));
+    let maps_for = |c: usize| match &part {
+        Some(p) if c == last_c => &p.maps,
+        _ => &full.maps,
     };
-    let go = |scr: &mut Scratch<T>, ((xq, yq), sv): ((&[T], &mut [T]), &mut ChunkSave<'_, T>)| {
+    let jobs = x
+        .chunks(chunk * plan.n_in)
+        .zip(y.chunks_mut(chunk * plan.n_out))
+        .zip(saves.iter_mut())
+        .map(|((xq, yq), sv)| (xq, yq, sv));
+    let run = |w: &[&[T]], scr: &mut Scratch<T>, (xq, yq, sv): Job<'_, '_, T>| {
         let c = xq.len() / plan.n_in;
-        run_chunk(
-            plan,
-            blocks,
-            xq,
-            yq,
-            saving.then_some(sv),
-            (c, maps_for(c)),
-            scr,
-            None,
-        );
+        let sv = saving.then_some(sv);
+        run_chunk(plan, w, xq, yq, sv, (c, maps_for(c)), scr, None);
     };
     if nq == 1 {
+        let weights = Weights::new(plan, blocks);
         let mut scr = Scratch::new(plan, batch);
         let sv = saving.then_some(&mut saves[0]);
-        run_chunk(plan, blocks, x, y, sv, (batch, &full), &mut scr, Some(par));
+        let w = weights.views(blocks);
+        run_chunk(plan, &w, x, y, sv, (batch, &full.maps), &mut scr, Some(par));
     } else if matches!(par, Par::Seq) {
+        let weights = Weights::new(plan, blocks);
+        let w = weights.views(blocks);
         let mut scr = Scratch::new(plan, chunk);
-        x.chunks(chunk * plan.n_in)
-            .zip(y.chunks_mut(chunk * plan.n_out))
-            .zip(saves.iter_mut())
-            .for_each(|job| go(&mut scr, job));
+        jobs.for_each(|job| run(&w, &mut scr, job));
     } else {
-        x.par_chunks(chunk * plan.n_in)
-            .zip(y.par_chunks_mut(chunk * plan.n_out))
-            .zip(saves.par_iter_mut())
-            .for_each_init(|| Scratch::new(plan, chunk), go);
+        let jobs: Vec<std::sync::Mutex<Option<Job<'_, '_, T>>>> =
+            jobs.map(|j| std::sync::Mutex::new(Some(j))).collect();
+        let workers = par.degree().min(rayon::current_num_threads()).clamp(1, nq);
+        let claims = Claims::new(nq, workers);
+        (0..workers).into_par_iter().for_each(|_| {
+            let home = rayon::current_thread_index().unwrap_or(0) % workers;
+            let Some(mut q) = claims.next(home) else {
+                return;
+            };
+            let weights = Weights::new(plan, blocks);
+            let w = weights.views(blocks);
+            let mut scr = Scratch::new(plan, chunk);
+            loop {
+                let job = jobs[q].lock().unwrap_or_else(|e| e.into_inner()).take();
+                run(&w, &mut scr, job.expect("each chunk is claimed once"));
+                match claims.next(home) {
+                    Some(next) => q = next,
+                    None => break,
+                }
+            }
+        });
     }
     drop(saves);
     bufs
@@ -807,10 +661,10 @@ fn forward_impl<T: Real, B: Borrow<Tensor<T>>>(
     check_inputs(op, layout, blocks, x, layout.n_in());
     let batch = x.shape()[0];
     check_output(op, y, batch, layout.n_out());
-    let plan = Plan::forward(layout);
     let chunk = chunk_rows(layout);
     let w = block_data(blocks);
-    let inputs = run_plan(&plan, &w, x.data(), y.data_mut(), save, chunk, par);
+    let dir = (layout, Direction::Forward);
+    let inputs = run_plan(dir, &w, x.data(), y.data_mut(), save, chunk, par);
     ChainSaved {
         batch,
         chunk,
@@ -829,11 +683,10 @@ pub fn chain_forward_t<T: Real, B: Borrow<Tensor<T>>>(
     par: Par,
 ) -> Tensor<T> {
     check_inputs("chain_forward_t", layout, blocks, x, layout.n_out());
-    let plan = Plan::transposed(layout);
-    let mut y = Tensor::zeros(&[x.shape()[0], plan.n_out]);
+    let mut y = Tensor::zeros(&[x.shape()[0], layout.n_in()]);
     let w = block_data(blocks);
     run_plan(
-        &plan,
+        (layout, Direction::Transposed),
         &w,
         x.data(),
         y.data_mut(),
@@ -1002,7 +855,9 @@ fn backward_impl<T: Real, B: Borrow<Tensor<T>>>(
         "{op}: weight gradients of shapes {:?} where {shapes:?} are needed",
         dbs.iter().map(|d| d.shape().to_vec()).collect::<Vec<_>>()
     );
-    let plan = Plan::transposed(layout);
+    let dir = (layout, Direction::Transposed);
+    let prep = prepared(layout, dir.1, full_chunk(saved.batch, saved.chunk));
+    let plan = &prep.plan;
     let w = block_data(blocks);
     // dz[s]: step s of the transposed plan = factor m-1-s.
     // The first step reads dY through P_{m+1}⁻¹; if every block of that read is affine, dZ_m is
@@ -1018,7 +873,7 @@ fn backward_impl<T: Real, B: Borrow<Tensor<T>>>(
     } else {
         Save::All
     };
-    let dz = run_plan(&plan, &w, dy.data(), dx.data_mut(), save, saved.chunk, par);
+    let dz = run_plan(dir, &w, dy.data(), dx.data_mut(), save, saved.chunk, par);
     let first = rs0.as_ref().map(|rs| InPlace {
         src: dy.data(),
         base: &step0.gather,
@@ -1112,7 +967,7 @@ mod tests {
     /// `(steps with a transposed form, final gather has one)` per plan.
     fn transposed_gathers(layout: &ChainLayout, c: usize) -> [(usize, bool); 2] {
         [Plan::forward(layout), Plan::transposed(layout)].map(|plan| {
-            let maps = Maps::new(&plan, c);
+            let maps = crate::kernels::plan::Maps::new(&plan, c);
             let steps = maps.steps.iter().filter(|m| m.g.tr.is_some()).count();
             (steps, maps.out.g.tr.is_some())
         })

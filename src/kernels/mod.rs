@@ -1,6 +1,8 @@
 //! Fast batched kernels for block-diagonal chains.
 
 pub mod chain;
+mod claims;
 mod gather;
+pub(crate) mod plan;
 pub(crate) mod pool;
 pub mod transpose;

@@ -9,6 +9,7 @@
 //! use the gather convention of [`Perm`].
 
 use crate::error::{Error, Result};
+use crate::kernels::plan::PlanCache;
 use crate::perm::Perm;
 use crate::real::Real;
 use crate::tensor::Tensor;
@@ -61,6 +62,8 @@ impl BlockShape {
 pub struct ChainLayout {
     factors: Vec<BlockShape>,
     perms: Vec<Perm>,
+    /// The kernels' execution plans for this layout, built on first use (derived data).
+    plans: PlanCache,
 }
 
 impl ChainLayout {
@@ -102,7 +105,11 @@ impl ChainLayout {
                 perms[factors.len()].len()
             )));
         }
-        Ok(Self { factors, perms })
+        Ok(Self {
+            factors,
+            perms,
+            plans: PlanCache::default(),
+        })
     }
 
     /// Number of block-diagonal factors `m`.
@@ -118,6 +125,11 @@ impl ChainLayout {
     /// The permutations `P_1, …, P_{m+1}`.
     pub fn perms(&self) -> &[Perm] {
         &self.perms
+    }
+
+    /// The chain kernels' cache of execution plans for this layout (see `kernels::plan`).
+    pub(crate) fn plan_cache(&self) -> &PlanCache {
+        &self.plans
     }
 
     /// Input length `n` (columns of A).
