@@ -68,7 +68,7 @@ impl Blocks {
             Blocks::Size(b) => (b, "block size"),
             Blocks::Count(r) => (r, "block count"),
         };
-        if d == 0 || n % d != 0 {
+        if d == 0 || !n.is_multiple_of(d) {
             return Err(Error::InvalidArgument(format!(
                 "{what} {d} does not divide the dimension {n}"
             )));
@@ -393,7 +393,7 @@ impl SocShape {
 /// [`Error::InvalidArgument`] if `groups` is zero or does not divide c.
 pub fn soc_params(s: SocShape, groups: u64) -> Result<u64> {
     let c = s.channels();
-    if groups == 0 || c % groups != 0 {
+    if groups == 0 || !c.is_multiple_of(groups) {
         return Err(Error::InvalidArgument(format!(
             "SOC with {c} channels cannot be split into {groups} groups"
         )));

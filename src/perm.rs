@@ -23,7 +23,7 @@ pub struct Perm {
 
 /// σ_(k,n)(i) = (i mod k)·(n/k) + ⌊i/k⌋ (Definition 5.2), validated.
 fn sigma_kn(k: usize, n: usize) -> Result<Vec<usize>> {
-    if k == 0 || n == 0 || n % k != 0 {
+    if k == 0 || n == 0 || !n.is_multiple_of(k) {
         return Err(Error::InvalidArgument(format!(
             "P_(k,n) needs 0 < k dividing n > 0, got k={k}, n={n}"
         )));
@@ -33,7 +33,7 @@ fn sigma_kn(k: usize, n: usize) -> Result<Vec<usize>> {
 
 /// σ^paired_(k,n)(i) = (⌊i/2⌋ mod k)·(n/k) + 2·⌊i/(2k)⌋ + (i mod 2) (digest §5.2), validated.
 fn sigma_paired(k: usize, n: usize) -> Result<Vec<usize>> {
-    if k == 0 || n == 0 || n % (2 * k) != 0 {
+    if k == 0 || n == 0 || !n.is_multiple_of(2 * k) {
         return Err(Error::InvalidArgument(format!(
             "paired shuffle needs 0 < 2k dividing n > 0, got k={k}, n={n}"
         )));
@@ -125,7 +125,12 @@ impl Perm {
     /// If `nb` or `r_half` is 0, `nb` does not divide `n`, `r_half` does not divide `n/nb`, or
     /// `2·nb·r_half > n` (PEFT's "Invalid number of blocks").
     pub fn block_butterfly(n: usize, nb: usize, r_half: usize) -> Result<Self> {
-        if nb == 0 || r_half == 0 || n % nb != 0 || (n / nb) % r_half != 0 || 2 * nb * r_half > n {
+        if nb == 0
+            || r_half == 0
+            || !n.is_multiple_of(nb)
+            || !(n / nb).is_multiple_of(r_half)
+            || 2 * nb * r_half > n
+        {
             return Err(Error::InvalidArgument(format!(
                 "block_butterfly_perm needs nb | n, r_half | n/nb and 2·nb·r_half <= n, got n={n}, nb={nb}, r_half={r_half}"
             )));

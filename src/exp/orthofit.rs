@@ -73,7 +73,7 @@ impl Config {
     fn new(args: &Args) -> Result<Self> {
         let quick = args.common.quick;
         let n = args.n.unwrap_or(if quick { 16 } else { 64 });
-        let is_pow4 = n.is_power_of_two() && n.trailing_zeros() % 2 == 0;
+        let is_pow4 = n.is_power_of_two() && n.trailing_zeros().is_multiple_of(2);
         if !(16..=256).contains(&n) || !is_pow4 {
             return Err(Error::InvalidArgument(format!(
                 "--n must be 16, 64 or 256 (a power of 4), got {n}"

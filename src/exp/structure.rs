@@ -670,7 +670,7 @@ fn targets(n: usize, seed: u64) -> Vec<(&'static str, &'static str, Tensor<f64>)
         s * (std::f64::consts::PI * (2.0 * j + 1.0) * k / (2.0 * nf)).cos()
     });
     let had = Tensor::from_fn(&[n, n], |idx| {
-        let sign = if ((idx / n) & (idx % n)).count_ones() % 2 == 0 {
+        let sign = if ((idx / n) & (idx % n)).count_ones().is_multiple_of(2) {
             1.0
         } else {
             -1.0

@@ -61,7 +61,7 @@
 //!   tape) each factor's input for the whole batch (and, in the backward, each factor's output
 //!   gradient). Nothing grows with `n²`.
 
-use crate::kernels::claims::Claims;
+use crate::kernels::claims::par_claimed;
 use crate::kernels::gather::{affine_step, gather_blocks, gather_rows};
 use crate::kernels::plan::{
     Direction, Maps, PAD, Plan, ReadMap, Step, block_stride, panel_len, prepared,
@@ -469,8 +469,8 @@ fn full_chunk(batch: usize, chunk: usize) -> usize {
     }
 }
 
-/// One chunk of a parallel run, handed to whichever worker claims it: its input rows, output
-/// rows and saved pieces.
+/// One chunk of a run, handed to whichever worker claims it: its input rows, output rows and
+/// saved pieces.
 type Job<'a, 'b, T> = (&'a [T], &'a mut [T], &'a mut ChunkSave<'b, T>);
 
 /// Runs the `plan` of `layout` in direction `dir` over a whole `(batch, n_in)` row-major batch
@@ -514,48 +514,30 @@ fn run_plan<T: Real>(
         Some(p) if c == last_c => &p.maps,
         _ => &full.maps,
     };
-    let jobs = x
-        .chunks(chunk * plan.n_in)
-        .zip(y.chunks_mut(chunk * plan.n_out))
-        .zip(saves.iter_mut())
-        .map(|((xq, yq), sv)| (xq, yq, sv));
-    let run = |w: &[&[T]], scr: &mut Scratch<T>, (xq, yq, sv): Job<'_, '_, T>| {
-        let c = xq.len() / plan.n_in;
-        let sv = saving.then_some(sv);
-        run_chunk(plan, w, xq, yq, sv, (c, maps_for(c)), scr, None);
-    };
     if nq == 1 {
         let weights = Weights::new(plan, blocks);
         let mut scr = Scratch::new(plan, batch);
         let sv = saving.then_some(&mut saves[0]);
         let w = weights.views(blocks);
         run_chunk(plan, &w, x, y, sv, (batch, &full.maps), &mut scr, Some(par));
-    } else if matches!(par, Par::Seq) {
-        let weights = Weights::new(plan, blocks);
-        let w = weights.views(blocks);
-        let mut scr = Scratch::new(plan, chunk);
-        jobs.for_each(|job| run(&w, &mut scr, job));
     } else {
-        let jobs: Vec<std::sync::Mutex<Option<Job<'_, '_, T>>>> =
-            jobs.map(|j| std::sync::Mutex::new(Some(j))).collect();
-        let workers = par.degree().min(rayon::current_num_threads()).clamp(1, nq);
-        let claims = Claims::new(nq, workers);
-        (0..workers).into_par_iter().for_each(|_| {
-            let home = rayon::current_thread_index().unwrap_or(0) % workers;
-            let Some(mut q) = claims.next(home) else {
-                return;
-            };
-            let weights = Weights::new(plan, blocks);
+        let jobs: Vec<Job<'_, '_, T>> = x
+            .chunks(chunk * plan.n_in)
+            .zip(y.chunks_mut(chunk * plan.n_out))
+            .zip(saves.iter_mut())
+            .map(|((xq, yq), sv)| (xq, yq, sv))
+            .collect();
+        let workers = if matches!(par, Par::Seq) {
+            1
+        } else {
+            par.degree()
+        };
+        let init = || (Weights::new(plan, blocks), Scratch::new(plan, chunk));
+        par_claimed(jobs, workers, init, |(weights, scr), _, (xq, yq, sv)| {
+            let c = xq.len() / plan.n_in;
+            let sv = saving.then_some(sv);
             let w = weights.views(blocks);
-            let mut scr = Scratch::new(plan, chunk);
-            loop {
-                let job = jobs[q].lock().unwrap_or_else(|e| e.into_inner()).take();
-                run(&w, &mut scr, job.expect("each chunk is claimed once"));
-                match claims.next(home) {
-                    Some(next) => q = next,
-                    None => break,
-                }
-            }
+            run_chunk(plan, &w, xq, yq, sv, (c, maps_for(c)), scr, None);
         });
     }
     drop(saves);

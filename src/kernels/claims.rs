@@ -10,6 +10,8 @@
 //! in the previous one. Stealing from the back keeps a slow worker's first chunks (the ones it
 //! is about to run) its own. Which worker runs a chunk never changes the arithmetic.
 
+use rayon::prelude::*;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// One `[front, back)` range per worker, packed as `front | back << 32`.
@@ -75,10 +77,43 @@ impl Claims {
     }
 }
 
+/// Runs `f(state, i, item)` for every item of `items` on up to `workers` rayon workers of the
+/// current pool, handing the items out through [`Claims`] (home range by rayon index, then
+/// stealing). A worker calls `init` once, when it gets its first item, and keeps that state for
+/// all its items. With one worker, or outside a pool of several threads, runs in order on the
+/// calling thread.
+pub(crate) fn par_claimed<I, S>(
+    items: Vec<I>,
+    workers: usize,
+    init: impl Fn() -> S + Sync,
+    f: impl Fn(&mut S, usize, I) + Sync,
+) where
+    I: Send,
+{
+    let workers = workers.min(rayon::current_num_threads()).min(items.len());
+    if workers <= 1 {
+        let mut state = None;
+        for (i, item) in items.into_iter().enumerate() {
+            f(state.get_or_insert_with(&init), i, item);
+        }
+        return;
+    }
+    let claims = Claims::new(items.len(), workers);
+    let slots: Vec<Mutex<Option<I>>> = items.into_iter().map(|v| Mutex::new(Some(v))).collect();
+    (0..workers).into_par_iter().for_each(|_| {
+        let home = rayon::current_thread_index().unwrap_or(0) % workers;
+        let mut state = None;
+        while let Some(i) = claims.next(home) {
+            let item = slots[i].lock().unwrap_or_else(|e| e.into_inner()).take();
+            let item = item.expect("each item is claimed once");
+            f(state.get_or_insert_with(&init), i, item);
+        }
+    });
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use rayon::prelude::*;
     use std::sync::atomic::AtomicUsize;
 
     #[test]
@@ -102,6 +137,29 @@ mod tests {
             let mut seen: Vec<usize> = (0..groups * 4).filter_map(|i| c.next(i % groups)).collect();
             seen.sort_unstable();
             assert_eq!(seen, (0..items).collect::<Vec<_>>(), "{items}/{groups}");
+        }
+    }
+
+    #[test]
+    fn par_claimed_runs_every_item_once_with_one_state_per_worker() {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(2)
+            .build()
+            .unwrap();
+        for workers in [1, 2, 5] {
+            let inits = AtomicUsize::new(0);
+            let mut out = vec![0usize; 37];
+            let items: Vec<&mut usize> = out.iter_mut().collect();
+            pool.install(|| {
+                par_claimed(
+                    items,
+                    workers,
+                    || inits.fetch_add(1, Ordering::Relaxed),
+                    |_, i, slot| *slot += i + 1,
+                )
+            });
+            assert_eq!(out, (1..=37).collect::<Vec<_>>(), "{workers} workers");
+            assert!((1..=workers.min(2)).contains(&inits.load(Ordering::Relaxed)));
         }
     }
 

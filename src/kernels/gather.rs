@@ -51,7 +51,7 @@ impl Transposed {
     pub fn detect(base: &[usize], len: usize) -> Option<Self> {
         let (&a0, &a1) = (base.first()?, base.get(1)?);
         let r = a1.checked_sub(a0).filter(|&r| r > 0)?;
-        if len < 2 || base.len() % len != 0 {
+        if len < 2 || !base.len().is_multiple_of(len) {
             return None;
         }
         let affine = |g: &[usize]| g.iter().enumerate().all(|(t, &o)| o == g[0] + t * r);
@@ -160,7 +160,7 @@ pub(crate) fn gather_blocks<T: Copy + 'static>(
     c: usize,
 ) {
     let base = &g.base[..];
-    if let Some(tr) = g.tr.as_ref().filter(|tr| b % tr.len == 0) {
+    if let Some(tr) = g.tr.as_ref().filter(|tr| b.is_multiple_of(tr.len)) {
         // Group g is segment g % (b/len) of block g / (b/len); per sample, every chain is one
         // transposition whose rows are its groups' segments.
         // Segments in the order (block, sample, segment).

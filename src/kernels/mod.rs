@@ -1,7 +1,7 @@
 //! Fast batched kernels for block-diagonal chains.
 
 pub mod chain;
-mod claims;
+pub(crate) mod claims;
 mod gather;
 pub(crate) mod plan;
 pub(crate) mod pool;

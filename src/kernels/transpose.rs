@@ -56,7 +56,7 @@ pub fn transpose_to_rows<T: Copy + 'static>(
         return;
     }
     assert!(
-        d.len() % rows == 0 && d.iter().all(|r| r.len() >= cols),
+        d.len().is_multiple_of(rows) && d.iter().all(|r| r.len() >= cols),
         "transpose_to_rows: {} destination rows are not samples of {rows} rows of at least {cols}",
         d.len()
     );

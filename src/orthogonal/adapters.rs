@@ -52,14 +52,14 @@ impl<T: Real> DenseLinear<T> {
                 weight.shape()
             )));
         }
-        if let Some(b) = &bias {
-            if b.shape() != [weight.shape()[0]] {
-                return Err(Error::InvalidArgument(format!(
-                    "bias of shape {:?} for a weight of shape {:?}",
-                    b.shape(),
-                    weight.shape()
-                )));
-            }
+        if let Some(b) = &bias
+            && b.shape() != [weight.shape()[0]]
+        {
+            return Err(Error::InvalidArgument(format!(
+                "bias of shape {:?} for a weight of shape {:?}",
+                b.shape(),
+                weight.shape()
+            )));
         }
         Ok(Self { weight, bias })
     }

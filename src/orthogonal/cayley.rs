@@ -43,13 +43,16 @@
 //! independently and sequentially, so the results are bitwise the same for any number of threads.
 
 use crate::autodiff::tape::Var;
-use crate::orthogonal::small_inv::{invert_unpivoted_in_place, matmul_rm};
+use crate::kernels::claims::par_claimed;
+use crate::orthogonal::batch_inv::invert_unpivoted_blocks;
+#[cfg(doc)]
+use crate::orthogonal::small_inv::invert_unpivoted_in_place;
+use crate::orthogonal::small_inv::matmul_rm;
 use crate::real::Real;
 use crate::tensor::Tensor;
 use faer::dyn_stack::{MemBuffer, MemStack};
 use faer::linalg::lu::partial_pivoting::{factor, solve};
 use faer::{Mat, MatMut, Par};
-use rayon::prelude::*;
 
 /// Number of free parameters of one `b × b` skew-symmetric generator, `b(b−1)/2`.
 pub fn skew_dim(b: usize) -> usize {
@@ -183,9 +186,11 @@ fn run_parallel(work: usize) -> bool {
 }
 
 /// Runs `f(workspace, j, chunk_j)` over the consecutive `chunk`-sized pieces of `out`, in
-/// parallel over blocks with one `init()` workspace per rayon task when `work` is at least
-/// [`PAR_MIN_BLOCK_WORK`] and the pool has several threads, sequentially otherwise. Blocks are
-/// independent, so the result does not depend on the choice.
+/// parallel over blocks when `work` is at least [`PAR_MIN_BLOCK_WORK`] and the pool has several
+/// threads, sequentially otherwise; one `init()` workspace per worker. The blocks are handed out
+/// with stable ownership (`kernels::claims`: each worker writes the same blocks call after
+/// call, which keeps the output lines in its own cache). Blocks are independent, so the result
+/// does not depend on the choice.
 pub(crate) fn for_each_block<T, W, I, F>(out: &mut [T], chunk: usize, work: usize, init: I, f: F)
 where
     T: Send,
@@ -195,15 +200,17 @@ where
     if chunk == 0 {
         return;
     }
-    if !run_parallel(work) {
-        let mut w = init();
-        for (j, c) in out.chunks_mut(chunk).enumerate() {
-            f(&mut w, j, c);
-        }
+    let blocks: Vec<&mut [T]> = out.chunks_mut(chunk).collect();
+    par_claimed(blocks, block_workers(work), init, |w, j, c| f(w, j, c));
+}
+
+/// Workers for a stack of `work` multiply-adds: every thread of the current pool if
+/// [`run_parallel`], else 1 (the calling thread).
+fn block_workers(work: usize) -> usize {
+    if run_parallel(work) {
+        rayon::current_num_threads()
     } else {
-        out.par_chunks_mut(chunk)
-            .enumerate()
-            .for_each_init(init, |w, (j, c)| f(w, j, c));
+        1
     }
 }
 
@@ -211,9 +218,10 @@ where
 /// `N_j = (I − K_j)⁻¹` and `Q_j = 2N_j − I = (I + K_j)(I − K_j)⁻¹`.
 ///
 /// `N_j` comes from Gauss–Jordan elimination without pivoting of `I − K_j` in place
-/// ([`invert_unpivoted_in_place`]; safe because the symmetric part of `I − K_j` is `I`, so every
-/// pivot is `≥ 1`). Blocks run in parallel when `k·b³ ≥` [`PAR_MIN_BLOCK_WORK`]; the result is
-/// bitwise the same for any number of threads.
+/// ([`invert_unpivoted_blocks`]: groups of 16 (`f32`) or 8 (`f64`) blocks, one per SIMD lane,
+/// bitwise [`invert_unpivoted_in_place`] on each; safe because the symmetric part of `I − K_j`
+/// is `I`, so every pivot is `≥ 1`). Groups run in parallel when `k·b³ ≥`
+/// [`PAR_MIN_BLOCK_WORK`]; the result is bitwise the same for any number of threads.
 ///
 /// # Panics
 /// If `theta` is not `(k, b(b−1)/2)`.
@@ -251,30 +259,39 @@ pub fn cayley_with_inverse_into<T: Real>(
     check_blocks(n, k, b, op, "N");
     let p = skew_dim(b);
     let two = T::one() + T::one();
-    let block = |j: usize, (nb, qb): (&mut [T], &mut [T])| {
-        let t = &theta.data()[j * p..(j + 1) * p];
-        fill_skew(t, b, -T::one(), T::one(), nb); // I − K
-        invert_unpivoted_in_place(nb, b); // N = (I − K)⁻¹
-        for (x, &y) in qb.iter_mut().zip(nb.iter()) {
-            *x = two * y;
-        }
-        for i in 0..b {
-            qb[i * b + i] -= T::one(); // Q = 2N − I
-        }
-    };
     let bb = b * b;
     if bb == 0 {
         return;
     }
+    // Groups of `GROUP_BYTES / size_of::<T>()` blocks: one SIMD group of the batch inversion.
+    let per = (GROUP_BYTES / std::mem::size_of::<T>()).max(1);
+    let group = |scratch: &mut Vec<T>, g: usize, (ng, qg): (&mut [T], &mut [T])| {
+        let j0 = g * per;
+        for (j, nb) in ng.chunks_exact_mut(bb).enumerate() {
+            let t = &theta.data()[(j0 + j) * p..(j0 + j + 1) * p];
+            fill_skew(t, b, -T::one(), T::one(), nb); // I − K
+        }
+        invert_unpivoted_blocks(ng, b, scratch); // N = (I − K)⁻¹
+        for (qb, nb) in qg.chunks_exact_mut(bb).zip(ng.chunks_exact(bb)) {
+            for (x, &y) in qb.iter_mut().zip(nb) {
+                *x = two * y;
+            }
+            for i in 0..b {
+                qb[i * b + i] -= T::one(); // Q = 2N − I
+            }
+        }
+    };
     let (nd, qd) = (n.data_mut(), q.data_mut());
-    if !run_parallel(k * bb * b) {
-        let blocks = nd.chunks_mut(bb).zip(qd.chunks_mut(bb));
-        blocks.enumerate().for_each(|(j, c)| block(j, c));
-    } else {
-        let blocks = nd.par_chunks_mut(bb).zip(qd.par_chunks_mut(bb));
-        blocks.enumerate().for_each(|(j, c)| block(j, c));
-    }
+    let groups: Vec<_> = nd
+        .chunks_mut(per * bb)
+        .zip(qd.chunks_mut(per * bb))
+        .collect();
+    par_claimed(groups, block_workers(k * bb * b), Vec::new, group);
 }
+
+/// Bytes of one group of blocks of the forward map: one 512-bit register per element in
+/// `invert_unpivoted_blocks` (16 blocks in `f32`, 8 in `f64`).
+const GROUP_BYTES: usize = 64;
 
 /// The Cayley map `Q_j = (I + K_j)(I − K_j)⁻¹` of every block, without a tape; `(k, b, b)`.
 ///

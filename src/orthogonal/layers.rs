@@ -399,7 +399,7 @@ impl<T: Real> Boft<T> {
     /// validity conditions, through [`Perm::block_butterfly`]).
     pub fn new(n: usize, r: usize, m: usize, map: OrthoMap) -> Result<Self> {
         let b = block_size(n, r, "Boft")?;
-        if m == 0 || b % 2 != 0 || m > 32 || r % (1usize << (m - 1)) != 0 {
+        if m == 0 || b % 2 != 0 || m > 32 || !r.is_multiple_of(1usize << (m - 1)) {
             return Err(Error::InvalidArgument(format!(
                 "Boft needs m >= 1, an even block size and 2^(m-1) | r, got n={n}, r={r} (b={b}), m={m}"
             )));
@@ -467,7 +467,7 @@ fn transpose_layout(layout: &ChainLayout) -> ChainLayout {
 
 /// `n / r`, or an error naming `who` unless `0 < r | n`.
 fn block_size(n: usize, r: usize, who: &str) -> Result<usize> {
-    if n == 0 || r == 0 || n % r != 0 {
+    if n == 0 || r == 0 || !n.is_multiple_of(r) {
         return Err(Error::InvalidArgument(format!(
             "{who}: the number of blocks r must divide n > 0, got n={n}, r={r}"
         )));

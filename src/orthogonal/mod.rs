@@ -2,6 +2,7 @@
 //! structured layers and adapters.
 
 pub mod adapters;
+pub mod batch_inv;
 pub mod cayley;
 pub mod expm;
 pub mod layers;

@@ -31,7 +31,7 @@ fn butterfly_layout(n: usize, r: usize, m: usize) -> Result<ChainLayout> {
             "BOFT needs the block count r to be a power of 2, got r={r}"
         )));
     }
-    if n % r != 0 || n / r < 2 {
+    if !n.is_multiple_of(r) || n / r < 2 {
         return Err(Error::InvalidArgument(format!(
             "BOFT needs r | n with block size b = n/r >= 2, got n={n}, r={r}"
         )));

@@ -364,7 +364,7 @@ impl Default for GsShuffle {
 
 /// Checks `b ≥ 1` divides `n ≥ 1` and returns `r = n/b`.
 fn blocks_of(n: usize, b: usize) -> Result<usize> {
-    if n == 0 || b == 0 || n % b != 0 {
+    if n == 0 || b == 0 || !n.is_multiple_of(b) {
         return Err(Error::InvalidArgument(format!(
             "need a block size b >= 1 dividing n >= 1, got n={n}, b={b}"
         )));
