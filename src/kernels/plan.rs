@@ -271,3 +271,47 @@ pub(crate) fn prepared(layout: &ChainLayout, dir: Direction, c: usize) -> Arc<Pr
     v.push((key, Arc::clone(&p)));
     p
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::structured::LinearOp;
+    use crate::structured::gs::Gs;
+    use rand::{SeedableRng, rngs::StdRng};
+
+    fn layout() -> ChainLayout {
+        let r = &mut StdRng::seed_from_u64(1);
+        Gs::<f32>::gsoft_random(4, 8, r).unwrap().layout().clone()
+    }
+
+    #[test]
+    fn plans_are_built_once_per_key_and_shared_by_clones() {
+        let l = layout();
+        let a = prepared(&l, Direction::Forward, 16);
+        let b = prepared(&l, Direction::Forward, 16);
+        assert!(Arc::ptr_eq(&a, &b), "second lookup hits the cache");
+        let t = prepared(&l, Direction::Transposed, 16);
+        assert!(!Arc::ptr_eq(&a, &t), "directions are separate entries");
+        assert_eq!(a.plan.steps.len(), 2);
+        assert!(a.plan.steps.iter().all(|s| !s.transposed));
+        assert!(t.plan.steps.iter().all(|s| s.transposed));
+        let c = prepared(&l, Direction::Forward, 5);
+        assert!(!Arc::ptr_eq(&a, &c), "chunk sizes are separate entries");
+        let copy = l.clone();
+        assert!(Arc::ptr_eq(&a, &prepared(&copy, Direction::Forward, 16)));
+        assert_eq!(format!("{:?}", l.plan_cache()), "PlanCache(3 plans)");
+    }
+
+    #[test]
+    fn cache_is_bounded_and_ignored_by_equality() {
+        let l = layout();
+        let first = prepared(&l, Direction::Forward, 1);
+        for c in 2..=CACHE_ENTRIES + 3 {
+            prepared(&l, Direction::Forward, c);
+        }
+        assert_eq!(l.plan_cache().0.lock().unwrap().len(), CACHE_ENTRIES);
+        let again = prepared(&l, Direction::Forward, 1);
+        assert!(!Arc::ptr_eq(&first, &again), "the oldest entry was evicted");
+        assert_eq!(l, layout(), "a used cache does not change equality");
+    }
+}

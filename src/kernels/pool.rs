@@ -39,7 +39,7 @@ pub const MAX_BYTES: usize = 128 << 20;
 pub const LOCAL_BUFFERS: usize = 16;
 
 /// Most bytes kept in one thread's pool.
-pub const LOCAL_BYTES: usize = 32 << 20;
+pub const LOCAL_BYTES: usize = 16 << 20;
 
 /// Buffers smaller than this many bytes are not pooled (the allocator handles them well).
 const MIN_BYTES: usize = 16 << 10;
@@ -206,6 +206,35 @@ mod tests {
         if bytes >= MIN_BYTES {
             drop(pool.evicted(bytes, Box::new(v)));
         }
+    }
+
+    /// A buffer given back on a thread is handed out again on that thread, and not on another
+    /// one (the per-thread tier); it survives only as long as its thread's pool.
+    #[test]
+    fn buffers_return_to_the_thread_that_gave_them() {
+        let len = 3 * MIN_BYTES / 8 + 17; // a size no other test uses (f64)
+        let (mine, again) = std::thread::spawn(move || {
+            let v: Vec<f64> = take(len);
+            let ptr = v.as_ptr() as usize;
+            give(v);
+            let w: Vec<f64> = take(len);
+            (ptr, w.as_ptr() as usize)
+        })
+        .join()
+        .unwrap();
+        assert_eq!(mine, again, "same thread gets its own buffer back");
+        let kept = std::thread::spawn(move || {
+            give(vec![0.0f64; len]);
+            let ptr = LOCAL.with(|l| l.borrow().bufs.len());
+            // another thread does not see this thread's pool
+            let other = std::thread::spawn(move || LOCAL.with(|l| l.borrow().bufs.len()))
+                .join()
+                .unwrap();
+            (ptr, other)
+        })
+        .join()
+        .unwrap();
+        assert_eq!(kept, (1, 0));
     }
 
     #[test]
