@@ -6,7 +6,8 @@
 //! rounds in which all the ops compared at one point (the structured ops, dense GEMM at the
 //! same `(n, batch)`, Cayley of the same blocks) and the thread counts take turns, so that a
 //! change of machine speed during the measurement hits them alike; every timed block starts
-//! with 2 untimed calls; the target point runs 3 times as many rounds. Each op runs inside a dedicated rayon pool of the given size
+//! with 2 untimed calls; the two points the targets are read at (n = 1024 and the threading
+//! point n = 4096, both b = 32, batch 256) run 3 times as many rounds. Each op runs inside a dedicated rayon pool of the given size
 //! (`ThreadPoolBuilder` + `pool.install`); the chain kernels get `Par::Seq` on 1 thread and
 //! `Par::rayon(t)` on `t > 1` (they run `Par::Seq` faer products inside rayon tasks), the dense
 //! GEMM gets the same `Par`. Every op writes into outputs allocated once
@@ -283,6 +284,18 @@ impl Grid {
         let batch = if p.batch == 0 { max_batch } else { p.batch };
         let b = if p.b == p.n { self.target.b } else { p.b };
         (p.n, batch, b)
+    }
+
+    /// Whether the targets are read at `p`'s point: the target point, or the threading point
+    /// (`big_n` with the target's block size and batch).
+    fn is_target_point(&self, p: &Point) -> bool {
+        let threading = Point {
+            n: self.big_n,
+            ..self.target
+        };
+        [self.target, threading]
+            .iter()
+            .any(|t| self.point_key(p) == self.point_key(t))
     }
 
     /// The f64 points: [`Grid::f64_ops`] at the target point.
@@ -843,11 +856,10 @@ fn measure_group<T: Real>(
         let mut accs: Vec<Vec<Acc>> = (0..group.len())
             .map(|_| pools.iter().map(|_| Acc::new()).collect())
             .collect();
-        // The target point gets TARGET_REPEATS times the rounds: its ratios are the issue's
-        // targets, and more rounds average over more of the machine's slow episodes.
-        let at_target = group
-            .iter()
-            .any(|&(_, p)| cfg.grid.point_key(&p) == cfg.grid.point_key(&cfg.grid.target));
+        // The two points the targets are read at (the target point and the threading point at
+        // `big_n`) get TARGET_REPEATS times the rounds: more rounds average over more of the
+        // machine's slow episodes.
+        let at_target = group.iter().any(|&(_, p)| cfg.grid.is_target_point(&p));
         let rounds = ROUNDS * if at_target { TARGET_REPEATS } else { 1 };
         for _ in 0..rounds {
             for &c in &members {

@@ -57,9 +57,10 @@
 //!   [`chain_backward_into`] overwrite `Y`, `dX` and the `dB_i` in place (faer's allocation-free
 //!   style); the allocating functions wrap them. A training loop that keeps its output tensors
 //!   then allocates nothing per call beyond pooled buffers.
-//! - Memory: three scratch panels of about `c · max_i n_i` per worker, plus (when saving for the
-//!   tape) each factor's input for the whole batch (and, in the backward, each factor's output
-//!   gradient). Nothing grows with `n²`.
+//! - Memory: three scratch panels of about `c · max_i n_i` and a copy of the forward steps'
+//!   blocks (the layer's parameters) per worker, plus (when saving for the tape) each factor's
+//!   input for the whole batch (and, in the backward, each factor's output gradient). Nothing
+//!   grows with `n²` beyond the parameters themselves.
 
 use crate::kernels::claims::par_claimed;
 use crate::kernels::gather::{affine_step, gather_blocks, gather_rows};
