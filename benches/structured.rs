@@ -14,7 +14,7 @@
 //! binary for separate 1- and 2-thread pools.
 //!
 //! **Grid and pruning** (f32 unless noted; `n ∈ {256, 1024, 4096}`, `b ∈ {16, 32, 64}`,
-//! `batch ∈ {32, 256}`), 79 benchmarks, ~1.5–2.5 s each with the config below (the full
+//! `batch ∈ {32, 256}`), 83 benchmarks, ~1.5–2.5 s each with the config below (the full
 //! `cargo bench` took 3m44s on the shared 2-core machine):
 //! - `gs` (GSOFT, `m = 2`): the full grid, forward and forward+backward (36).
 //! - `gs_chain3` (3 factors), `boft` (`1 + log2 r` factors, `r = n/b`, which makes it dense),
@@ -30,6 +30,8 @@
 //! - `f64`: GS and dense forward at `n = 1024`, `b = 32`, batch 256 (2).
 //! - `shuffle_gather`: the GS shuffle gather of that forward, SIMD tiled transposition against
 //!   the element-by-element indexed gather (2).
+//! - `batch_inverse`: the Cayley forward's 32 inversions of 32 × 32 blocks, one block at a time
+//!   against the interleaved SIMD groups, f32 and f64 (4).
 //! - `cross_core_write`: writing 256 KiB that the other worker of a 2-thread pool has just read,
 //!   against memory only the writing thread touched (2): why the kernels keep per-worker buffers.
 //!
@@ -49,8 +51,10 @@ use gslab::kernels::chain::{
 use gslab::kernels::transpose::transpose;
 use gslab::nn::optim::{Adam, Optimizer, Params};
 use gslab::orthogonal::OrthoMap;
-use gslab::orthogonal::cayley::{cayley, cayley_with_inverse, skew_dim};
+use gslab::orthogonal::batch_inv::invert_unpivoted_blocks;
+use gslab::orthogonal::cayley::{cayley, cayley_with_inverse, skew_dim, skew_from_free};
 use gslab::orthogonal::layers::OrthoGs;
+use gslab::orthogonal::small_inv::invert_unpivoted_in_place;
 use gslab::structured::{BlockDiag, BlockShape, Butterfly, Gs, GsChain, LinearOp, Monarch};
 use gslab::{Real, Tape, Tensor};
 use rand::{SeedableRng, rngs::StdRng};
@@ -233,6 +237,51 @@ fn bench_cayley(c: &mut Criterion) {
     g.finish();
 }
 
+/// The Cayley forward's inversion of the 32 blocks `I − K_j` (32 × 32, f32 and f64): one block
+/// at a time (`invert_unpivoted_in_place`) against the interleaved groups of
+/// `invert_unpivoted_blocks` (AVX-512 or AVX2 lanes, bitwise the same result). Each iteration
+/// restores the input first (a 128 KiB / 256 KiB copy, in both rows). Throughput: `k·b³`
+/// multiply-adds as 2 FLOPs each.
+fn bench_batch_inverse(c: &mut Criterion) {
+    fn pair<T: Real>(g: &mut Group<'_>, k: usize, b: usize) {
+        let mut r = rng(8);
+        let theta = Tensor::<T>::randn(&[k, skew_dim(b)], 0.1, &mut r);
+        // I − K_j for every block, as the Cayley forward builds it.
+        let a0: Vec<T> = (skew_from_free(&theta, b).data().iter().enumerate())
+            .map(|(e, &v)| {
+                if (e % (b * b)).is_multiple_of(b + 1) {
+                    T::one()
+                } else {
+                    -v
+                }
+            })
+            .collect();
+        let mut a = a0.clone();
+        let mut scratch = Vec::new();
+        let name = format!("{}_k{k}_b{b}", T::DTYPE.to_lowercase());
+        g.throughput(Throughput::Elements((2 * k * b * b * b) as u64));
+        g.bench_function(BenchmarkId::new("one_block", &name), |bch| {
+            bch.iter(|| {
+                a.copy_from_slice(&a0);
+                a.chunks_exact_mut(b * b)
+                    .for_each(|blk| invert_unpivoted_in_place(blk, b));
+                black_box(&a);
+            })
+        });
+        g.bench_function(BenchmarkId::new("interleaved", &name), |bch| {
+            bch.iter(|| {
+                a.copy_from_slice(&a0);
+                invert_unpivoted_blocks(&mut a, b, &mut scratch);
+                black_box(&a);
+            })
+        });
+    }
+    let mut g = c.benchmark_group("batch_inverse");
+    pair::<f32>(&mut g, N0 / B0, B0);
+    pair::<f64>(&mut g, N0 / B0, B0);
+    g.finish();
+}
+
 /// One training step of an `OrthoGs` layer on `ℓ = ⟨Y, G⟩`: Cayley of both factors, the GS
 /// product, backward, Adam.
 fn bench_step(c: &mut Criterion) {
@@ -400,6 +449,6 @@ criterion_group! {
     name = benches;
     config = config();
     targets = bench_gs, bench_others, bench_breakdown, bench_cayley, bench_step, bench_f64,
-        bench_transpose, bench_cross_core
+        bench_transpose, bench_cross_core, bench_batch_inverse
 }
 criterion_main!(benches);
