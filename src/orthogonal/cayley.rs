@@ -44,6 +44,7 @@
 
 use crate::autodiff::tape::Var;
 use crate::kernels::claims::par_claimed;
+use crate::kernels::pool::PoolVec;
 use crate::orthogonal::batch_inv::invert_unpivoted_blocks;
 #[cfg(doc)]
 use crate::orthogonal::small_inv::invert_unpivoted_in_place;
@@ -265,7 +266,7 @@ pub fn cayley_with_inverse_into<T: Real>(
     }
     // Groups of `GROUP_BYTES / size_of::<T>()` blocks: one SIMD group of the batch inversion.
     let per = (GROUP_BYTES / std::mem::size_of::<T>()).max(1);
-    let group = |scratch: &mut Vec<T>, g: usize, (ng, qg): (&mut [T], &mut [T])| {
+    let group = |scratch: &mut PoolVec<T>, g: usize, (ng, qg): (&mut [T], &mut [T])| {
         let j0 = g * per;
         for (j, nb) in ng.chunks_exact_mut(bb).enumerate() {
             let t = &theta.data()[(j0 + j) * p..(j0 + j + 1) * p];
@@ -286,7 +287,9 @@ pub fn cayley_with_inverse_into<T: Real>(
         .chunks_mut(per * bb)
         .zip(qd.chunks_mut(per * bb))
         .collect();
-    par_claimed(groups, block_workers(k * bb * b), Vec::new, group);
+    // Each worker's interleaving scratch (one group) comes from its thread's buffer pool.
+    let scratch = || PoolVec::new(bb * per);
+    par_claimed(groups, block_workers(k * bb * b), scratch, group);
 }
 
 /// Bytes of one group of blocks of the forward map: one 512-bit register per element in
