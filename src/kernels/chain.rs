@@ -477,7 +477,6 @@ type Job<'a, 'b, T> = (&'a [T], &'a mut [T], &'a mut ChunkSave<'b, T>);
 /// Runs the `plan` of `layout` in direction `dir` over a whole `(batch, n_in)` row-major batch
 /// `x` into `y`, chunk by chunk (in parallel unless `par` is `Par::Seq`). With `save`, returns
 /// each step's input for the whole batch in the layout of [`saved_buffers`].
-#[allow(clippy::too_many_arguments)]
 fn run_plan<T: Real>(
     (layout, dir): (&ChainLayout, Direction),
     blocks: &[&[T]],
@@ -950,7 +949,7 @@ mod tests {
     /// `(steps with a transposed form, final gather has one)` per plan.
     fn transposed_gathers(layout: &ChainLayout, c: usize) -> [(usize, bool); 2] {
         [Plan::forward(layout), Plan::transposed(layout)].map(|plan| {
-            let maps = crate::kernels::plan::Maps::new(&plan, c);
+            let maps = Maps::new(&plan, c);
             let steps = maps.steps.iter().filter(|m| m.g.tr.is_some()).count();
             (steps, maps.out.g.tr.is_some())
         })

@@ -11,8 +11,8 @@
 //! **Thread-local first.** A buffer goes back to the pool of the thread that drops it, and
 //! [`take`] looks there before the shared pool, so a rayon worker gets back the scratch it wrote
 //! in the previous call. Writing memory that another core has cached is several times slower
-//! on this machine kind: writing 256 KiB that the other worker had just read took 35–37 µs,
-//! against 8–10 µs for memory only the writing thread had touched (`cargo bench --bench
+//! on this machine kind: writing 256 KiB that the other worker had just read took 34–37 µs,
+//! against 7.4–10 µs for memory only the writing thread had touched (`cargo bench --bench
 //! structured -- cross_core_write`), so handing one worker's scratch to the other costs more than
 //! the copy it serves. A thread keeps at most [`LOCAL_BUFFERS`] buffers and [`LOCAL_BYTES`]
 //! bytes; the oldest overflow into the shared pool.
@@ -225,12 +225,12 @@ mod tests {
         assert_eq!(mine, again, "same thread gets its own buffer back");
         let kept = std::thread::spawn(move || {
             give(vec![0.0f64; len]);
-            let ptr = LOCAL.with(|l| l.borrow().bufs.len());
+            let here = LOCAL.with(|l| l.borrow().bufs.len());
             // another thread does not see this thread's pool
             let other = std::thread::spawn(move || LOCAL.with(|l| l.borrow().bufs.len()))
                 .join()
                 .unwrap();
-            (ptr, other)
+            (here, other)
         })
         .join()
         .unwrap();

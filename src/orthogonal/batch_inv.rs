@@ -4,18 +4,20 @@
 //! [`invert_unpivoted_in_place`] inverts one `b × b` block with vector loops over its rows; for
 //! `b = 32` each row step is two vector multiply-adds wrapped in scalar work (the row's
 //! multiplier, a zero test, a branch), far below the machine's multiply-add rate. Here the
-//! blocks are **interleaved** in groups of one 512-bit register (16 blocks in `f32`, 8 in
-//! `f64`): element `(i, j)` of the group's blocks is one vector, and every scalar operation of
-//! the algorithm becomes one vector operation over the group, with the per-block "skip a row
-//! whose multiplier is zero" test as a lane mask. Pivots are taken two at a time as in
-//! `small_inv` (one pass over the other rows per pair).
+//! blocks are **interleaved** in groups of one vector register (AVX-512: 16 blocks in `f32`, 8
+//! in `f64`; AVX2: 8 and 4): element `(i, j)` of the group's blocks is one vector, and every
+//! scalar operation of the algorithm becomes one vector operation over the group, with the
+//! per-block "skip a row whose multiplier is zero" test as a lane mask. Several pivots share one
+//! pass over the other rows (4 with AVX-512, 2 with AVX2, as `small_inv` pairs them), which
+//! divides the traffic through the group's `b²` vectors.
 //!
 //! The arithmetic per block is exactly that of [`invert_unpivoted_in_place`] (the same pivot
 //! order, the same fused multiply-adds, divisions and products, and the same rows left
-//! untouched), so the results are **bitwise the same** (tested), and the exactness argument of
-//! `small_inv` (every pivot of `I − K` is `≥ 1`) carries over unchanged. A last partial group is
-//! padded with identity blocks. Without AVX-512F (checked at run time) or for fewer than half a
-//! group of blocks, the blocks are inverted one by one.
+//! untouched), so the results are **bitwise the same** (tested on every path this CPU has), and
+//! the exactness argument of `small_inv` (every pivot of `I − K` is `≥ 1`) carries over
+//! unchanged. A last partial group is padded with identity blocks. Without AVX-512F or AVX2 +
+//! FMA (checked at run time), or for fewer than half a group of blocks, the blocks are inverted
+//! one by one.
 
 use crate::orthogonal::small_inv::invert_unpivoted_in_place;
 use crate::real::Real;
@@ -65,9 +67,10 @@ enum Path {
 #[cfg(target_arch = "x86_64")]
 impl Path {
     /// The path this CPU runs: AVX-512F if available, else AVX2 + FMA, else none (the
-    /// one-block kernel). On the Zen 4 VM this crate is measured on, 32 blocks of 32 × 32:
-    /// AVX-512 69 µs (f32) / 92 µs (f64), AVX2 78–83 / 120–127 µs, one block at a time 100–108 /
-    /// 164–178 µs.
+    /// one-block kernel). On the Zen 4 VM this crate is measured on, AVX-512 was the faster of
+    /// the two for 32 blocks of 32 × 32 (f32 69 vs 78–83 µs, f64 92 vs 120–127 µs, with a
+    /// throwaway A/B harness that forced each path); `cargo bench --bench structured --
+    /// batch_inverse` measures the chosen path against one block at a time.
     fn detect() -> Option<Self> {
         use std::arch::is_x86_feature_detected as has;
         if has!("avx512f") {

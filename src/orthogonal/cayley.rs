@@ -219,10 +219,11 @@ fn block_workers(work: usize) -> usize {
 /// `N_j = (I − K_j)⁻¹` and `Q_j = 2N_j − I = (I + K_j)(I − K_j)⁻¹`.
 ///
 /// `N_j` comes from Gauss–Jordan elimination without pivoting of `I − K_j` in place
-/// ([`invert_unpivoted_blocks`]: groups of 16 (`f32`) or 8 (`f64`) blocks, one per SIMD lane,
-/// bitwise [`invert_unpivoted_in_place`] on each; safe because the symmetric part of `I − K_j`
-/// is `I`, so every pivot is `≥ 1`). Groups run in parallel when `k·b³ ≥`
-/// [`PAR_MIN_BLOCK_WORK`]; the result is bitwise the same for any number of threads.
+/// ([`invert_unpivoted_blocks`]: one block per SIMD lane, bitwise
+/// [`invert_unpivoted_in_place`] on each; safe because the symmetric part of `I − K_j` is `I`,
+/// so every pivot is `≥ 1`), on groups of 16 (`f32`) or 8 (`f64`) blocks. Groups run in parallel
+/// when `k·b³ ≥` [`PAR_MIN_BLOCK_WORK`]; the result is bitwise the same for any number of
+/// threads.
 ///
 /// # Panics
 /// If `theta` is not `(k, b(b−1)/2)`.
@@ -292,8 +293,9 @@ pub fn cayley_with_inverse_into<T: Real>(
     par_claimed(groups, block_workers(k * bb * b), scratch, group);
 }
 
-/// Bytes of one group of blocks of the forward map: one 512-bit register per element in
-/// `invert_unpivoted_blocks` (16 blocks in `f32`, 8 in `f64`).
+/// Bytes of one group of blocks of the forward map, the unit of its parallelism: one 512-bit
+/// register per element in `invert_unpivoted_blocks` (16 blocks in `f32`, 8 in `f64`; two
+/// groups of the AVX2 path).
 const GROUP_BYTES: usize = 64;
 
 /// The Cayley map `Q_j = (I + K_j)(I − K_j)⁻¹` of every block, without a tape; `(k, b, b)`.
