@@ -7,10 +7,11 @@
 //! same `(n, batch)`, Cayley of the same blocks) and the thread counts take turns, so that a
 //! change of machine speed during the measurement hits them alike; every timed block starts
 //! with 2 untimed calls; the two points the targets are read at (n = 1024 and the threading
-//! point n = 4096, both b = 32, batch 256) run 3 times as many rounds. Each op runs inside a dedicated rayon pool of the given size
-//! (`ThreadPoolBuilder` + `pool.install`); the chain kernels get `Par::Seq` on 1 thread and
-//! `Par::rayon(t)` on `t > 1` (they run `Par::Seq` faer products inside rayon tasks), the dense
-//! GEMM gets the same `Par`. Every op writes into outputs allocated once
+//! point n = 4096, both b = 32, batch 256) run 3 times as many rounds. Each op runs inside a
+//! dedicated rayon pool of the given size (`ThreadPoolBuilder` + `pool.install`); the chain
+//! kernels get `Par::Seq` on 1 thread and `Par::rayon(t)` on `t > 1` (they run `Par::Seq` faer
+//! products inside rayon tasks), the dense GEMM gets the same `Par`. Every op writes into
+//! outputs allocated once
 //! per measurement (dense: `faer::Mat`s; chain ops: the `_into` kernels; Cayley: the `_into`
 //! Cayley kernels), so no row pays for allocating or page-faulting its results;
 //! `orthogs_step` goes through the tape and the optimizer as a user's training loop does.
@@ -675,7 +676,8 @@ struct Diag {
 /// after round, so that a change of machine speed during a measurement hits all of them alike.
 const ROUNDS: usize = 5;
 
-/// Factor on the number of rounds (and so of timed calls) at the target point.
+/// Factor on the number of rounds (and so of timed calls) at the two points the targets are
+/// read at ([`Grid::is_target_point`]).
 const TARGET_REPEATS: usize = 3;
 
 /// Untimed calls at the start of every timed block: after the other pool's turn, the first call

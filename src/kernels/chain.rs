@@ -194,9 +194,10 @@ fn block_view<'a, T: Real>(step: &Step, w: &'a [T], j: usize) -> MatRef<'a, T> {
 /// `B_jᵀ`, which is the row-major `B_j` as it is; a forward step gets a transposed copy, so faer
 /// does not repack the row-major block for every chunk.
 ///
-/// Each worker of a parallel run makes its own copy (from its thread's buffer pool): one shared
-/// copy cost up to 35 µs per call at n = 1024 on 2 threads, against 7–15 µs for a copy into
-/// memory only this core has touched, and the two workers' copies run at the same time.
+/// Each worker of a parallel run makes its own copy (from its thread's buffer pool), into memory
+/// only its core has touched: rewriting one shared copy that the other worker had read is
+/// 3–4× slower on this machine kind (`cargo bench --bench structured -- cross_core_write`), and
+/// the workers' copies run at the same time.
 struct Weights<T> {
     copies: Vec<Option<PoolVec<T>>>,
 }
