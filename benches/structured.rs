@@ -103,7 +103,7 @@ fn chain_pair<T: Real, O: LinearOp<T>>(g: &mut Group<'_>, op: &O, b: usize, batc
         bch.iter(|| {
             let par = Par::rayon(0);
             let saved = chain_forward_saved_into(layout, blocks, black_box(&x), &mut y, par);
-            chain_backward_into(layout, blocks, &saved, &dy, &mut dx, &mut dbs, par);
+            chain_backward_into(layout, blocks, (&x, &saved), &dy, (&mut dx, &mut dbs), par);
         })
     });
 }
@@ -343,7 +343,7 @@ fn bench_breakdown(c: &mut Criterion) {
     let (_, saved) = chain_forward_saved(layout, blocks, &x, par);
     g.throughput(Throughput::Elements(2 * fwd));
     g.bench_function(BenchmarkId::new("bwd", &name), |bch| {
-        bch.iter(|| chain_backward(layout, blocks, &saved, black_box(&dy), par))
+        bch.iter(|| chain_backward(layout, blocks, (&x, &saved), black_box(&dy), par))
     });
     g.finish();
 }

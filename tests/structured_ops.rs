@@ -458,14 +458,26 @@ fn backward_multi_chunk_equals_sum_of_rows() {
     let x = Tensor::<f64>::randn(&[batch, 2048], 1.0, r);
     let dy = Tensor::<f64>::randn(&[batch, 2048], 1.0, r);
     let (_, saved) = chain_forward_saved(op.layout(), op.blocks(), &x, faer::Par::rayon(0));
-    let (dx, dbs) = chain_backward(op.layout(), op.blocks(), &saved, &dy, faer::Par::rayon(0));
+    let (dx, dbs) = chain_backward(
+        op.layout(),
+        op.blocks(),
+        (&x, &saved),
+        &dy,
+        faer::Par::rayon(0),
+    );
     let mut sum: Vec<Tensor<f64>> = dbs.iter().map(|d| Tensor::zeros(d.shape())).collect();
     for s in 0..batch {
         let row = |t: &Tensor<f64>| {
             Tensor::from_vec(&[1, 2048], t.data()[s * 2048..(s + 1) * 2048].to_vec()).unwrap()
         };
         let (_, sv) = chain_forward_saved(op.layout(), op.blocks(), &row(&x), faer::Par::Seq);
-        let (dxs, dbs_s) = chain_backward(op.layout(), op.blocks(), &sv, &row(&dy), faer::Par::Seq);
+        let (dxs, dbs_s) = chain_backward(
+            op.layout(),
+            op.blocks(),
+            (&row(&x), &sv),
+            &row(&dy),
+            faer::Par::Seq,
+        );
         assert!(max_diff(&dxs, &row(&dx)) < 1e-12);
         for (acc, d) in sum.iter_mut().zip(&dbs_s) {
             acc.add_assign(d);
@@ -519,7 +531,13 @@ fn forward_and_backward_bitwise_identical_for_1_and_2_threads() {
     let dy = Tensor::<f32>::randn(&[batch, 1024], 1.0, r);
     let run = || {
         let (y, saved) = chain_forward_saved(op.layout(), op.blocks(), &x, faer::Par::rayon(0));
-        let (dx, dbs) = chain_backward(op.layout(), op.blocks(), &saved, &dy, faer::Par::rayon(0));
+        let (dx, dbs) = chain_backward(
+            op.layout(),
+            op.blocks(),
+            (&x, &saved),
+            &dy,
+            faer::Par::rayon(0),
+        );
         (y, dx, dbs)
     };
     let one = in_pool(1, run);
@@ -543,7 +561,7 @@ fn single_chunk_parallel_over_blocks() {
     let dy = Tensor::<f64>::randn(&[batch, 128], 1.0, r);
     let run = |par: faer::Par| {
         let (y, saved) = chain_forward_saved(op.layout(), op.blocks(), &x, par);
-        let (dx, dbs) = chain_backward(op.layout(), op.blocks(), &saved, &dy, par);
+        let (dx, dbs) = chain_backward(op.layout(), op.blocks(), (&x, &saved), &dy, par);
         (y, dx, dbs)
     };
     let one = in_pool(1, || run(faer::Par::rayon(0)));
@@ -572,7 +590,13 @@ fn dense_weight_gradient_in_tiles() {
     let dy = Tensor::<f64>::randn(&[batch, 64], 1.0, r);
     let run = || {
         let (_, saved) = chain_forward_saved(op.layout(), op.blocks(), &x, faer::Par::rayon(0));
-        chain_backward(op.layout(), op.blocks(), &saved, &dy, faer::Par::rayon(0))
+        chain_backward(
+            op.layout(),
+            op.blocks(),
+            (&x, &saved),
+            &dy,
+            faer::Par::rayon(0),
+        )
     };
     let (dx, dbs) = in_pool(2, run);
     let (dx1, dbs1) = in_pool(1, run);
@@ -597,7 +621,13 @@ fn recycled_buffers_do_not_leak_between_calls() {
     let dyl = Tensor::<f64>::randn(&[33, 96], 1.0, r);
     let run = |op: &dyn LinearOp<f64>, x: &Tensor<f64>, dy: &Tensor<f64>| {
         let (y, saved) = chain_forward_saved(op.layout(), op.blocks(), x, faer::Par::rayon(0));
-        let (dx, dbs) = chain_backward(op.layout(), op.blocks(), &saved, dy, faer::Par::rayon(0));
+        let (dx, dbs) = chain_backward(
+            op.layout(),
+            op.blocks(),
+            (x, &saved),
+            dy,
+            faer::Par::rayon(0),
+        );
         (y, dx, dbs)
     };
     let first = run(&gs, &x, &dy);
@@ -789,7 +819,13 @@ fn empty_batch() {
     assert_eq!(op.apply(&x).shape(), &[0, 6]);
     let (y, saved) = chain_forward_saved(op.layout(), op.blocks(), &x, faer::Par::rayon(0));
     assert_eq!(y.shape(), &[0, 6]);
-    let (dx, dbs) = chain_backward(op.layout(), op.blocks(), &saved, &y, faer::Par::rayon(0));
+    let (dx, dbs) = chain_backward(
+        op.layout(),
+        op.blocks(),
+        (&x, &saved),
+        &y,
+        faer::Par::rayon(0),
+    );
     assert_eq!(dx.shape(), &[0, 6]);
     assert!(dbs.iter().all(|d| d.max_abs() == 0.0));
 }
@@ -812,7 +848,7 @@ fn into_entry_points_overwrite_caller_outputs() {
     let dy = Tensor::<f64>::randn(&[batch, 128], 1.0, r);
     let (l, b) = (op.layout(), op.blocks());
     let (y, saved) = chain_forward_saved(l, b, &x, faer::Par::rayon(0));
-    let (dx, dbs) = chain_backward(l, b, &saved, &dy, faer::Par::rayon(0));
+    let (dx, dbs) = chain_backward(l, b, (&x, &saved), &dy, faer::Par::rayon(0));
     let garbage = |shape: &[usize]| Tensor::<f64>::full(shape, f64::NAN);
     let mut y1 = garbage(&[batch, 128]);
     chain_forward_into(l, b, &x, &mut y1, faer::Par::Seq);
@@ -822,7 +858,14 @@ fn into_entry_points_overwrite_caller_outputs() {
     assert_eq!(y2.data(), y.data());
     let mut dx2 = garbage(&[batch, 128]);
     let mut dbs2: Vec<Tensor<f64>> = dbs.iter().map(|d| garbage(d.shape())).collect();
-    chain_backward_into(l, b, &sv, &dy, &mut dx2, &mut dbs2, faer::Par::rayon(0));
+    chain_backward_into(
+        l,
+        b,
+        (&x, &sv),
+        &dy,
+        (&mut dx2, &mut dbs2),
+        faer::Par::rayon(0),
+    );
     assert_eq!(dx2.data(), dx.data());
     for (a, e) in dbs2.iter().zip(&dbs) {
         assert_eq!(a.data(), e.data());
@@ -848,10 +891,22 @@ fn forward_into_panics_on_wrong_output_shape() {
 fn backward_into_panics_on_wrong_gradient_shape() {
     let op = BlockDiag::<f64>::new(3, 2, 2).unwrap();
     let (l, b) = (op.layout(), op.blocks());
-    let (y, saved) = chain_forward_saved(l, b, &Tensor::zeros(&[1, 6]), faer::Par::Seq);
+    let x = Tensor::zeros(&[1, 6]);
+    let (y, saved) = chain_forward_saved(l, b, &x, faer::Par::Seq);
     let mut dx = Tensor::zeros(&[1, 6]);
     let mut dbs = vec![Tensor::zeros(&[3, 2, 3])];
-    chain_backward_into(l, b, &saved, &y, &mut dx, &mut dbs, faer::Par::Seq);
+    chain_backward_into(l, b, (&x, &saved), &y, (&mut dx, &mut dbs), faer::Par::Seq);
+}
+
+#[test]
+#[should_panic(
+    expected = "chain_backward: forward input of shape [2, 6] for a saved batch of (3, 6)"
+)]
+fn backward_panics_on_a_forward_input_of_another_batch() {
+    let op = Gs::<f64>::gsoft_random(3, 2, &mut rng(62)).unwrap();
+    let (l, b) = (op.layout(), op.blocks());
+    let (y, saved) = chain_forward_saved(l, b, &Tensor::zeros(&[3, 6]), faer::Par::Seq);
+    chain_backward(l, b, (&Tensor::zeros(&[2, 6]), &saved), &y, faer::Par::Seq);
 }
 
 // ---------------------------------------------------------------- timing (ignored, prints only)
@@ -913,14 +968,20 @@ fn timing_chain_kernels() {
                     std::hint::black_box(chain_backward(
                         op.layout(),
                         op.blocks(),
-                        &saved,
+                        (&x, &saved),
                         &dy,
                         par,
                     ));
                 });
                 let tfb = best_time(reps, || {
                     let (_, s) = chain_forward_saved(op.layout(), op.blocks(), &x, par);
-                    std::hint::black_box(chain_backward(op.layout(), op.blocks(), &s, &dy, par));
+                    std::hint::black_box(chain_backward(
+                        op.layout(),
+                        op.blocks(),
+                        (&x, &s),
+                        &dy,
+                        par,
+                    ));
                 });
                 (td, tf, ts, tb, tfb)
             });

@@ -501,7 +501,7 @@ impl<T: Real> Work<T> {
                     Pass::Fwd => chain_forward_into(layout, blocks, x, y, par),
                     Pass::FwdBwd => {
                         let saved = chain_forward_saved_into(layout, blocks, x, y, par);
-                        chain_backward_into(layout, blocks, &saved, dy, dx, dbs, par);
+                        chain_backward_into(layout, blocks, (x, &saved), dy, (dx, dbs), par);
                     }
                 }
                 keep.then(|| match pass {

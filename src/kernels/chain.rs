@@ -38,7 +38,9 @@
 //!   a batch-wide buffer laid out for the backward pass: block `j` of factor `i` is one
 //!   `b_i² × batch` column-major matrix. The buffer is allocated once per factor (not per chunk)
 //!   and cut into disjoint per-(chunk, block) slices that the parallel chunks fill; the products
-//!   then read their input from there.
+//!   then read their input from there. The first factor's input is not copied when `P_1` reads
+//!   every block of `X` affinely (GS has `P_1 = I`): the backward is given `X` again and its
+//!   weight gradient reads `X` through strided views.
 //! - The **backward pass** is the forward pass of the transposed chain
 //!   `Aᵀ = P_1ᵀ B_1ᵀ P_2ᵀ ⋯ B_mᵀ P_{m+1}ᵀ` run on `dY`, saving each factor's output gradient
 //!   `dZ_i` in the same batch-wide layout, except the last factor's when `P_{m+1}⁻¹` reads every
@@ -65,7 +67,7 @@
 use crate::kernels::claims::par_claimed;
 use crate::kernels::gather::{affine_step, gather_blocks, gather_rows};
 use crate::kernels::plan::{
-    Direction, Maps, PAD, Plan, ReadMap, Step, block_stride, panel_len, prepared,
+    Direction, Maps, PAD, Plan, Prepared, ReadMap, Step, block_stride, panel_len, prepared,
 };
 use crate::kernels::pool::PoolVec;
 use crate::kernels::transpose::transpose;
@@ -76,6 +78,7 @@ use faer::linalg::matmul::matmul;
 use faer::{Accum, MatMut, MatRef, Par};
 use rayon::prelude::*;
 use std::borrow::Borrow;
+use std::sync::Arc;
 
 /// Target number of scalars in one chunk panel: `chunk_rows · max n ≈ CHUNK_ELEMS`, so a chunk's
 /// panels fit in L2 (tuned at n = 1024, b = 32: 16K–64K elements were within 20 %).
@@ -647,12 +650,25 @@ fn forward_impl<T: Real, B: Borrow<Tensor<T>>>(
     let chunk = chunk_rows(layout);
     let w = block_data(blocks);
     let dir = (layout, Direction::Forward);
+    // A first factor that reads every block of X affinely (an identity P_1, as in GS) keeps no
+    // copy of its input: the backward reads X itself.
+    let first_in_x = save == Save::All && first_read_in_place(layout, batch, chunk).is_some();
+    let save = if first_in_x { Save::AfterFirst } else { save };
     let inputs = run_plan(dir, &w, x.data(), y.data_mut(), save, chunk, par);
     ChainSaved {
         batch,
         chunk,
+        first_in_x,
         inputs,
     }
+}
+
+/// The first factor's input read in place from `X` (rows of `n_in`), if every block of the
+/// forward's first step reads `X` affinely: the read offsets of the first sample and each
+/// block's row step.
+fn first_read_in_place(layout: &ChainLayout, batch: usize, chunk: usize) -> Option<Arc<Prepared>> {
+    let prep = prepared(layout, Direction::Forward, full_chunk(batch, chunk));
+    prep.maps.steps[0].rs.is_some().then_some(prep)
 }
 
 /// `Y = X·A` for a `(batch, n_out)` batch `X` (the transposed operator, `y = Aᵀ x` per row).
@@ -695,12 +711,17 @@ fn check_output<T: Real>(op: &str, out: &Tensor<T>, batch: usize, n: usize) {
 }
 
 /// What [`chain_forward_saved`] keeps for [`chain_backward`]: the input `U_i = P_i z_{i-1}` of
-/// every factor for the whole batch, block-major (block `j` of factor `i` is a `b_i² × batch`
-/// column-major matrix), so each weight gradient block is one product over the batch.
+/// every factor for the whole batch, block-major (block `j` of factor `i` is a `b_i × batch`
+/// column-major matrix), so each weight gradient block is one product over the batch. The
+/// first factor's input is not copied when `P_1` reads every block of `X` affinely (an identity,
+/// as in GS `L P R`): the backward then reads it from `X`, which it is given again.
 #[derive(Clone, Debug)]
 pub struct ChainSaved<T> {
     batch: usize,
     chunk: usize,
+    /// The first factor's input is `X` itself, read in place by the backward (`inputs[0]` is
+    /// then empty).
+    first_in_x: bool,
     /// `inputs[i]`: factor `i`, in the layout of `saved_buffers`.
     inputs: Vec<PoolVec<T>>,
 }
@@ -758,18 +779,22 @@ pub fn chain_forward_saved_into<T: Real, B: Borrow<Tensor<T>>>(
     )
 }
 
-/// Backward of `Y = X·Aᵀ`: given `dY` (`(batch, n_out)`) returns `dX = dY·A` and, for every
-/// factor, `dB_i` with blocks `dB_i[j] = Σ_s dZ_{i,j}[:, s] · U_{i,j}[:, s]ᵀ`, where `U_i` is the
-/// saved input and `dZ_i` the output gradient of factor `i`. Each block (or fixed tile of a
-/// block) of `dB_i` is one product over the whole batch, so the result does not depend on the
-/// thread count.
+/// Backward of `Y = X·Aᵀ`: given the forward's input `X` and what it saved, and `dY`
+/// (`(batch, n_out)`), returns `dX = dY·A` and, for every factor, `dB_i` with blocks
+/// `dB_i[j] = Σ_s dZ_{i,j}[:, s] · U_{i,j}[:, s]ᵀ`, where `U_i` is the factor's input (saved, or
+/// for the first factor possibly read from `X`) and `dZ_i` its output gradient. Each block (or
+/// fixed tile of a block) of `dB_i` is one product over the whole batch, so the result does not
+/// depend on the thread count.
+///
+/// `x` must hold the values the saved forward pass was run on (as a tape keeps an op's inputs).
 ///
 /// # Panics
-/// If `dy` is not `(batch, n_out)` for the saved batch, or the blocks do not match the layout.
+/// If `x` is not `(batch, n_in)` or `dy` not `(batch, n_out)` for the saved batch, or the blocks
+/// do not match the layout.
 pub fn chain_backward<T: Real, B: Borrow<Tensor<T>>>(
     layout: &ChainLayout,
     blocks: &[B],
-    saved: &ChainSaved<T>,
+    (x, saved): (&Tensor<T>, &ChainSaved<T>),
     dy: &Tensor<T>,
     par: Par,
 ) -> (Tensor<T>, Vec<Tensor<T>>) {
@@ -781,10 +806,9 @@ pub fn chain_backward<T: Real, B: Borrow<Tensor<T>>>(
         .collect();
     backward_impl(
         "chain_backward",
-        (layout, blocks, saved),
+        (layout, blocks, x, saved),
         dy,
-        &mut dx,
-        &mut dbs,
+        (&mut dx, &mut dbs),
         par,
     );
     (dx, dbs)
@@ -799,18 +823,16 @@ pub fn chain_backward<T: Real, B: Borrow<Tensor<T>>>(
 pub fn chain_backward_into<T: Real, B: Borrow<Tensor<T>>>(
     layout: &ChainLayout,
     blocks: &[B],
-    saved: &ChainSaved<T>,
+    (x, saved): (&Tensor<T>, &ChainSaved<T>),
     dy: &Tensor<T>,
-    dx: &mut Tensor<T>,
-    dbs: &mut [Tensor<T>],
+    (dx, dbs): (&mut Tensor<T>, &mut [Tensor<T>]),
     par: Par,
 ) {
     backward_impl(
         "chain_backward_into",
-        (layout, blocks, saved),
+        (layout, blocks, x, saved),
         dy,
-        dx,
-        dbs,
+        (dx, dbs),
         par,
     );
 }
@@ -818,10 +840,9 @@ pub fn chain_backward_into<T: Real, B: Borrow<Tensor<T>>>(
 /// Checks the shapes (panics naming `op`) and runs the backward pass into `dx` and `dbs`.
 fn backward_impl<T: Real, B: Borrow<Tensor<T>>>(
     op: &str,
-    (layout, blocks, saved): (&ChainLayout, &[B], &ChainSaved<T>),
+    (layout, blocks, x, saved): (&ChainLayout, &[B], &Tensor<T>, &ChainSaved<T>),
     dy: &Tensor<T>,
-    dx: &mut Tensor<T>,
-    dbs: &mut [Tensor<T>],
+    (dx, dbs): (&mut Tensor<T>, &mut [Tensor<T>]),
     par: Par,
 ) {
     check_inputs(op, layout, blocks, dy, layout.n_out());
@@ -830,6 +851,13 @@ fn backward_impl<T: Real, B: Borrow<Tensor<T>>>(
         "{op}: gradient of shape {:?} for a saved batch of {}",
         dy.shape(),
         saved.batch
+    );
+    assert!(
+        x.shape() == [saved.batch, layout.n_in()],
+        "{op}: forward input of shape {:?} for a saved batch of ({}, {})",
+        x.shape(),
+        saved.batch,
+        layout.n_in()
     );
     check_output(op, dx, saved.batch, layout.n_in());
     let shapes: Vec<[usize; 3]> = layout.factors().iter().map(|f| f.tensor_shape()).collect();
@@ -863,7 +891,24 @@ fn backward_impl<T: Real, B: Borrow<Tensor<T>>>(
         rs,
         ss: layout.n_out(),
     });
-    weight_grads(layout, saved, (&dz, first), dbs, par);
+    let fwd = saved
+        .first_in_x
+        .then(|| first_read_in_place(layout, saved.batch, saved.chunk))
+        .flatten();
+    let x_read = fwd.as_ref().and_then(|p| {
+        let map = &p.maps.steps[0];
+        map.rs.as_ref().map(|rs| InPlace {
+            src: x.data(),
+            base: &map.g.base,
+            rs,
+            ss: layout.n_in(),
+        })
+    });
+    assert!(
+        x_read.is_some() == saved.first_in_x,
+        "{op}: the saved forward read X in place but this layout does not"
+    );
+    weight_grads(layout, saved, (&dz, first), x_read, dbs, par);
 }
 
 /// A factor's output gradient read in place from the backward's input rows: block `j`, feature
@@ -895,6 +940,7 @@ fn weight_grads<T: Real>(
     layout: &ChainLayout,
     saved: &ChainSaved<T>,
     (dz, first): (&[PoolVec<T>], Option<InPlace<'_, T>>),
+    x_read: Option<InPlace<'_, T>>,
     dbs: &mut [Tensor<T>],
     par: Par,
 ) {
@@ -924,7 +970,11 @@ fn weight_grads<T: Real>(
             (Some(f), true) => strided_view(f.src, f.base[j * b1], b1, batch, f.rs[j], f.ss),
             _ => MatRef::from_column_major_slice(&dz[m - 1 - i][o1..o1 + b1 * batch], b1, batch),
         };
-        let um = MatRef::from_column_major_slice(&saved.inputs[i][o2..o2 + b2 * batch], b2, batch);
+        let um = match (&x_read, i) {
+            // The first factor's input read in place from X (rows of length ss).
+            (Some(f), 0) => strided_view(f.src, f.base[j * b2], b2, batch, f.rs[j], f.ss),
+            _ => MatRef::from_column_major_slice(&saved.inputs[i][o2..o2 + b2 * batch], b2, batch),
+        };
         let zt = zm.subrows(r0, rows);
         matmul(acc, Accum::Replace, zt, um.transpose(), T::one(), Par::Seq);
     };
@@ -938,6 +988,7 @@ fn weight_grads<T: Real>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::perm::Perm;
     use crate::structured::LinearOp;
     use crate::structured::butterfly::Butterfly;
     use crate::structured::gs::Gs;
@@ -945,6 +996,22 @@ mod tests {
     use crate::structured::layout::BlockShape;
     use crate::structured::monarch::Monarch;
     use rand::{SeedableRng, rngs::StdRng};
+
+    /// GS (`P_1 = I`) keeps no copy of `X` for the backward, which reads the first factor's input
+    /// from `X`; a chain whose `P_1` is a random permutation saves the gathered input.
+    #[test]
+    fn first_input_is_read_from_x_only_when_affine() {
+        let r = &mut StdRng::seed_from_u64(5);
+        let gs = Gs::<f64>::gsoft_random(4, 8, r).unwrap();
+        let x = Tensor::<f64>::randn(&[40, 32], 1.0, r);
+        let (_, sv) = chain_forward_saved(gs.layout(), gs.blocks(), &x, Par::Seq);
+        assert!(sv.first_in_x && sv.inputs[0].is_empty() && !sv.inputs[1].is_empty());
+        let f = vec![BlockShape::square(4, 8); 2];
+        let perms = (0..3).map(|_| Perm::random(32, r)).collect();
+        let chain = GsChain::<f64>::random(f, perms, r).unwrap();
+        let (_, sv) = chain_forward_saved(chain.layout(), chain.blocks(), &x, Par::Seq);
+        assert!(!sv.first_in_x && sv.inputs.iter().all(|b| !b.is_empty()));
+    }
 
     /// Which gathers of the forward and backward plans run as tiled transpositions, as
     /// `(steps with a transposed form, final gather has one)` per plan.

@@ -10,7 +10,7 @@
 //! contiguous), which [`transpose`] copies in SIMD tiles. [`Transposed`] is that description;
 //! maps without it (random permutations, reversals) take the element-by-element loop.
 
-use crate::kernels::transpose::{copy_run, transpose, transpose_to_rows};
+use crate::kernels::transpose::{BlockRows, copy_run, transpose, transpose_to_blocks};
 use std::collections::HashMap;
 
 /// The constant step `r` with `offs[t] = offs[0] + t·r` for all `t`, if there is one.
@@ -163,20 +163,14 @@ pub(crate) fn gather_blocks<T: Copy + 'static>(
     if let Some(tr) = g.tr.as_ref().filter(|tr| b.is_multiple_of(tr.len)) {
         // Group g is segment g % (b/len) of block g / (b/len); per sample, every chain is one
         // transposition whose rows are its groups' segments.
-        // Segments in the order (block, sample, segment).
-        let q = b / tr.len;
-        let mut segs: Vec<Option<&mut [T]>> = Vec::with_capacity(base.len() / tr.len * c);
-        for d in dst.iter_mut() {
-            segs.extend(d[..c * b].chunks_exact_mut(tr.len).map(Some));
-        }
-        let seg = |s: usize, g: usize| ((g / q) * c + s) * q + g % q;
         for ch in &tr.chains {
-            // The chain's rows for every sample, sample-major: one allocation per chain.
-            let mut rows: Vec<&mut [T]> = (0..c * ch.count)
-                .map(|i| segs[seg(i / ch.count, ch.start + (i % ch.count) * ch.step)].take())
-                .collect::<Option<_>>()
-                .expect("chains partition the groups");
-            transpose_to_rows(&mut rows, ch.count, &src[ch.a..], (tr.r, stride), tr.len);
+            let at = BlockRows {
+                start: ch.start,
+                step: ch.step,
+                b,
+            };
+            let shape = (ch.count, tr.len, c);
+            transpose_to_blocks(dst, at, &src[ch.a..], (tr.r, stride), shape);
         }
         return;
     }

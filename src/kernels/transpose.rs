@@ -37,51 +37,79 @@ pub fn transpose<T: Copy + 'static>(
     unsafe { transpose_raw(|i| base.add(i * ds), s, ss, rows, cols) }
 }
 
-/// For every sample `q < d.len() / rows`: `D_q[i][t] = S_q[t][i]` for `i < rows`, `t < cols`,
-/// where row `i` of `D_q` is the slice `d[q·rows + i]` (separate slices, e.g. the blocks of one
-/// chunk inside a batch-wide buffer) and row `t` of `S_q` starts at `s[q·step + t·ss]`. One call
-/// covers all samples, so the checks run once.
+/// Where the rows of a transposition land in a set of block-major blocks (each block a
+/// `b × samples` column-major matrix, one sample's `b` features contiguous): row `m` of sample
+/// `q` is segment `g % (b / cols)` (of `cols` elements) of block `g / (b / cols)`, where
+/// `g = start + m·step` is the group of row `m`, i.e. it starts at element
+/// `q·b + (g % (b / cols))·cols` of that block.
+#[derive(Clone, Copy, Debug)]
+pub struct BlockRows {
+    /// Group of row 0.
+    pub start: usize,
+    /// Group distance of consecutive rows (at least 1, so rows are distinct groups).
+    pub step: usize,
+    /// Features per block (a multiple of the row length).
+    pub b: usize,
+}
+
+/// For every sample `q < samples`: `D_q[m][t] = S_q[t][m]` for `m < rows`, `t < cols`, where row
+/// `m` of `D_q` is placed in the blocks `d` as [`BlockRows`] says and row `t` of `S_q` starts at
+/// `s[q·sstep + t·ss]`. The destination rows are computed, not collected, so a gather calls this
+/// once per chain and chunk without building a list of `rows · samples` slices.
 ///
 /// # Panics
-/// If `d.len()` is not a multiple of `rows`, a row of `D` is shorter than `cols`, or a row of `S`
-/// would leave `s`.
-pub fn transpose_to_rows<T: Copy + 'static>(
+/// If `step` is 0, `cols` does not divide `b`, a row's group is past the last block, a used block
+/// is shorter than `samples · b`, or a row of `S` would leave `s`.
+pub fn transpose_to_blocks<T: Copy + 'static>(
     d: &mut [&mut [T]],
-    rows: usize,
+    at: BlockRows,
     s: &[T],
-    (ss, step): (usize, usize),
-    cols: usize,
+    (ss, sstep): (usize, usize),
+    (rows, cols, samples): (usize, usize, usize),
 ) {
-    if d.is_empty() || rows == 0 || cols == 0 {
+    if rows == 0 || cols == 0 || samples == 0 {
         return;
     }
+    let BlockRows { start, step, b } = at;
     assert!(
-        d.len().is_multiple_of(rows) && d.iter().all(|r| r.len() >= cols),
-        "transpose_to_rows: {} destination rows are not samples of {rows} rows of at least {cols}",
+        step >= 1 && b.is_multiple_of(cols),
+        "transpose_to_blocks: group step {step} or row length {cols} for blocks of {b}"
+    );
+    let q = b / cols;
+    let last = start + (rows - 1) * step;
+    assert!(
+        last < d.len() * q,
+        "transpose_to_blocks: group {last} of rows of {cols} is past {} blocks of {b}",
         d.len()
     );
-    let samples = d.len() / rows;
-    let last = (samples - 1) * step;
     assert!(
-        last <= s.len(),
-        "transpose_to_rows: sample {samples} starts outside the source"
+        (start / q..=last / q).all(|j| d[j].len() >= samples * b),
+        "transpose_to_blocks: a block is shorter than {samples} samples of {b}"
     );
-    check_source(s.len() - last, ss, rows, cols);
-    let rows_ptr = d.as_mut_ptr();
-    for q in 0..samples {
-        // SAFETY: `rows_ptr.add(q·rows + i)` (i < rows) points at the slice `d[q·rows + i]`, whose
-        // first `cols` elements exist (checked above); distinct `&mut` slices never overlap; S_q
-        // is inside `s` (the last sample was checked by `check_source`, earlier ones start
-        // before it); `d` is borrowed mutably for the whole call.
-        unsafe {
-            transpose_raw(
-                |i| (*rows_ptr.add(q * rows + i)).as_mut_ptr(),
-                &s[q * step..],
-                ss,
-                rows,
-                cols,
-            )
-        }
+    let last_sample = (samples - 1) * sstep;
+    assert!(
+        last_sample <= s.len(),
+        "transpose_to_blocks: sample {samples} starts outside the source"
+    );
+    check_source(s.len() - last_sample, ss, rows, cols);
+    // Row m of sample 0, computed once (an integer division per row and tile is measurable).
+    let first: Vec<*mut T> = (0..rows)
+        .map(|m| {
+            let g = start + m * step;
+            // In bounds: g / q < d.len() (checked: g ≤ last) and (g % q)·cols < b ≤ its length.
+            d[g / q][(g % q) * cols..].as_mut_ptr()
+        })
+        .collect();
+    for sample in 0..samples {
+        // SAFETY: row m of this sample is `first[m]` advanced by sample·b, which ends at most
+        // (sample + 1)·b ≤ samples·b elements into its block, inside it (checked).
+        let row = |m: usize| unsafe { first[m].add(sample * b) };
+        // SAFETY: every row is inside its block (see `row`); rows of one sample are distinct
+        // groups (step ≥ 1), i.e. distinct blocks or distinct segments of one, so they do not
+        // overlap; the blocks are distinct `&mut` slices, so they do not overlap `s`; S_q is inside
+        // `s` (the last sample was checked by `check_source`, earlier ones start before it); `d`
+        // is borrowed mutably for the whole call and the pointers in `first` come from it.
+        unsafe { transpose_raw(row, &s[sample * sstep..], ss, rows, cols) }
     }
 }
 
@@ -197,6 +225,7 @@ mod simd {
     ///
     /// # Safety
     /// AVX must be available and `width::<T>() > 1`; the tile's rows must be valid as stated.
+    #[inline(always)]
     pub(super) unsafe fn tile<T>(d: impl Fn(usize) -> *mut T, s: *const T, ss: usize) {
         // SAFETY: forwarded from the caller; the casts only reinterpret 4- or 8-byte scalars as
         // f32 / f64 bit patterns, which the shuffles move without looking at them.
@@ -311,22 +340,27 @@ mod tests {
             naive(&mut want, ds, &s, ss, rows, cols);
             transpose(&mut got, ds, &s, ss, rows, cols);
             assert_eq!(got, want, "transpose {rows}x{cols}");
-            // Two samples, the second reading the source one element further on.
+            // Two samples, the second reading the source one element further on, into rows
+            // that are segments of blocks: groups 1, 3, 5, … (step 2), two segments per block.
             let s2: Vec<T> = (0..cols * ss + 1).map(&from).collect();
-            let mut blocks: Vec<Vec<T>> = (0..2 * rows).map(|_| vec![fill; cols + 3]).collect();
+            let (b, step) = (2 * cols, 2);
+            let last_group = 1 + (rows - 1) * step;
+            let nblocks = last_group / 2 + 1;
+            let mut blocks: Vec<Vec<T>> = (0..nblocks).map(|_| vec![fill; 2 * b + 3]).collect();
             let mut views: Vec<&mut [T]> = blocks.iter_mut().map(|b| &mut b[..]).collect();
-            transpose_to_rows(&mut views, rows, &s2, (ss, 1), cols);
-            for (q, sample) in blocks.chunks(rows).enumerate() {
-                let mut w = vec![fill; rows * ds];
-                naive(&mut w, ds, &s2[q..], ss, rows, cols);
-                for (i, b) in sample.iter().enumerate() {
-                    assert_eq!(&b[..cols], &w[i * ds..i * ds + cols], "sample {q} row {i}");
-                    assert!(
-                        b[cols..].iter().all(|&v| v == fill),
-                        "row {i} written past cols"
-                    );
+            let at = BlockRows { start: 1, step, b };
+            transpose_to_blocks(&mut views, at, &s2, (ss, 1), (rows, cols, 2));
+            let mut want_blocks: Vec<Vec<T>> =
+                (0..nblocks).map(|_| vec![fill; 2 * b + 3]).collect();
+            for q in 0..2 {
+                for m in 0..rows {
+                    let g = 1 + m * step;
+                    for t in 0..cols {
+                        want_blocks[g / 2][q * b + (g % 2) * cols + t] = s2[q + t * ss + m];
+                    }
                 }
             }
+            assert_eq!(blocks, want_blocks, "transpose_to_blocks {rows}x{cols}");
         }
     }
 

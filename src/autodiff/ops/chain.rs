@@ -60,10 +60,9 @@ pub fn chain_apply<'t, T: Real>(
         return tape.push_op(y, &parents, |_, _| Vec::new());
     }
     let (y, saved) = chain_forward_saved(layout, &bv, &xv, Par::rayon(0));
-    drop(xv);
     let layout = Arc::clone(layout);
     tape.push_op(y, &parents, move |g, needs| {
-        let (dx, dbs) = chain_backward(&layout, &bv, &saved, g, Par::rayon(0));
+        let (dx, dbs) = chain_backward(&layout, &bv, (&xv, &saved), g, Par::rayon(0));
         let mut out = Vec::with_capacity(needs.len());
         out.push(needs[0].then_some(dx));
         out.extend(
