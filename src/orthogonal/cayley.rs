@@ -45,6 +45,7 @@
 use crate::autodiff::tape::Var;
 use crate::kernels::claims::par_claimed;
 use crate::kernels::pool::PoolVec;
+use crate::kernels::transpose::transpose;
 use crate::orthogonal::batch_inv::invert_unpivoted_blocks;
 #[cfg(doc)]
 use crate::orthogonal::small_inv::invert_unpivoted_in_place;
@@ -352,12 +353,20 @@ pub fn cayley_backward_into<T: Real>(
             let gj = &g.data()[j * bb..(j + 1) * bb];
             matmul_rm(gtn, gj, nj, (b, b, b), true); // Gᵀ N
             matmul_rm(y, nj, gtn, (b, b, b), false); // N (Gᵀ N)
-            let mut idx = 0;
+            // Yᵀ into the free scratch (tiled), so both reads below run along rows.
+            transpose(gtn, b, y, b, b, b);
+            let mut at = 0;
             for i in 0..b {
-                for l in i + 1..b {
-                    dst[idx] = two * (y[l * b + i] - y[i * b + l]);
-                    idx += 1;
+                let (yt_row, y_row) = (
+                    &gtn[i * b + i + 1..(i + 1) * b],
+                    &y[i * b + i + 1..(i + 1) * b],
+                );
+                for ((d, &lower), &upper) in
+                    dst[at..at + y_row.len()].iter_mut().zip(yt_row).zip(y_row)
+                {
+                    *d = two * (lower - upper); // 2 (Y_li − Y_il)
                 }
+                at += y_row.len();
             }
         },
     );
