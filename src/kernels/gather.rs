@@ -10,7 +10,7 @@
 //! contiguous), which [`transpose`] copies in SIMD tiles. [`Transposed`] is that description;
 //! maps without it (random permutations, reversals) take the element-by-element loop.
 
-use crate::kernels::transpose::{BlockRows, copy_run, transpose, transpose_to_blocks};
+use crate::kernels::transpose::{BlockRows, copy_runs, transpose, transpose_to_blocks};
 use std::collections::HashMap;
 
 /// The constant step `r` with `offs[t] = offs[0] + t·r` for all `t`, if there is one.
@@ -149,8 +149,9 @@ fn chains_of(firsts: &[usize]) -> Option<Vec<Chain>> {
 /// groups of a length dividing `b` (a group is a segment of one block's features) if it has one.
 /// Otherwise samples are the outer loop so the source lines of one sample stay in L1 while all
 /// blocks pick from them, and every run of consecutive offsets (a whole block for an identity,
-/// half-blocks for a BOFT butterfly) is one `copy_from_slice` when runs average at least
-/// [`MIN_RUN`] elements; shorter runs (a random permutation) are gathered element by element.
+/// half-blocks for a BOFT butterfly) is copied in 32-byte moves ([`copy_runs`], one call per
+/// gather) when runs average at least [`MIN_RUN`] elements; shorter runs (a random
+/// permutation) are gathered element by element.
 pub(crate) fn gather_blocks<T: Copy + 'static>(
     dst: &mut [&mut [T]],
     src: &[T],
@@ -174,18 +175,15 @@ pub(crate) fn gather_blocks<T: Copy + 'static>(
         }
         return;
     }
+    if g.by_runs {
+        copy_runs(dst, b, src, stride, &g.runs, c);
+        return;
+    }
     for s in 0..c {
         let sp = &src[s * stride..];
-        if g.by_runs {
-            for &(f, o, len) in &g.runs {
-                let at = s * b + f % b;
-                copy_run(&mut dst[f / b][at..at + len], &sp[o..o + len]);
-            }
-        } else {
-            for (d, bj) in dst.iter_mut().zip(base.chunks_exact(b)) {
-                for (dd, &o) in d[s * b..(s + 1) * b].iter_mut().zip(bj) {
-                    *dd = sp[o];
-                }
+        for (d, bj) in dst.iter_mut().zip(base.chunks_exact(b)) {
+            for (dd, &o) in d[s * b..(s + 1) * b].iter_mut().zip(bj) {
+                *dd = sp[o];
             }
         }
     }
@@ -204,8 +202,7 @@ fn runs_of(base: &[usize], group: usize) -> Vec<(usize, usize, usize)> {
     runs
 }
 
-/// Average run length from which gathers copy runs with `copy_from_slice` instead of element by
-/// element.
+/// Average run length from which gathers copy runs ([`copy_runs`]) instead of element by element.
 const MIN_RUN: usize = 4;
 
 /// Plain rows `dst[s·n + o] = src[base[o] + s·stride]` for the samples of `dst`; with the
@@ -218,6 +215,13 @@ pub(crate) fn gather_rows<T: Copy + 'static>(
     stride: usize,
     n: usize,
 ) {
+    if g.tr.is_none() && g.by_runs {
+        // The rows as one block of `n` features per sample.
+        let samples = dst.len() / n.max(1);
+        let rows = &mut dst[..samples * n];
+        copy_runs(&mut [rows], n, src, stride, &g.runs, samples);
+        return;
+    }
     for (s, d) in dst.chunks_exact_mut(n).enumerate() {
         let sp = &src[s * stride..];
         match &g.tr {
@@ -225,11 +229,6 @@ pub(crate) fn gather_rows<T: Copy + 'static>(
                 for ch in &tr.chains {
                     let (l, ds) = (tr.len, ch.step * tr.len);
                     transpose(&mut d[ch.start * l..], ds, &sp[ch.a..], tr.r, ch.count, l);
-                }
-            }
-            None if g.by_runs => {
-                for &(f, o, len) in &g.runs {
-                    copy_run(&mut d[f..f + len], &sp[o..o + len]);
                 }
             }
             None => {

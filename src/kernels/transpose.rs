@@ -113,21 +113,100 @@ pub fn transpose_to_blocks<T: Copy + 'static>(
     }
 }
 
-/// `d.copy_from_slice(s)`, with runs of 64 or 128 bytes (half-blocks of 16 or 32 f32, 8 or 16
-/// f64) as straight-line AVX moves: the compiler turns short copies into `memcpy` calls, whose
-/// dispatch cost a fifth of a BOFT forward (one call per half-block and sample).
+/// Copies runs of consecutive elements into block-major blocks: for every run `(f, o, len)` and
+/// sample `q < samples`, `d[f / b][q·b + f % b + t] = s[q·ss + o + t]` for `t < len`. One call
+/// covers a whole gather (the checks run once, the CPU features are looked up once), and each
+/// run is copied in 32-byte pieces by straight-line moves: the compiler turns short copies of
+/// unknown length into `memcpy` calls, whose dispatch cost a fifth of a BOFT forward.
 ///
 /// # Panics
-/// If the lengths differ.
-pub fn copy_run<T: Copy + 'static>(d: &mut [T], s: &[T]) {
-    assert_eq!(d.len(), s.len(), "copy_run: lengths differ");
-    let bytes = std::mem::size_of_val(d);
-    if (bytes == 64 || bytes == 128) && simd::has_avx() {
-        // SAFETY: AVX is available (checked); `d` and `s` hold `bytes` bytes each (equal lengths)
-        // and cannot overlap (`d` is borrowed mutably, `s` shared).
-        unsafe { simd::copy_bytes(d.as_mut_ptr().cast(), s.as_ptr().cast(), bytes) };
+/// If `b` is 0, a run crosses the end of its block or lies past the last block, a block is
+/// shorter than `samples · b`, or a run would read outside `s`.
+pub fn copy_runs<T: Copy + 'static>(
+    d: &mut [&mut [T]],
+    b: usize,
+    s: &[T],
+    ss: usize,
+    runs: &[(usize, usize, usize)],
+    samples: usize,
+) {
+    if samples == 0 || runs.is_empty() {
+        return;
+    }
+    assert!(b > 0, "copy_runs: blocks of 0 elements");
+    let last = (samples - 1) * ss;
+    for &(f, o, len) in runs {
+        assert!(
+            f % b + len <= b && f / b < d.len() && last + o + len <= s.len(),
+            "copy_runs: run ({f}, {o}, {len}) does not fit {} blocks of {b} or a source of {}",
+            d.len(),
+            s.len()
+        );
+    }
+    assert!(
+        d.iter().all(|blk| blk.len() >= samples * b),
+        "copy_runs: a block is shorter than {samples} samples of {b}"
+    );
+    let blocks: Vec<*mut T> = d.iter_mut().map(|blk| blk.as_mut_ptr()).collect();
+    let shape = (b, ss, samples);
+    if simd::has_avx() {
+        // SAFETY: AVX is available (checked); every run of every sample is inside its block and
+        // inside `s` (checked above); the blocks are distinct `&mut` slices, so no write
+        // overlaps `s`, and `d` is borrowed mutably for the whole call.
+        unsafe { simd::copy_runs_avx(&blocks, s.as_ptr(), runs, shape) }
     } else {
-        d.copy_from_slice(s);
+        // SAFETY: as above.
+        unsafe { copy_runs_raw(&blocks, s.as_ptr(), runs, shape) }
+    }
+}
+
+/// The loops of [`copy_runs`] on checked pointers.
+///
+/// # Safety
+/// For every run `(f, o, len)` and sample `q < samples`, `blocks[f / b] + q·b + f % b` must be
+/// valid for `len` writes and `s + q·ss + o` for `len` reads, not overlapping.
+#[inline(always)]
+unsafe fn copy_runs_raw<T: Copy>(
+    blocks: &[*mut T],
+    s: *const T,
+    runs: &[(usize, usize, usize)],
+    (b, ss, samples): (usize, usize, usize),
+) {
+    let size = std::mem::size_of::<T>();
+    for q in 0..samples {
+        for &(f, o, len) in runs {
+            // SAFETY: forwarded from the caller.
+            unsafe {
+                let dst = blocks[f / b].add(q * b + f % b).cast::<u8>();
+                let src = s.add(q * ss + o).cast::<u8>();
+                copy_short(dst, src, len * size);
+            }
+        }
+    }
+}
+
+/// Copies `bytes` bytes in 32-byte pieces, then 8-byte pieces, then single bytes; the constant
+/// sizes compile to inline moves.
+///
+/// # Safety
+/// `s` must be valid for `bytes` reads and `d` for `bytes` writes, not overlapping.
+#[inline(always)]
+unsafe fn copy_short(d: *mut u8, s: *const u8, bytes: usize) {
+    let mut i = 0;
+    // SAFETY: every piece lies inside the first `bytes` bytes (forwarded from the caller).
+    unsafe {
+        while i + 32 <= bytes {
+            std::ptr::copy_nonoverlapping(s.add(i), d.add(i), 32);
+            i += 32;
+        }
+        while i + 8 <= bytes {
+            std::ptr::copy_nonoverlapping(s.add(i), d.add(i), 8);
+            i += 8;
+        }
+        while i < bytes {
+            *d.add(i) = *s.add(i);
+            i += 1;
+        }
     }
 }
 
@@ -187,25 +266,20 @@ mod simd {
         std::arch::is_x86_feature_detected!("avx")
     }
 
-    /// Copies 64 or 128 bytes from `s` to `d` with 32-byte unaligned moves.
+    /// [`copy_runs_raw`](super::copy_runs_raw) compiled with AVX, so each 32-byte piece is one
+    /// unaligned load and store.
     ///
     /// # Safety
-    /// AVX must be available; `s` and `d` must be valid for `bytes` bytes and not overlap.
+    /// AVX must be available; the pointers must satisfy `copy_runs_raw`'s contract.
     #[target_feature(enable = "avx")]
-    pub(super) unsafe fn copy_bytes(d: *mut u8, s: *const u8, bytes: usize) {
-        // SAFETY: forwarded from the caller (bytes is 64 or 128).
-        unsafe {
-            let a = _mm256_loadu_si256(s.cast());
-            let b = _mm256_loadu_si256(s.add(32).cast());
-            if bytes == 128 {
-                let c = _mm256_loadu_si256(s.add(64).cast());
-                let e = _mm256_loadu_si256(s.add(96).cast());
-                _mm256_storeu_si256(d.add(64).cast(), c);
-                _mm256_storeu_si256(d.add(96).cast(), e);
-            }
-            _mm256_storeu_si256(d.cast(), a);
-            _mm256_storeu_si256(d.add(32).cast(), b);
-        }
+    pub(super) unsafe fn copy_runs_avx<T: Copy>(
+        blocks: &[*mut T],
+        s: *const T,
+        runs: &[(usize, usize, usize)],
+        shape: (usize, usize, usize),
+    ) {
+        // SAFETY: forwarded from the caller.
+        unsafe { super::copy_runs_raw(blocks, s, runs, shape) }
     }
 
     /// Tile width for `T`: 8 (4-byte), 4 (8-byte) when the CPU has AVX, else 1 (no SIMD tiles).
@@ -306,7 +380,12 @@ mod simd {
     }
 
     /// Never called (`has_avx` is false).
-    pub(super) unsafe fn copy_bytes(_d: *mut u8, _s: *const u8, _bytes: usize) {
+    pub(super) unsafe fn copy_runs_avx<T: Copy>(
+        _blocks: &[*mut T],
+        _s: *const T,
+        _runs: &[(usize, usize, usize)],
+        _shape: (usize, usize, usize),
+    ) {
         unreachable!("no SIMD copies on this architecture")
     }
 
@@ -370,19 +449,42 @@ mod tests {
         check(|i| i as f64 * 0.25 + 1.0);
     }
 
+    /// Runs of every length around the piece sizes (1–40 elements, 4- and 8-byte scalars), into
+    /// two blocks over three samples, equal the element-by-element definition and write nothing
+    /// else.
     #[test]
-    fn copy_run_copies_every_length() {
-        for len in [1usize, 8, 15, 16, 17, 32, 40, 64] {
-            let s: Vec<f32> = (0..len).map(|i| i as f32 + 0.5).collect();
-            let mut d = vec![0f32; len + 2];
-            copy_run(&mut d[1..=len], &s);
-            assert_eq!(&d[1..=len], &s[..]);
-            assert_eq!((d[0], d[len + 1]), (0.0, 0.0), "len {len} wrote outside");
-            let s64: Vec<f64> = s.iter().map(|&v| v as f64).collect();
-            let mut d64 = vec![0f64; len];
-            copy_run(&mut d64, &s64);
-            assert_eq!(d64, s64);
+    fn copy_runs_copy_every_length() {
+        fn check<T: Copy + PartialEq + std::fmt::Debug + 'static>(from: impl Fn(usize) -> T) {
+            for len in [1usize, 3, 7, 8, 9, 15, 16, 17, 32, 40] {
+                let (b, ss, samples) = (2 * len + 5, 3 * len + 11, 3);
+                let s: Vec<T> = (0..samples * ss).map(&from).collect();
+                // One run at the end of block 0 and one at the start of block 1.
+                let runs = [(b - len, 2, len), (b + 1, len + 4, len)];
+                let fill = from(usize::MAX / 2);
+                let mut blocks = vec![vec![fill; samples * b + 2]; 2];
+                let mut want = blocks.clone();
+                let mut views: Vec<&mut [T]> = blocks.iter_mut().map(|v| &mut v[..]).collect();
+                copy_runs(&mut views, b, &s, ss, &runs, samples);
+                for q in 0..samples {
+                    for &(f, o, l) in &runs {
+                        for t in 0..l {
+                            want[f / b][q * b + f % b + t] = s[q * ss + o + t];
+                        }
+                    }
+                }
+                assert_eq!(blocks, want, "len {len}");
+            }
         }
+        check(|i| i as f32 + 0.5);
+        check(|i| i as f64 - 0.25);
+    }
+
+    #[test]
+    #[should_panic(expected = "copy_runs: run (6, 0, 3) does not fit 2 blocks of 8")]
+    fn run_across_a_block_end_panics() {
+        let mut blocks = vec![vec![0f32; 8]; 2];
+        let mut views: Vec<&mut [f32]> = blocks.iter_mut().map(|v| &mut v[..]).collect();
+        copy_runs(&mut views, 8, &[0f32; 16], 8, &[(6, 0, 3)], 1);
     }
 
     #[test]
