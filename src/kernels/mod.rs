@@ -5,4 +5,6 @@ pub(crate) mod claims;
 mod gather;
 pub(crate) mod plan;
 pub(crate) mod pool;
+pub(crate) mod run;
 pub mod transpose;
+pub(crate) mod weight_grads;
