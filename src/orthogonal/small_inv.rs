@@ -223,7 +223,9 @@ fn axpy<T: Real>(x: &mut [T], y: &[T], f: T) {
 /// (all row-major, `c` overwritten), or `c = aᵀ · b` with `a` `(l, m)` when `transpose_a`.
 ///
 /// Axpy form `c_i,: = Σ_r a_ir · b_r,:` over contiguous rows of `b`, with the same run-time
-/// dispatch as [`invert_unpivoted_in_place`]; sums are accumulated in increasing `r`.
+/// dispatch as [`invert_unpivoted_in_place`] (plus explicit 4 × 32 register tiles for `f32`
+/// under AVX-512); every entry is one chain of fused multiply-adds in increasing `r`, so all
+/// paths give the same bits.
 ///
 /// # Panics
 /// If a slice length does not match the sizes.
@@ -258,7 +260,106 @@ pub fn matmul_rm<T: Real>(
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,fma")]
 fn mm_avx512<T: Real>(c: &mut [T], a: &[T], b: &[T], s: (usize, usize, usize), ta: bool) {
+    use std::any::TypeId;
+    if TypeId::of::<T>() == TypeId::of::<f32>() {
+        // SAFETY: `T` is `f32`, so the slices are valid `[f32]` of the same lengths.
+        let (cf, af, bf) = unsafe {
+            (
+                &mut *(c as *mut [T] as *mut [f32]),
+                &*(a as *const [T] as *const [f32]),
+                &*(b as *const [T] as *const [f32]),
+            )
+        };
+        // SAFETY: this function runs with AVX-512F (its target feature); the lengths were
+        // checked by `matmul_rm`.
+        let j0 = unsafe { wide::mm_f32(cf, af, bf, s, ta) };
+        return mm_from(c, a, b, s, ta, j0);
+    }
     mm(c, a, b, s, ta)
+}
+
+/// f32 under AVX-512: register tiles of 4 rows × 32 columns (8 accumulators of 16 lanes, so the
+/// four-cycle latency of a fused multiply-add is hidden twice over), with exactly the
+/// arithmetic of [`mm_tile`]: every entry is the same chain of fused multiply-adds in
+/// increasing `r`, so the results are bitwise those of the generic loops.
+#[cfg(target_arch = "x86_64")]
+mod wide {
+    use std::arch::x86_64::*;
+
+    /// The 32-column tiles of `c = op(a) · b` from column 0 on; returns the first column left.
+    ///
+    /// # Safety
+    /// AVX-512F must be available; `c`, `a`, `b` must have lengths `m·n`, `m·l`, `l·n`.
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn mm_f32(
+        c: &mut [f32],
+        a: &[f32],
+        b: &[f32],
+        (m, l, n): (usize, usize, usize),
+        ta: bool,
+    ) -> usize {
+        let mut j0 = 0;
+        while j0 + 32 <= n {
+            let mut i0 = 0;
+            while i0 + 4 <= m {
+                // SAFETY: rows i0..i0+4 and columns j0..j0+32 are inside the matrices.
+                unsafe { tile::<4>(c, a, b, (m, l, n), ta, (i0, j0)) };
+                i0 += 4;
+            }
+            while i0 < m {
+                // SAFETY: as above, one row.
+                unsafe { tile::<1>(c, a, b, (m, l, n), ta, (i0, j0)) };
+                i0 += 1;
+            }
+            j0 += 32;
+        }
+        j0
+    }
+
+    /// One `R × 32` tile of `c` at `(i0, j0)`.
+    ///
+    /// # Safety
+    /// AVX-512F must be available; the tile must lie inside `c` and the lengths be as in
+    /// [`mm_f32`].
+    #[target_feature(enable = "avx512f")]
+    #[inline]
+    unsafe fn tile<const R: usize>(
+        c: &mut [f32],
+        a: &[f32],
+        b: &[f32],
+        (m, l, n): (usize, usize, usize),
+        ta: bool,
+        (i0, j0): (usize, usize),
+    ) {
+        let (ap, bp) = (a.as_ptr(), b.as_ptr());
+        let mut acc = [[_mm512_setzero_ps(); 2]; R];
+        for r in 0..l {
+            // SAFETY: r < l and j0 + 32 ≤ n, so both 16-lane loads are inside `b`; every `a`
+            // index is below m·l since i0 + ii < m.
+            unsafe {
+                let b0 = _mm512_loadu_ps(bp.add(r * n + j0));
+                let b1 = _mm512_loadu_ps(bp.add(r * n + j0 + 16));
+                for (ii, acc_i) in acc.iter_mut().enumerate() {
+                    let at = if ta {
+                        r * m + i0 + ii
+                    } else {
+                        (i0 + ii) * l + r
+                    };
+                    let f = _mm512_set1_ps(*ap.add(at));
+                    acc_i[0] = _mm512_fmadd_ps(f, b0, acc_i[0]);
+                    acc_i[1] = _mm512_fmadd_ps(f, b1, acc_i[1]);
+                }
+            }
+        }
+        for (ii, acc_i) in acc.iter().enumerate() {
+            let row = &mut c[(i0 + ii) * n + j0..(i0 + ii) * n + j0 + 32];
+            // SAFETY: the row slice holds 32 elements.
+            unsafe {
+                _mm512_storeu_ps(row.as_mut_ptr(), acc_i[0]);
+                _mm512_storeu_ps(row.as_mut_ptr().add(16), acc_i[1]);
+            }
+        }
+    }
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -271,8 +372,20 @@ fn mm_avx2<T: Real>(c: &mut [T], a: &[T], b: &[T], s: (usize, usize, usize), ta:
 /// in registers over `r = 0, 1, …, l−1` (each entry is `fma(a_i,l−1, b_l−1,j, … fma(a_i0, b_0j, 0))`),
 /// then leftover rows one at a time and leftover columns by scalar loops in the same order.
 #[inline(always)]
-fn mm<T: Real>(c: &mut [T], a: &[T], b: &[T], (m, l, n): (usize, usize, usize), ta: bool) {
-    let mut j0 = 0;
+fn mm<T: Real>(c: &mut [T], a: &[T], b: &[T], s: (usize, usize, usize), ta: bool) {
+    mm_from(c, a, b, s, ta, 0)
+}
+
+/// [`mm`] for the columns from `j0` on (the columns before are already done).
+#[inline(always)]
+fn mm_from<T: Real>(
+    c: &mut [T],
+    a: &[T],
+    b: &[T],
+    (m, l, n): (usize, usize, usize),
+    ta: bool,
+    mut j0: usize,
+) {
     while j0 + W <= n {
         let mut i0 = 0;
         while i0 + 4 <= m {
