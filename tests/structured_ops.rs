@@ -21,6 +21,18 @@ fn rng(seed: u64) -> StdRng {
     StdRng::seed_from_u64(seed)
 }
 
+/// Saved forward then backward of `op` on `x` with output gradient `dy`: `(Y, dX, [dB_i])`.
+fn forward_backward<T: gslab::Real, O: LinearOp<T> + ?Sized>(
+    op: &O,
+    x: &Tensor<T>,
+    dy: &Tensor<T>,
+    par: faer::Par,
+) -> (Tensor<T>, Tensor<T>, Vec<Tensor<T>>) {
+    let (y, saved) = chain_forward_saved(op.layout(), op.blocks(), x, par);
+    let (dx, dbs) = chain_backward(op.layout(), op.blocks(), (x, &saved), dy, par);
+    (y, dx, dbs)
+}
+
 fn max_diff(a: &Tensor<f64>, b: &Tensor<f64>) -> f64 {
     assert_eq!(a.shape(), b.shape());
     a.data()
@@ -457,27 +469,13 @@ fn backward_multi_chunk_equals_sum_of_rows() {
     assert!(chunk_rows(op.layout()) < batch);
     let x = Tensor::<f64>::randn(&[batch, 2048], 1.0, r);
     let dy = Tensor::<f64>::randn(&[batch, 2048], 1.0, r);
-    let (_, saved) = chain_forward_saved(op.layout(), op.blocks(), &x, faer::Par::rayon(0));
-    let (dx, dbs) = chain_backward(
-        op.layout(),
-        op.blocks(),
-        (&x, &saved),
-        &dy,
-        faer::Par::rayon(0),
-    );
+    let (_, dx, dbs) = forward_backward(&op, &x, &dy, faer::Par::rayon(0));
     let mut sum: Vec<Tensor<f64>> = dbs.iter().map(|d| Tensor::zeros(d.shape())).collect();
     for s in 0..batch {
         let row = |t: &Tensor<f64>| {
             Tensor::from_vec(&[1, 2048], t.data()[s * 2048..(s + 1) * 2048].to_vec()).unwrap()
         };
-        let (_, sv) = chain_forward_saved(op.layout(), op.blocks(), &row(&x), faer::Par::Seq);
-        let (dxs, dbs_s) = chain_backward(
-            op.layout(),
-            op.blocks(),
-            (&row(&x), &sv),
-            &row(&dy),
-            faer::Par::Seq,
-        );
+        let (_, dxs, dbs_s) = forward_backward(&op, &row(&x), &row(&dy), faer::Par::Seq);
         assert!(max_diff(&dxs, &row(&dx)) < 1e-12);
         for (acc, d) in sum.iter_mut().zip(&dbs_s) {
             acc.add_assign(d);
@@ -530,14 +528,7 @@ fn forward_and_backward_bitwise_identical_for_1_and_2_threads() {
     let x = Tensor::<f32>::randn(&[batch, 1024], 1.0, r);
     let dy = Tensor::<f32>::randn(&[batch, 1024], 1.0, r);
     let run = || {
-        let (y, saved) = chain_forward_saved(op.layout(), op.blocks(), &x, faer::Par::rayon(0));
-        let (dx, dbs) = chain_backward(
-            op.layout(),
-            op.blocks(),
-            (&x, &saved),
-            &dy,
-            faer::Par::rayon(0),
-        );
+        let (y, dx, dbs) = forward_backward(&op, &x, &dy, faer::Par::rayon(0));
         (y, dx, dbs)
     };
     let one = in_pool(1, run);
@@ -560,8 +551,7 @@ fn single_chunk_parallel_over_blocks() {
     let x = Tensor::<f64>::randn(&[batch, 128], 1.0, r);
     let dy = Tensor::<f64>::randn(&[batch, 128], 1.0, r);
     let run = |par: faer::Par| {
-        let (y, saved) = chain_forward_saved(op.layout(), op.blocks(), &x, par);
-        let (dx, dbs) = chain_backward(op.layout(), op.blocks(), (&x, &saved), &dy, par);
+        let (y, dx, dbs) = forward_backward(&op, &x, &dy, par);
         (y, dx, dbs)
     };
     let one = in_pool(1, || run(faer::Par::rayon(0)));
@@ -589,14 +579,8 @@ fn dense_weight_gradient_in_tiles() {
     let x = Tensor::<f64>::randn(&[batch, 48], 1.0, r);
     let dy = Tensor::<f64>::randn(&[batch, 64], 1.0, r);
     let run = || {
-        let (_, saved) = chain_forward_saved(op.layout(), op.blocks(), &x, faer::Par::rayon(0));
-        chain_backward(
-            op.layout(),
-            op.blocks(),
-            (&x, &saved),
-            &dy,
-            faer::Par::rayon(0),
-        )
+        let (_, dx, dbs) = forward_backward(&op, &x, &dy, faer::Par::rayon(0));
+        (dx, dbs)
     };
     let (dx, dbs) = in_pool(2, run);
     let (dx1, dbs1) = in_pool(1, run);
@@ -620,14 +604,7 @@ fn recycled_buffers_do_not_leak_between_calls() {
     let xl = Tensor::<f64>::randn(&[33, 80], 1.0, r);
     let dyl = Tensor::<f64>::randn(&[33, 96], 1.0, r);
     let run = |op: &dyn LinearOp<f64>, x: &Tensor<f64>, dy: &Tensor<f64>| {
-        let (y, saved) = chain_forward_saved(op.layout(), op.blocks(), x, faer::Par::rayon(0));
-        let (dx, dbs) = chain_backward(
-            op.layout(),
-            op.blocks(),
-            (x, &saved),
-            dy,
-            faer::Par::rayon(0),
-        );
+        let (y, dx, dbs) = forward_backward(op, x, dy, faer::Par::rayon(0));
         (y, dx, dbs)
     };
     let first = run(&gs, &x, &dy);
