@@ -59,6 +59,7 @@ pub mod plot;
 pub mod real;
 pub mod structured;
 pub mod tensor;
+pub mod threads;
 
 pub use autodiff::gradcheck::{GradcheckReport, gradcheck};
 pub use autodiff::tape::{Grads, Tape, Var};

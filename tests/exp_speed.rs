@@ -99,6 +99,21 @@ fn quick_run_writes_consistent_outputs() {
     let n_cmp = s["bitwise_comparisons"].as_u64().unwrap();
     let n_rows = rows.len() as u64;
     assert_eq!(2 * n_cmp, n_rows, "one comparison per (case, pass)");
+    // The 2-thread pool's workers are pinned, one CPU each (Linux lists the CPUs).
+    assert_eq!(s["pinned"], true);
+    if cfg!(target_os = "linux") {
+        let pools = s["worker_cpus"].as_array().unwrap();
+        let two = pools
+            .iter()
+            .find(|p| p["threads"] == 2)
+            .expect("a 2-thread pool");
+        let cpus = two["cpus"].as_array().unwrap();
+        assert_eq!(cpus.len(), 2);
+        assert!(
+            cpus.iter().all(|c| c.as_array().map(Vec::len) == Some(1)),
+            "{two}"
+        );
+    }
     // Every target is evaluated: a measured value and a pass flag (values not asserted).
     let targets = s["targets"].as_array().unwrap();
     assert_eq!(targets.len(), 6);
@@ -106,6 +121,29 @@ fn quick_run_writes_consistent_outputs() {
         assert!(!t["measured"].is_null(), "target not measured: {t}");
         assert!(t["pass"].is_boolean(), "target without pass/fail: {t}");
     }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `--no-pin` leaves every worker free to run on every CPU, and says so in the summary.
+#[test]
+fn no_pin_leaves_workers_unpinned() {
+    let dir = tmp("nopin");
+    let o = Command::new(env!("CARGO_BIN_EXE_speed"))
+        .args(["--quick", "--ops", "gs", "--no-pin", "--out"])
+        .arg(&dir)
+        .output()
+        .expect("run speed");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let s: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(s["pinned"], false);
+    let pools = s["worker_cpus"].as_array().unwrap();
+    let sizes: Vec<usize> = pools
+        .iter()
+        .flat_map(|p| p["cpus"].as_array().unwrap().iter())
+        .filter_map(|c| c.as_array().map(Vec::len))
+        .collect();
+    assert!(sizes.windows(2).all(|w| w[0] == w[1]), "{pools:?}");
     let _ = std::fs::remove_dir_all(&dir);
 }
 

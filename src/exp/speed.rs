@@ -8,8 +8,10 @@
 //! change of machine speed during the measurement hits them alike; every timed block starts
 //! with 2 untimed calls; the two points the targets are read at (n = 1024 and the threading
 //! point n = 4096, both b = 32, batch 256) run 3 times as many rounds. Each op runs inside a
-//! dedicated rayon pool of the given size (`ThreadPoolBuilder` + `pool.install`); the chain
-//! kernels get `Par::Seq` on 1 thread and `Par::rayon(t)` on `t > 1` (they run `Par::Seq` faer
+//! dedicated rayon pool of the given size (`pool.install`), whose workers are pinned to CPUs
+//! when it has several (`gslab::threads`: on this VM an unpinned woken worker often waited
+//! behind the worker that woke it; `--no-pin` measures without pinning, and `summary.json`
+//! records each worker's CPUs); the chain kernels get `Par::Seq` on 1 thread and `Par::rayon(t)` on `t > 1` (they run `Par::Seq` faer
 //! products inside rayon tasks), the dense GEMM gets the same `Par`. Every op writes into
 //! outputs allocated once
 //! per measurement (dense: `faer::Mat`s; chain ops: the `_into` kernels; Cayley: the `_into`
@@ -56,7 +58,8 @@ use crate::plot::{self, BarPlot, Plot, Scale, Series, XyPlot};
 use crate::structured::{
     BlockDiag, BlockShape, Butterfly, ChainLayout, Gs, GsChain, LinearOp, Monarch,
 };
-use crate::{Error, Real, Result, Tape, Tensor};
+use crate::threads;
+use crate::{Real, Result, Tape, Tensor};
 use clap::Parser;
 use faer::linalg::matmul::matmul;
 use faer::{Accum, Mat, Par};
@@ -83,6 +86,10 @@ pub struct Args {
     /// orthogs_step); targets that need a missing op are reported as not measured.
     #[arg(long, value_delimiter = ',', value_parser = parse_op)]
     pub ops: Option<Vec<Op>>,
+    /// Leave the workers of the multi-thread pool unpinned (by default worker i runs on CPU i:
+    /// see `gslab::threads`).
+    #[arg(long)]
+    pub no_pin: bool,
 }
 
 fn parse_op(s: &str) -> std::result::Result<Op, String> {
@@ -113,6 +120,7 @@ pub fn run(args: Args) -> Result<()> {
             budget: args.budget_ms.unwrap_or(default_ms) as f64 * 1e-3,
             min_reps: if run.quick { 3 } else { 5 },
             ops: args.ops.unwrap_or_else(|| Op::ALL.to_vec()),
+            pin: !args.no_pin,
         };
         sweep(&run, &cfg)
     }
@@ -323,6 +331,8 @@ struct Config {
     threads: Vec<usize>,
     budget: f64,
     min_reps: usize,
+    /// Pin the workers of multi-thread pools to CPUs ([`crate::threads::pool`]).
+    pin: bool,
 }
 
 /// One CSV row.
@@ -798,6 +808,8 @@ struct Sweep {
     /// `(CPU s, run-queue wait s)` of the whole sweep, all threads of the process.
     sched: Option<(f64, f64)>,
     identity: Vec<Identity>,
+    /// Per pool `(threads, the CPUs each worker may run on)`.
+    cpus: Vec<(usize, Vec<Option<Vec<usize>>>)>,
 }
 
 fn dtype_name<T: Real>() -> &'static str {
@@ -935,15 +947,7 @@ fn sweep(run: &Run, cfg: &Config) -> Result<()> {
     let pools = cfg
         .threads
         .iter()
-        .map(|&t| {
-            rayon::ThreadPoolBuilder::new()
-                .num_threads(t)
-                .build()
-                .map(|p| (t, p))
-                .map_err(|e| {
-                    Error::InvalidArgument(format!("cannot build a pool of {t} threads: {e}"))
-                })
-        })
+        .map(|&t| threads::pool(t, cfg.pin).map(|p| (t, p)))
         .collect::<Result<Vec<_>>>()?;
     let wanted = |c: &(Op, Point)| cfg.ops.contains(&c.0);
     let cases32: Vec<_> = cfg.grid.cases().into_iter().filter(wanted).collect();
@@ -961,6 +965,10 @@ fn sweep(run: &Run, cfg: &Config) -> Result<()> {
         diag: Vec::new(),
         sched: None,
         identity: Vec::new(),
+        cpus: pools
+            .iter()
+            .map(|(t, p)| (*t, threads::pinned_workers(p)))
+            .collect(),
     };
     let tick = || pb.inc(1);
     for group in point_groups(&cfg.grid, &cases32) {
@@ -1284,6 +1292,8 @@ fn summary_json(
         "quick": run.quick,
         "seed": run.seed,
         "threads": cfg.threads,
+        "pinned": cfg.pin,
+        "worker_cpus": sw.cpus.iter().map(|(t, c)| json!({"threads": t, "cpus": c})).collect::<Vec<_>>(),
         "budget_s": cfg.budget,
         "min_reps": cfg.min_reps,
         "grid": cfg.grid,
