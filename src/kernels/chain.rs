@@ -165,9 +165,9 @@ fn forward_impl<T: Real, B: Borrow<Tensor<T>>>(
     }
 }
 
-/// The first factor's input read in place from `X` (rows of `n_in`), if every block of the
-/// forward's first step reads `X` affinely: the read offsets of the first sample and each
-/// block's row step.
+/// The forward plan of `layout` for this batch and chunk size, if every block of its first step
+/// reads `X` (rows of `n_in`) affinely; the first step's read map then gives the offsets of the
+/// first sample and each block's row step, so the first factor's input can be read from `X`.
 fn first_read_in_place(layout: &ChainLayout, batch: usize, chunk: usize) -> Option<Arc<Prepared>> {
     let prep = prepared(layout, Direction::Forward, full_chunk(batch, chunk));
     prep.maps.steps[0].rs.is_some().then_some(prep)
