@@ -11,11 +11,11 @@
 //! dedicated rayon pool of the given size (`pool.install`), whose workers are pinned to CPUs
 //! when it has several (`gslab::threads`: on this VM an unpinned woken worker often waited
 //! behind the worker that woke it; `--no-pin` measures without pinning, and `summary.json`
-//! records each worker's CPUs); the chain kernels get `Par::Seq` on 1 thread and `Par::rayon(t)` on `t > 1` (they run `Par::Seq` faer
-//! products inside rayon tasks), the dense GEMM gets the same `Par`. Every op writes into
-//! outputs allocated once
-//! per measurement (dense: `faer::Mat`s; chain ops: the `_into` kernels; Cayley: the `_into`
-//! Cayley kernels), so no row pays for allocating or page-faulting its results;
+//! records each worker's CPUs); the chain kernels get `Par::Seq` on 1 thread and
+//! `Par::rayon(t)` on `t > 1` (they run `Par::Seq` faer products inside rayon tasks), the dense
+//! GEMM gets the same `Par`. Every op writes into outputs allocated once per measurement
+//! (dense: `faer::Mat`s; chain ops: the `_into` kernels; Cayley: the `_into` Cayley kernels), so
+//! no row pays for allocating or page-faulting its results;
 //! `orthogs_step` goes through the tape and the optimizer as a user's training loop does.
 //!
 //! Outputs (in `--out`, default `results/speed/`):

@@ -121,9 +121,15 @@ unsafe fn invert_with<T: Real>(path: Path, a: &mut [T], b: usize, scratch: &mut 
 }
 
 /// `a` as a slice of `U` if `T` is `U`.
-fn as_same<T: 'static, U: 'static>(a: &mut [T]) -> Option<&mut [U]> {
+pub(crate) fn as_same<T: 'static, U: 'static>(a: &mut [T]) -> Option<&mut [U]> {
     // SAFETY: `T` and `U` are the same type, so the slice is a valid `[U]`.
     (TypeId::of::<T>() == TypeId::of::<U>()).then(|| unsafe { &mut *(a as *mut [T] as *mut [U]) })
+}
+
+/// `a` as a shared slice of `U` if `T` is `U`.
+pub(crate) fn as_same_ref<T: 'static, U: 'static>(a: &[T]) -> Option<&[U]> {
+    // SAFETY: `T` and `U` are the same type, so the slice is a valid `[U]`.
+    (TypeId::of::<T>() == TypeId::of::<U>()).then(|| unsafe { &*(a as *const [T] as *const [U]) })
 }
 
 /// `v` as a `Vec<U>` if `T` is `U`.

@@ -260,16 +260,10 @@ pub fn matmul_rm<T: Real>(
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,fma")]
 fn mm_avx512<T: Real>(c: &mut [T], a: &[T], b: &[T], s: (usize, usize, usize), ta: bool) {
-    use std::any::TypeId;
-    if TypeId::of::<T>() == TypeId::of::<f32>() {
-        // SAFETY: `T` is `f32`, so the slices are valid `[f32]` of the same lengths.
-        let (cf, af, bf) = unsafe {
-            (
-                &mut *(c as *mut [T] as *mut [f32]),
-                &*(a as *const [T] as *const [f32]),
-                &*(b as *const [T] as *const [f32]),
-            )
-        };
+    use crate::orthogonal::batch_inv::{as_same, as_same_ref};
+    let f32s = (as_same_ref::<T, f32>(a), as_same_ref::<T, f32>(b));
+    if let (Some(af), Some(bf)) = f32s {
+        let cf = as_same::<T, f32>(c).expect("T is f32, as a and b are");
         // SAFETY: this function runs with AVX-512F (its target feature); the lengths were
         // checked by `matmul_rm`.
         let j0 = unsafe { wide::mm_f32(cf, af, bf, s, ta) };
