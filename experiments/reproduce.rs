@@ -216,8 +216,5 @@ fn write_report(
             &report::read_figures(&dir)?,
         ));
     }
-    std::fs::write(path, md).map_err(|e| Error::Io {
-        path: path.display().to_string(),
-        msg: e.to_string(),
-    })
+    std::fs::write(path, md).map_err(|e| Error::io(path, e))
 }

@@ -58,10 +58,7 @@ pub const RESERVED_KEYS: [&str; 4] = ["format", "m", "dtype", "convention"];
 const MEMORY: &str = "<memory>";
 
 fn io_err(path: &str, msg: impl std::fmt::Display) -> Error {
-    Error::Io {
-        path: path.to_string(),
-        msg: msg.to_string(),
-    }
+    Error::format(path, msg)
 }
 
 /// The safetensors dtype of `T`.
@@ -156,19 +153,16 @@ fn serialize(raws: &[Raw], metadata: HashMap<String, String>) -> Result<Vec<u8>>
 }
 
 fn write_file(path: &Path, bytes: &[u8]) -> Result<()> {
-    std::fs::write(path, bytes).map_err(|e| io_err(&path.display().to_string(), e))
+    std::fs::write(path, bytes).map_err(|e| Error::io(path, e))
 }
 
 fn read_file(path: &Path) -> Result<Vec<u8>> {
-    std::fs::read(path).map_err(|e| io_err(&path.display().to_string(), e))
+    std::fs::read(path).map_err(|e| Error::io(path, e))
 }
 
 /// Re-labels an error from a bytes-level function with the file path.
 fn with_path(path: &Path, e: Error) -> Error {
-    match e {
-        Error::Io { msg, .. } => io_err(&path.display().to_string(), msg),
-        other => other,
-    }
+    e.at_path(path)
 }
 
 /// Parses safetensors bytes.
@@ -180,7 +174,7 @@ fn parse(bytes: &[u8]) -> Result<SafeTensors<'_>> {
 /// The `__metadata__` of safetensors bytes (empty if absent).
 ///
 /// # Errors
-/// [`Error::Io`] if the bytes are not a valid safetensors file.
+/// [`Error::Format`] if the bytes are not a valid safetensors file.
 pub fn metadata_from_bytes(bytes: &[u8]) -> Result<BTreeMap<String, String>> {
     let (_, meta) = SafeTensors::read_metadata(bytes)
         .map_err(|e| io_err(MEMORY, format!("not a valid safetensors file: {e}")))?;
@@ -195,7 +189,8 @@ pub fn metadata_from_bytes(bytes: &[u8]) -> Result<BTreeMap<String, String>> {
 /// The `__metadata__` of a safetensors file (empty if absent).
 ///
 /// # Errors
-/// [`Error::Io`] if the file cannot be read or is not a valid safetensors file.
+/// [`Error::Io`] if the file cannot be read; [`Error::Format`] if it is not a valid safetensors
+/// file.
 pub fn load_metadata(path: impl AsRef<Path>) -> Result<BTreeMap<String, String>> {
     let path = path.as_ref();
     metadata_from_bytes(&read_file(path)?).map_err(|e| with_path(path, e))
@@ -205,13 +200,12 @@ pub fn load_metadata(path: impl AsRef<Path>) -> Result<BTreeMap<String, String>>
 fn real_tensor<T: Real>(name: &str, view: &TensorView<'_>) -> Result<Tensor<T>> {
     let want = dtype_of::<T>();
     if view.dtype() != want {
-        return Err(io_err(
-            MEMORY,
-            format!(
-                "tensor '{name}' has dtype {:?}, expected {want:?}",
-                view.dtype()
-            ),
-        ));
+        return Err(Error::Dtype {
+            path: MEMORY.to_string(),
+            name: name.to_string(),
+            expected: format!("{want:?}"),
+            got: format!("{:?}", view.dtype()),
+        });
     }
     Tensor::from_vec(view.shape(), real_from_bytes(view.data()))
 }
@@ -249,7 +243,7 @@ fn perm_tensor(name: &str, view: &TensorView<'_>) -> Result<Perm> {
 /// Safetensors bytes of named tensors (all of dtype `T`) with optional string metadata.
 ///
 /// # Errors
-/// [`Error::InvalidArgument`] on a repeated name; [`Error::Io`] if serialization fails.
+/// [`Error::InvalidArgument`] on a repeated name; [`Error::Format`] if serialization fails.
 pub fn tensors_to_bytes<T: Real>(
     tensors: &[(&str, &Tensor<T>)],
     metadata: &BTreeMap<String, String>,
@@ -287,7 +281,8 @@ pub fn save_tensors<T: Real>(
 /// Named tensors of dtype `T` from safetensors bytes.
 ///
 /// # Errors
-/// [`Error::Io`] if the bytes are not valid safetensors or a tensor is not of dtype `T`.
+/// [`Error::Format`] if the bytes are not valid safetensors; [`Error::Dtype`] if a tensor is not
+/// of dtype `T`.
 pub fn tensors_from_bytes<T: Real>(bytes: &[u8]) -> Result<BTreeMap<String, Tensor<T>>> {
     let st = parse(bytes)?;
     st.iter()
@@ -308,7 +303,7 @@ pub fn load_tensors<T: Real>(path: impl AsRef<Path>) -> Result<BTreeMap<String, 
 ///
 /// # Errors
 /// [`Error::BlockMismatch`] if the blocks do not match the layout; [`Error::InvalidArgument`] if
-/// `metadata` uses a key of [`RESERVED_KEYS`]; [`Error::Io`] if serialization fails.
+/// `metadata` uses a key of [`RESERVED_KEYS`]; [`Error::Format`] if serialization fails.
 pub fn chain_to_bytes<T: Real>(
     layout: &ChainLayout,
     blocks: &[Tensor<T>],
@@ -362,8 +357,8 @@ pub fn save_chain<T: Real>(
 /// A chain from safetensors bytes in the `gslab.chain.v1` format, validated.
 ///
 /// # Errors
-/// [`Error::Io`] naming the problem for an invalid file, a wrong format tag, a missing tensor, a
-/// wrong dtype or rank; [`Error::NotAPermutation`] naming the tensor for an invalid `perm.{i}`;
+/// [`Error::Format`] naming the problem for an invalid file, a wrong format tag, a missing tensor
+/// or a wrong rank; [`Error::Dtype`] for blocks of another dtype than `T`; [`Error::NotAPermutation`] naming the tensor for an invalid `perm.{i}`;
 /// [`Error::BlockMismatch`] if the sizes do not chain.
 pub fn chain_from_bytes<T: Real>(bytes: &[u8]) -> Result<(ChainLayout, Vec<Tensor<T>>)> {
     let meta = metadata_from_bytes(bytes)?;

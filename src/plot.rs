@@ -635,10 +635,7 @@ fn render<F: Figure>(stem: &Path, size: (u32, u32), fig: &F) -> Result<(PathBuf,
 }
 
 fn io_err(path: &Path, msg: String) -> Error {
-    Error::Io {
-        path: path.display().to_string(),
-        msg,
-    }
+    Error::format(path, msg)
 }
 
 /// String error of a drawing call.

@@ -236,8 +236,8 @@ fn one_factor(p0: &[i64], p1: &[i64], m: &str) -> Vec<u8> {
 
 fn io_msg(e: Error) -> String {
     match e {
-        Error::Io { msg, .. } => msg,
-        other => panic!("expected an Io error, got {other:?}"),
+        Error::Format { msg, .. } => msg,
+        other => panic!("expected a Format error, got {other:?}"),
     }
 }
 
@@ -289,11 +289,19 @@ fn corrupted_and_invalid_inputs_are_rejected() {
         io_msg(chain_from_bytes::<f64>(&one_factor(&[0, 1, 2, 3], &[0, 1], "x")).unwrap_err())
             .contains("'m'")
     );
-    // Wrong dtype requested.
-    assert!(
-        io_msg(chain_from_bytes::<f32>(&one_factor(&[0, 1, 2, 3], &[0, 1], "1")).unwrap_err())
-            .contains("dtype")
-    );
+    // Wrong dtype requested: a dtype error naming the tensor and both dtypes.
+    match chain_from_bytes::<f32>(&one_factor(&[0, 1, 2, 3], &[0, 1], "1")) {
+        Err(Error::Dtype {
+            name,
+            expected,
+            got,
+            ..
+        }) => assert_eq!(
+            (name.as_str(), expected.as_str(), got.as_str()),
+            ("factor.0.blocks", "F32", "F64")
+        ),
+        other => panic!("expected a dtype error, got {other:?}"),
+    }
     // A plain tensor file is not a chain file.
     let t = Tensor::<f64>::zeros(&[2]);
     let plain = tensors_to_bytes(&[("a", &t)], &BTreeMap::new()).unwrap();
@@ -312,7 +320,10 @@ fn corrupted_and_invalid_inputs_are_rejected() {
     let good = one_factor(&[0, 1, 2, 3], &[0, 1], "1");
     for cut in [0, 5, good.len() / 2, good.len() - 1] {
         assert!(
-            matches!(chain_from_bytes::<f64>(&good[..cut]), Err(Error::Io { .. })),
+            matches!(
+                chain_from_bytes::<f64>(&good[..cut]),
+                Err(Error::Format { .. })
+            ),
             "cut {cut}"
         );
     }
@@ -320,15 +331,21 @@ fn corrupted_and_invalid_inputs_are_rejected() {
     garbage[9] = b'#';
     assert!(matches!(
         chain_from_bytes::<f64>(&garbage),
-        Err(Error::Io { .. })
+        Err(Error::Format { .. })
     ));
     assert!(matches!(
         tensors_from_bytes::<f64>(&good[..good.len() - 3]),
-        Err(Error::Io { .. })
+        Err(Error::Format { .. })
     ));
     // Missing file: the error names the path.
     match load_chain::<f64>(tmp("does-not-exist.safetensors")) {
-        Err(Error::Io { path, .. }) => assert!(path.contains("does-not-exist")),
+        Err(e @ Error::Io { .. }) => {
+            let Error::Io { path, source } = &e else {
+                unreachable!()
+            };
+            assert!(path.contains("does-not-exist"), "{e}");
+            assert_eq!(source.kind(), std::io::ErrorKind::NotFound);
+        }
         other => panic!("{other:?}"),
     }
 }

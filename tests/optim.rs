@@ -203,7 +203,7 @@ fn non_finite_loss_names_the_step() {
         |step, _, _| seen.push(step),
     );
     match res {
-        Err(Error::NonFiniteLoss { step, loss }) => {
+        Err(Error::NonFiniteLoss { step, loss, .. }) => {
             assert_eq!(step, 3);
             assert!(loss.is_nan());
             assert!(format!("{}", res.unwrap_err()).contains("step 3"));
@@ -231,7 +231,7 @@ fn diverging_training_reports_overflow_step() {
     let want = (f64::MAX.ln() / (2.0 * 19f64.ln())).ceil() as usize;
     assert_eq!(want, 121);
     match res {
-        Err(Error::NonFiniteLoss { step, loss }) => {
+        Err(Error::NonFiniteLoss { step, loss, .. }) => {
             assert_eq!(step, want);
             assert_eq!(loss, f64::INFINITY);
         }

@@ -899,13 +899,13 @@ fn save_and_load_params_roundtrip() {
     .unwrap();
     assert!(matches!(
         load_params(&mut gs32, &path),
-        Err(gslab::Error::Io { .. })
+        Err(gslab::Error::Dtype { .. })
     ));
     let mut other =
         OrthoAdapter::gsoft(base_layer(12, 16, true), 2, OrthoMap::Cayley, true).unwrap();
     assert!(matches!(
         load_params(&mut other, &path),
-        Err(gslab::Error::Io { .. })
+        Err(gslab::Error::Format { .. })
     ));
     std::fs::remove_dir_all(&dir).unwrap();
 }

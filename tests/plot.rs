@@ -155,7 +155,7 @@ fn unwritable_path_is_io_error_naming_path() {
     std::fs::write(&blocker, b"x").unwrap();
     let err = plot::save(&blocker.join("sub").join("p"), &xy().into()).unwrap_err();
     match err {
-        gslab::Error::Io { path, .. } => assert!(path.contains("file"), "{path}"),
+        gslab::Error::Format { path, .. } => assert!(path.contains("file"), "{path}"),
         other => panic!("expected Io, got {other:?}"),
     }
 }

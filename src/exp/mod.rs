@@ -272,10 +272,7 @@ impl Run {
 }
 
 fn io_error(path: &Path, e: &dyn std::fmt::Display) -> Error {
-    Error::Io {
-        path: path.display().to_string(),
-        msg: e.to_string(),
-    }
+    Error::format(path, e)
 }
 
 /// Writes `rows` to a CSV file with a header row taken from the field names of `S`.

@@ -772,10 +772,7 @@ fn save_figure(run: &Run, stem: &str, fig: &Figure) -> Result<()> {
         PANEL.0 * fig.ncols as u32 + LEGEND_W,
         PANEL.1 * nrows + TITLE_H,
     );
-    let io = |p: &std::path::Path, e: String| Error::Io {
-        path: p.display().to_string(),
-        msg: e,
-    };
+    let io = |p: &std::path::Path, e: String| Error::format(p, e);
     {
         let root = BitMapBackend::new(&png, size).into_drawing_area();
         draw_figure(&root, fig).map_err(|e| io(&png, e))?;

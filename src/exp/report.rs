@@ -7,10 +7,7 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 fn io_err(path: &Path, e: impl std::fmt::Display) -> Error {
-    Error::Io {
-        path: path.display().to_string(),
-        msg: e.to_string(),
-    }
+    Error::format(path, e)
 }
 
 /// Reads `dir/figures.json`; an absent manifest gives an empty list.

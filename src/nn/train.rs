@@ -64,7 +64,11 @@ where
     let loss = loss_fn(step, model, &tape, &leaves);
     let value = loss.value().item().to_f64();
     if !value.is_finite() {
-        return Err(Error::NonFiniteLoss { step, loss: value });
+        return Err(Error::NonFiniteLoss {
+            context: String::new(),
+            step,
+            loss: value,
+        });
     }
     let grads = tape.backward(loss);
     Ok((value, leaves.iter().map(|v| grads.wrt(*v)).collect()))

@@ -494,7 +494,7 @@ impl<T: Real> Params<T> for Lora<T> {
 /// `format = gslab.params.v1`.
 ///
 /// # Errors
-/// [`Error::Io`] if serialization or writing fails; [`Error::InvalidArgument`] on repeated names.
+/// [`Error::Io`] if writing fails; [`Error::InvalidArgument`] on repeated names.
 pub fn save_params<T: Real, M: Params<T>>(model: &M, path: &Path) -> Result<()> {
     let names = model.param_names();
     let named: Vec<(&str, &Tensor<T>)> = names
@@ -510,15 +510,13 @@ pub fn save_params<T: Real, M: Params<T>>(model: &M, path: &Path) -> Result<()> 
 /// [`crate::io::load_tensors`] (the file's dtype must be `T`).
 ///
 /// # Errors
-/// [`Error::Io`] if the file cannot be read or parsed, has another dtype, lacks a name, or holds
-/// a tensor of another shape (the message names the file, the tensor and both shapes).
+/// [`Error::Io`] if the file cannot be read; [`Error::Dtype`] if it holds another dtype;
+/// [`Error::Format`] if it cannot be parsed, lacks a name, or holds a tensor of another shape (the
+/// message names the file, the tensor and both shapes).
 pub fn load_params<T: Real, M: Params<T>>(model: &mut M, path: &Path) -> Result<()> {
     let mut file = crate::io::load_tensors::<T>(path)?;
     let names = model.param_names();
-    let io_err = |msg: String| Error::Io {
-        path: path.display().to_string(),
-        msg,
-    };
+    let io_err = |msg: String| Error::format(path, msg);
     for (name, p) in names.iter().zip(model.params_mut()) {
         let t = file
             .remove(name)
