@@ -44,17 +44,17 @@ use criterion::{
 };
 use faer::linalg::matmul::matmul;
 use faer::{Accum, Mat, Par};
+use gslab::kernels::batch_inv::invert_unpivoted_blocks;
 use gslab::kernels::chain::{
     chain_backward, chain_backward_into, chain_forward, chain_forward_into, chain_forward_saved,
     chain_forward_saved_into, chain_forward_t,
 };
+use gslab::kernels::small_inv::invert_unpivoted_in_place;
 use gslab::kernels::transpose::transpose;
 use gslab::nn::optim::{Adam, Optimizer, Params};
 use gslab::orthogonal::OrthoMap;
-use gslab::orthogonal::batch_inv::invert_unpivoted_blocks;
 use gslab::orthogonal::cayley::{cayley, cayley_with_inverse, skew_dim, skew_from_free};
 use gslab::orthogonal::layers::OrthoGs;
-use gslab::orthogonal::small_inv::invert_unpivoted_in_place;
 use gslab::structured::{BlockDiag, BlockShape, Butterfly, Gs, GsChain, LinearOp, Monarch};
 use gslab::{Real, Tape, Tensor};
 use rand::{SeedableRng, rngs::StdRng};

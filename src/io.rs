@@ -35,13 +35,13 @@
 //! that every `perm.{i}` is a permutation, and returns errors naming the offending tensor.
 //! Extra tensors in a chain file are ignored. Values round-trip bitwise.
 
+use crate::blocks::BlockShape;
 use crate::error::{Error, Result};
+use crate::kernels::layout::ChainLayout;
 use crate::perm::Perm;
-use crate::real::Real;
-use crate::structured::layout::{BlockShape, ChainLayout};
+use crate::real::{Real, RealSlice};
 use crate::tensor::Tensor;
 use safetensors::tensor::{Dtype, SafeTensors, TensorView};
-use std::any::Any;
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
@@ -63,43 +63,39 @@ fn io_err(path: &str, msg: impl std::fmt::Display) -> Error {
 
 /// The safetensors dtype of `T`.
 fn dtype_of<T: Real>() -> Dtype {
-    if T::DTYPE == "F32" {
-        Dtype::F32
-    } else {
-        Dtype::F64
+    match T::view(&[]) {
+        RealSlice::F32(_) => Dtype::F32,
+        RealSlice::F64(_) => Dtype::F64,
     }
 }
 
-/// Little-endian bytes of the values, bit for bit (through a type-checked downcast, no casts).
+/// Little-endian bytes of the values, bit for bit.
 fn real_bytes<T: Real>(data: &[T]) -> Vec<u8> {
-    let boxed: Box<dyn Any> = Box::new(data.to_vec());
-    match boxed.downcast::<Vec<f32>>() {
-        Ok(v) => v.iter().flat_map(|x| x.to_le_bytes()).collect(),
-        Err(boxed) => match boxed.downcast::<Vec<f64>>() {
-            Ok(v) => v.iter().flat_map(|x| x.to_le_bytes()).collect(),
-            Err(_) => unreachable!("Real is implemented for f32 and f64 only"),
-        },
+    match T::view(data) {
+        RealSlice::F32(v) => v.iter().flat_map(|x| x.to_le_bytes()).collect(),
+        RealSlice::F64(v) => v.iter().flat_map(|x| x.to_le_bytes()).collect(),
     }
 }
 
-/// Values of `T` from little-endian bytes, bit for bit.
+/// Values of `T` from little-endian bytes, bit for bit (the bytes hold values of `T`'s dtype).
 fn real_from_bytes<T: Real>(bytes: &[u8]) -> Vec<T> {
-    let boxed: Box<dyn Any> = if T::DTYPE == "F32" {
-        let v: Vec<f32> = bytes
+    let f32s = || {
+        bytes
             .chunks_exact(4)
             .map(|c| f32::from_le_bytes(c.try_into().expect("4 bytes")))
-            .collect();
-        Box::new(v)
-    } else {
-        let v: Vec<f64> = bytes
+            .collect()
+    };
+    let f64s = || {
+        bytes
             .chunks_exact(8)
             .map(|c| f64::from_le_bytes(c.try_into().expect("8 bytes")))
-            .collect();
-        Box::new(v)
+            .collect()
     };
-    *boxed
-        .downcast::<Vec<T>>()
-        .expect("T::DTYPE names the concrete type")
+    match dtype_of::<T>() {
+        Dtype::F32 => T::from_f32_vec(f32s()),
+        _ => T::from_f64_vec(f64s()),
+    }
+    .expect("dtype_of names T's concrete type")
 }
 
 /// One tensor to write: name, dtype, shape, bytes.

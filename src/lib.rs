@@ -46,6 +46,7 @@
 //! ```
 
 pub mod autodiff;
+pub mod blocks;
 pub mod count;
 pub mod error;
 pub mod exp;
@@ -63,6 +64,7 @@ pub mod threads;
 
 pub use autodiff::gradcheck::{GradcheckReport, gradcheck};
 pub use autodiff::tape::{Grads, Tape, Var};
+pub use blocks::{BlockRule, Blocks};
 pub use error::{Error, Result};
 pub use perm::Perm;
 pub use real::Real;

@@ -2,7 +2,9 @@
 //! the safetensors crate alone, and clear errors on corrupted or mismatched input.
 
 use gslab::io::*;
-use gslab::structured::layout::{BlockShape, ChainLayout, reference_apply};
+use gslab::kernels::layout::ChainLayout;
+use gslab::kernels::reference::reference_apply;
+use gslab::structured::BlockShape;
 use gslab::{Error, Perm, Real, Tensor};
 use rand::{SeedableRng, rngs::StdRng};
 use safetensors::tensor::{Dtype, SafeTensors, TensorView};

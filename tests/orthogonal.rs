@@ -277,9 +277,9 @@ fn cayley_and_exp_agree_to_first_order() {
 // Layers
 // ---------------------------------------------------------------------------------------------
 
+use gslab::kernels::reference::reference_dense;
 use gslab::nn::optim::{Adam, Optimizer, Params};
 use gslab::orthogonal::layers::{Boft, DenseOrtho, GsChain, Monarch, Oft, OrthoChain, OrthoGs};
-use gslab::structured::layout::reference_dense;
 
 /// σ_(k,n)(i) = (i mod k)·(n/k) + ⌊i/k⌋, written out again here (Definition 5.2).
 fn sigma(k: usize, n: usize) -> Vec<usize> {
@@ -1004,7 +1004,6 @@ fn timing_cayley() {
 
 use faer::Mat;
 use faer::linalg::solvers::{DenseSolveCore, Solve};
-use gslab::orthogonal::small_inv::{invert_unpivoted_in_place, matmul_rm};
 
 /// `I − K_j` of block `j` of the free parameters, as a faer matrix.
 fn i_minus_k<T: Real>(theta: &Tensor<T>, b: usize, j: usize) -> Mat<T> {
@@ -1067,101 +1066,6 @@ fn agrees_with_partial_pivot_lu<T: Real>() {
 fn cayley_inverse_matches_partial_pivot_lu() {
     agrees_with_partial_pivot_lu::<f64>();
     agrees_with_partial_pivot_lu::<f32>();
-}
-
-/// The kernel inverts I exactly and a hand-worked 2 × 2 matrix: [[1, −t], [t, 1]]⁻¹ =
-/// [[1, t], [−t, 1]]/(1 + t²); with t = 1/2 every step is exact in binary: 1/(1 + 1/4) = 4/5.
-#[test]
-fn unpivoted_inverse_identity_and_hand_worked() {
-    for b in [1usize, 2, 5, 17, 32] {
-        let mut a = Tensor::<f64>::eye(b).into_vec();
-        let want = a.clone();
-        invert_unpivoted_in_place(&mut a, b);
-        assert!(a == want, "I⁻¹ != I bitwise for b={b}");
-        assert!(a.iter().all(|x| x.is_sign_positive()), "−0.0 in I⁻¹, b={b}");
-    }
-    let mut a = vec![1.0f64, -0.5, 0.5, 1.0];
-    invert_unpivoted_in_place(&mut a, 2);
-    // Row 0 scaled by 1; row 1 −= 0.5·row 0 → [0, 1.25]; then row 1 /= 1.25, row 0 += 0.5·row 1.
-    let want = [0.8, 0.4, -0.4, 0.8];
-    for (g, w) in a.iter().zip(want) {
-        assert!(
-            (g - w).abs() <= 2.0 * f64::EPSILON,
-            "2×2 inverse {a:?} vs {want:?}"
-        );
-    }
-}
-
-/// Row-major products against the naive triple loop, with sizes that exercise the 4 × 16 register
-/// tiles, leftover rows and leftover columns, with and without the transposed left factor.
-#[test]
-fn matmul_rm_matches_naive() {
-    for (m, l, n) in [
-        (1usize, 1usize, 1usize),
-        (4, 3, 16),
-        (7, 5, 33),
-        (33, 20, 18),
-        (2, 0, 3),
-    ] {
-        let a = randn::<f64>(&[m, l], 1.0, 40 + m as u64);
-        let bm = randn::<f64>(&[l, n], 1.0, 50 + n as u64);
-        let at = a.transpose();
-        for ta in [false, true] {
-            let mut c = vec![f64::NAN; m * n];
-            let lhs = if ta { at.data() } else { a.data() };
-            matmul_rm(&mut c, lhs, bm.data(), (m, l, n), ta);
-            for i in 0..m {
-                for j in 0..n {
-                    let s: f64 = (0..l)
-                        .map(|r| a.data()[i * l + r] * bm.data()[r * n + j])
-                        .sum();
-                    let err = (c[i * n + j] - s).abs();
-                    assert!(err <= 1e-13, "({m},{l},{n}) ta={ta} [{i},{j}]: {err:e}");
-                }
-            }
-        }
-    }
-}
-
-/// Every entry of a product is one chain of fused multiply-adds in increasing `r` from 0, on
-/// every path (the f32 AVX-512 tiles of 4 × 32, the generic 4 × 16 tiles, leftover rows and
-/// columns): bitwise equal to that chain written out here, in f32 and f64.
-#[test]
-fn matmul_rm_is_the_fused_chain_bit_for_bit() {
-    fn check<T: gslab::real::Real>() {
-        for (m, l, n) in [
-            (4usize, 32usize, 32usize),
-            (7, 5, 70),
-            (9, 33, 48),
-            (3, 2, 31),
-        ] {
-            let a = randn::<T>(&[m, l], 1.0, 60 + m as u64);
-            let bm = randn::<T>(&[l, n], 1.0, 70 + n as u64);
-            let at = a.transpose();
-            for ta in [false, true] {
-                let mut c = vec![T::zero(); m * n];
-                let lhs = if ta { at.data() } else { a.data() };
-                matmul_rm(&mut c, lhs, bm.data(), (m, l, n), ta);
-                for i in 0..m {
-                    for j in 0..n {
-                        let mut acc = T::zero();
-                        for r in 0..l {
-                            let x = a.data()[i * l + r];
-                            acc = num_traits::Float::mul_add(x, bm.data()[r * n + j], acc);
-                        }
-                        assert!(
-                            c[i * n + j].to_f64().to_bits() == acc.to_f64().to_bits(),
-                            "({m},{l},{n}) ta={ta} [{i},{j}]: {:?} vs {:?}",
-                            c[i * n + j].to_f64(),
-                            acc.to_f64()
-                        );
-                    }
-                }
-            }
-        }
-    }
-    check::<f32>();
-    check::<f64>();
 }
 
 /// The tape gradient equals the projection of 2 Nᵀ G Nᵀ computed independently with faer's LU and

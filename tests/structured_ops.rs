@@ -11,7 +11,7 @@ use gslab::kernels::chain::{
     chain_backward, chain_backward_into, chain_forward, chain_forward_into, chain_forward_saved,
     chain_forward_saved_into, chunk_rows,
 };
-use gslab::structured::layout::{reference_apply, reference_dense};
+use gslab::kernels::reference::{reference_apply, reference_dense};
 use gslab::structured::*;
 use gslab::{Error, Perm, Tape, Tensor, Var, gradcheck};
 use rand::{SeedableRng, rngs::StdRng};

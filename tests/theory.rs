@@ -3,7 +3,9 @@
 
 use faer::Mat;
 use faer::prelude::*;
-use gslab::structured::layout::{BlockShape, ChainLayout, reference_dense};
+use gslab::kernels::layout::ChainLayout;
+use gslab::kernels::reference::reference_dense;
+use gslab::structured::BlockShape;
 use gslab::structured::pattern::*;
 use gslab::structured::project::*;
 use gslab::structured::theorem1::*;
@@ -661,8 +663,8 @@ fn t7_theorem1_f32() {
 /// with random blocks.
 #[test]
 fn linear_op_pattern_matches_dense_nonzeros() {
+    use gslab::structured::BlockShape;
     use gslab::structured::LinearOp;
-    use gslab::structured::layout::BlockShape;
     use gslab::structured::{butterfly::Butterfly, gs::Gs, monarch::Monarch};
     use rand::SeedableRng;
     let mut rng = rand::rngs::StdRng::seed_from_u64(11);

@@ -13,11 +13,12 @@
 //! `min_factors_variants.csv`, `support.csv`, `random_perms.csv`, `summary.json`, PNG + SVG
 //! figures and `figures.json` (one caption per figure). Patterns are exact (no floating point), so the run is deterministic given `--seed`.
 
+use crate::blocks::BlockShape;
 use crate::error::{Error, Result};
 use crate::exp::{CommonArgs, Run, print_table, write_csv_records};
+use crate::kernels::layout::ChainLayout;
 use crate::perm::Perm;
 use crate::plot::{self, BarPlot, LayerEdge, LayeredPlot, Plot, Scale, Series, SpyPlot, XyPlot};
-use crate::structured::layout::{BlockShape, ChainLayout};
 use crate::structured::pattern::{
     GrowthStep, GsShuffle, Pattern, boft_formula, gs_formula, min_factors_boft, min_factors_gs,
     support_growth, support_growth_boft, support_growth_gs,

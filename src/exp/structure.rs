@@ -26,10 +26,10 @@
 
 use crate::autodiff::ops::chain::chain_apply;
 use crate::exp::{CommonArgs, Run, print_table};
+use crate::kernels::reference::reference_dense;
 use crate::nn::optim::{Adam, Optimizer};
 use crate::nn::schedule::Schedule;
 use crate::plot::{Heatmap, Plot, Series, XyPlot};
-use crate::structured::layout::reference_dense;
 use crate::structured::project::{
     block_rank_profile, gs_layout, monarch_layout, project_gs, strip_outer,
 };

@@ -38,13 +38,13 @@
 //!   grows with `n²` beyond the parameters themselves.
 
 use crate::kernels::gather::affine_step;
+use crate::kernels::layout::ChainLayout;
 use crate::kernels::plan::{Direction, Prepared, prepared};
 use crate::kernels::pool::PoolVec;
 pub use crate::kernels::run::chunk_rows;
 use crate::kernels::run::{Save, full_chunk, run_plan};
 use crate::kernels::weight_grads::{InPlace, weight_grads};
 use crate::real::Real;
-use crate::structured::layout::ChainLayout;
 use crate::tensor::Tensor;
 use faer::Par;
 use std::borrow::Borrow;
@@ -417,13 +417,13 @@ fn backward_impl<T: Real, B: Borrow<Tensor<T>>>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::blocks::BlockShape;
     use crate::kernels::plan::{Maps, Plan};
     use crate::perm::Perm;
     use crate::structured::LinearOp;
     use crate::structured::butterfly::Butterfly;
     use crate::structured::gs::Gs;
     use crate::structured::gs_chain::GsChain;
-    use crate::structured::layout::BlockShape;
     use crate::structured::monarch::Monarch;
     use rand::{SeedableRng, rngs::StdRng};
 

@@ -4,12 +4,11 @@
 //!
 //! A plan and its maps depend only on the layout, the direction and the chunk size, never on
 //! the block values or the batch contents, so [`prepared`] builds them once and keeps them in
-//! the layout's [`PlanCache`] (about 20 µs per call at n = 1024 before the cache: the maps of a
-//! shuffle are analysed element by element).
+//! the layout's [`KernelCache`].
 
 use crate::kernels::gather::{Gather, affine_step, first_run};
-use crate::structured::layout::ChainLayout;
-use std::sync::{Arc, Mutex};
+use crate::kernels::layout::ChainLayout;
+use std::sync::Arc;
 
 /// One block-diagonal step of a plan: `k` blocks mapping `b_in` to `b_out` features, taken from
 /// factor `factor` of the layout (transposed for the backward plan), with the gather map σ
@@ -219,69 +218,30 @@ pub(crate) enum Direction {
     Transposed,
 }
 
-/// Most prepared plans a layout keeps (a loop uses two per direction: full and last chunk).
-const CACHE_ENTRIES: usize = 8;
-
-/// The prepared plans of one layout, keyed by direction and chunk size, oldest first; at most
-/// [`CACHE_ENTRIES`]. Clones of a layout share it (their plans are the same). It is derived
-/// data: it never changes what a layout is (`Debug` shows only its size, equality ignores it).
-#[derive(Clone, Default)]
-pub struct PlanCache(Arc<Mutex<Vec<CacheEntry>>>);
-
-/// A cached plan with its key: direction and chunk size.
-type CacheEntry = ((Direction, usize), Arc<Prepared>);
-
-impl std::fmt::Debug for PlanCache {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let n = self.0.lock().map_or(0, |v| v.len());
-        write!(f, "PlanCache({n} plans)")
-    }
-}
-
-impl PartialEq for PlanCache {
-    /// Always true: the cache is derived from the layout's sizes and permutations.
-    fn eq(&self, _: &Self) -> bool {
-        true
-    }
-}
-
 /// The plan of `layout` in direction `dir` with its read maps for chunks of `c` samples, from the
-/// layout's cache (built and cached on first use).
+/// layout's [`KernelCache`](crate::kernels::layout::KernelCache) (built and cached on first use;
+/// a loop uses two per direction: full and last chunk).
 pub(crate) fn prepared(layout: &ChainLayout, dir: Direction, c: usize) -> Arc<Prepared> {
-    let key = (dir, c);
-    let cache = &layout.plan_cache().0;
-    let hit = |v: &Vec<CacheEntry>| {
-        v.iter()
-            .find(|(k, _)| *k == key)
-            .map(|(_, p)| Arc::clone(p))
-    };
-    if let Some(p) = hit(&cache.lock().unwrap_or_else(|e| e.into_inner())) {
-        return p;
-    }
-    let plan = match dir {
-        Direction::Forward => Plan::forward(layout),
-        Direction::Transposed => Plan::transposed(layout),
-    };
-    let maps = Maps::new(&plan, c);
-    let p = Arc::new(Prepared { plan, maps });
-    let mut v = cache.lock().unwrap_or_else(|e| e.into_inner());
-    if v.len() >= CACHE_ENTRIES {
-        v.remove(0);
-    }
-    v.push((key, Arc::clone(&p)));
-    p
+    let key = (dir as u8, c);
+    layout.kernel_cache().get_or_insert(key, || {
+        let plan = match dir {
+            Direction::Forward => Plan::forward(layout),
+            Direction::Transposed => Plan::transposed(layout),
+        };
+        let maps = Maps::new(&plan, c);
+        Prepared { plan, maps }
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::structured::LinearOp;
-    use crate::structured::gs::Gs;
-    use rand::{SeedableRng, rngs::StdRng};
+    use crate::blocks::BlockShape;
+    use crate::kernels::layout::KernelCache;
 
     fn layout() -> ChainLayout {
-        let r = &mut StdRng::seed_from_u64(1);
-        Gs::<f32>::gsoft_random(4, 8, r).unwrap().layout().clone()
+        let s = BlockShape::square(4, 8);
+        ChainLayout::gsoft(s, s).unwrap()
     }
 
     #[test]
@@ -299,17 +259,17 @@ mod tests {
         assert!(!Arc::ptr_eq(&a, &c), "chunk sizes are separate entries");
         let copy = l.clone();
         assert!(Arc::ptr_eq(&a, &prepared(&copy, Direction::Forward, 16)));
-        assert_eq!(format!("{:?}", l.plan_cache()), "PlanCache(3 plans)");
+        assert_eq!(l.kernel_cache().len(), 3);
     }
 
     #[test]
     fn cache_is_bounded_and_ignored_by_equality() {
         let l = layout();
         let first = prepared(&l, Direction::Forward, 1);
-        for c in 2..=CACHE_ENTRIES + 3 {
+        for c in 2..=KernelCache::CAPACITY + 3 {
             prepared(&l, Direction::Forward, c);
         }
-        assert_eq!(l.plan_cache().0.lock().unwrap().len(), CACHE_ENTRIES);
+        assert_eq!(l.kernel_cache().len(), KernelCache::CAPACITY);
         let again = prepared(&l, Direction::Forward, 1);
         assert!(!Arc::ptr_eq(&first, &again), "the oldest entry was evicted");
         assert_eq!(l, layout(), "a used cache does not change equality");

@@ -44,13 +44,13 @@
 
 use crate::kernels::claims::par_claimed;
 use crate::kernels::gather::{gather_blocks, gather_rows};
+use crate::kernels::layout::ChainLayout;
 use crate::kernels::plan::{
     Direction, Maps, PAD, Plan, ReadMap, Step, block_stride, panel_len, prepared,
 };
 use crate::kernels::pool::PoolVec;
 use crate::kernels::transpose::transpose;
 use crate::real::Real;
-use crate::structured::layout::ChainLayout;
 use faer::linalg::matmul::matmul;
 use faer::{Accum, MatMut, MatRef, Par};
 use rayon::prelude::*;

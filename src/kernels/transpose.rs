@@ -5,7 +5,8 @@
 //! (block, feature) is read with rows of one feature across blocks contiguous and written with
 //! the features of one block contiguous. Element by element this costs an indexed load and a
 //! store per scalar; here it runs in square tiles of `W × W` (8 × 8 for f32, 4 × 4 for f64) with
-//! AVX shuffles when the CPU has AVX (checked at run time), and in scalar tiles otherwise or at
+//! AVX shuffles when the CPU has AVX ([`Isa::current`](crate::kernels::cpu::Isa::current) at
+//! least AVX2), and in scalar tiles otherwise or at
 //! the edges. Every routine moves bits only: results are identical on every path.
 
 /// `D[i][t] = S[t][i]` for `i < rows`, `t < cols`, where row `i` of `D` starts at `d[i·ds]` and
@@ -261,9 +262,10 @@ mod simd {
     use std::arch::x86_64::*;
     use std::mem::size_of;
 
-    /// Whether the CPU has AVX (detected once by std, then a cached load).
+    /// Whether the kernels may use AVX: [`Isa::current`](crate::kernels::cpu::Isa::current) is
+    /// AVX2 or better (AVX2 implies AVX).
     pub(super) fn has_avx() -> bool {
-        std::arch::is_x86_feature_detected!("avx")
+        crate::kernels::cpu::Isa::current() >= crate::kernels::cpu::Isa::Avx2
     }
 
     /// [`copy_runs_raw`](super::copy_runs_raw) compiled with AVX, so each 32-byte piece is one

@@ -5,10 +5,10 @@
 //! exactly one task, with a tiling that depends only on the layout and the batch, so the result
 //! does not depend on the thread count.
 
+use crate::kernels::layout::ChainLayout;
 use crate::kernels::pool::PoolVec;
 use crate::kernels::run::{saved_stride, strided_view};
 use crate::real::Real;
-use crate::structured::layout::ChainLayout;
 use crate::tensor::Tensor;
 use faer::linalg::matmul::matmul;
 use faer::{Accum, MatMut, MatRef, Par};

@@ -24,7 +24,7 @@
 //! `Q = 2N − I`. `I − K` is never singular: `K` is normal with eigenvalues `±iλ`, so the singular
 //! values of `I − K` are `√(1 + λ²) ≥ 1` and `‖N‖₂ ≤ 1`. Skipping pivoting is safe because the
 //! symmetric part of `I − K` is `I` (`xᵀ(I − K)x = |x|²`): every pivot of the elimination is `≥ 1`
-//! and growth is bounded (argument in [`small_inv`](crate::orthogonal::small_inv)); the tests
+//! and growth is bounded (argument in [`small_inv`](crate::kernels::small_inv)); the tests
 //! compare `N` with faer's partial-pivot LU to `20·b·eps`. All-zero parameters give `I − K = I`,
 //! `N = I` and `Q = I` bit for bit (the elimination skips rows whose multiplier is zero, so it does
 //! no arithmetic on `I`).
@@ -43,13 +43,13 @@
 //! independently and sequentially, so the results are bitwise the same for any number of threads.
 
 use crate::autodiff::tape::Var;
+use crate::kernels::batch_inv::invert_unpivoted_blocks;
 use crate::kernels::claims::par_claimed;
 use crate::kernels::pool::PoolVec;
-use crate::kernels::transpose::transpose;
-use crate::orthogonal::batch_inv::invert_unpivoted_blocks;
 #[cfg(doc)]
-use crate::orthogonal::small_inv::invert_unpivoted_in_place;
-use crate::orthogonal::small_inv::matmul_rm;
+use crate::kernels::small_inv::invert_unpivoted_in_place;
+use crate::kernels::small_inv::matmul_rm;
+use crate::kernels::transpose::transpose;
 use crate::real::Real;
 use crate::tensor::Tensor;
 use faer::dyn_stack::{MemBuffer, MemStack};

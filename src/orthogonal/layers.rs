@@ -23,14 +23,15 @@
 
 use crate::autodiff::ops::chain::chain_apply;
 use crate::autodiff::tape::{Tape, Var};
+use crate::blocks::BlockShape;
 use crate::error::{Error, Result};
 use crate::kernels::chain::{chain_forward, chain_forward_t};
+use crate::kernels::layout::ChainLayout;
 use crate::nn::optim::Params;
 use crate::orthogonal::cayley::{PAR_MIN_BLOCK_WORK, skew_dim};
 use crate::orthogonal::map::OrthoMap;
 use crate::perm::Perm;
 use crate::real::Real;
-use crate::structured::layout::{BlockShape, ChainLayout};
 use crate::tensor::Tensor;
 use faer::Par;
 use std::ops::{Deref, DerefMut};

@@ -36,19 +36,19 @@ pub mod butterfly;
 pub mod dense;
 pub mod gs;
 pub mod gs_chain;
-pub mod layout;
 pub mod low_rank;
 pub mod monarch;
 pub mod pattern;
 pub mod project;
 pub mod theorem1;
 
+pub use crate::blocks::BlockShape;
+pub use crate::kernels::layout::{self, ChainLayout};
 pub use block_diag::BlockDiag;
 pub use butterfly::Butterfly;
 pub use dense::Dense;
 pub use gs::Gs;
 pub use gs_chain::GsChain;
-pub use layout::{BlockShape, ChainLayout};
 pub use low_rank::LowRank;
 pub use monarch::Monarch;
 

@@ -29,9 +29,10 @@
 //! assert_eq!(steps[0].row_range(), (32, 32));
 //! ```
 
+use crate::blocks::BlockShape;
 use crate::error::{Error, Result};
+use crate::kernels::layout::ChainLayout;
 use crate::perm::Perm;
-use crate::structured::layout::{BlockShape, ChainLayout};
 
 /// A boolean `n_out × n_in` sparsity pattern stored as bitset rows (`u64` words, bit `j % 64` of
 /// word `j / 64` is column `j`). Bits past `n_in` in the last word are always zero.

@@ -27,7 +27,7 @@
 //! ```
 //! use gslab::Tensor;
 //! use gslab::structured::project::{block_rank_profile, monarch_layout, project_gs};
-//! use gslab::structured::layout::reference_dense;
+//! use gslab::kernels::reference::reference_dense;
 //! let layout = monarch_layout(4, 4).unwrap(); // n = 16, 4 blocks of 4x4 in L and in R
 //! assert!(block_rank_profile(&layout).unwrap().iter().flatten().all(|&c| c == 1));
 //! let a = Tensor::<f64>::from_fn(&[16, 16], |i| ((i * 7919) % 13) as f64 - 6.0);
@@ -36,10 +36,11 @@
 //! assert_eq!(pa.shape(), &[16, 16]);
 //! ```
 
+use crate::blocks::BlockShape;
 use crate::error::{Error, Result};
+use crate::kernels::layout::ChainLayout;
 use crate::perm::Perm;
 use crate::real::Real;
-use crate::structured::layout::{BlockShape, ChainLayout};
 use crate::tensor::Tensor;
 use faer::Mat;
 

@@ -16,8 +16,8 @@
 //! The result reproduces `M` exactly (up to rounding), hence `A`.
 
 use crate::error::{Error, Result};
+use crate::kernels::layout::ChainLayout;
 use crate::real::Real;
-use crate::structured::layout::ChainLayout;
 use crate::structured::project::prop1_slots;
 use crate::tensor::Tensor;
 use faer::Mat;

@@ -5,8 +5,8 @@
 
 use crate::autodiff::tape::Var;
 use crate::kernels::chain::{chain_backward, chain_forward, chain_forward_saved};
+use crate::kernels::layout::ChainLayout;
 use crate::real::Real;
-use crate::structured::layout::ChainLayout;
 use crate::tensor::Tensor;
 use faer::Par;
 use std::rc::Rc;

@@ -20,8 +20,11 @@
 //! fused multiply-add (`mul_add`, one rounding), so the result is the same whether it runs as a
 //! hardware FMA (x86-64 copies compiled with AVX2 + FMA or AVX-512F + FMA, chosen at run time) or
 //! in software. Every block is independent, so results do not depend on the number of threads.
+//! The x86-64 level is [`Isa::current`]; every level this CPU has is tested against the others
+//! bit for bit.
 
-use crate::real::Real;
+use crate::kernels::cpu::Isa;
+use crate::real::{Real, RealSlice, RealSliceMut};
 
 /// Replaces the row-major `b × b` matrix `a` by its inverse, by Gauss–Jordan elimination without
 /// pivoting: for every pivot `p`, `d = 1/a_pp`, row `p` is scaled by `d` (with `a_pp ← d`), and
@@ -41,18 +44,25 @@ pub fn invert_unpivoted_in_place<T: Real>(a: &mut [T], b: usize) {
         "invert_unpivoted_in_place: slice of length {} is not {b}×{b}",
         a.len()
     );
-    #[cfg(target_arch = "x86_64")]
-    {
-        if has_avx512_fma() {
-            // SAFETY: the CPU supports AVX-512F and FMA (checked just above).
-            return unsafe { gj_avx512(a, b) };
-        }
-        if has_avx2_fma() {
-            // SAFETY: the CPU supports AVX2 and FMA (checked just above).
-            return unsafe { gj_avx2(a, b) };
-        }
+    // SAFETY: `Isa::current` never names a level the CPU lacks.
+    unsafe { invert_unpivoted_with(Isa::current(), a, b) }
+}
+
+/// [`invert_unpivoted_in_place`] compiled for the instruction set `isa` (the same bits on every
+/// level).
+///
+/// # Safety
+/// The CPU must support `isa` (every level of [`Isa::available`] does).
+pub(crate) unsafe fn invert_unpivoted_with<T: Real>(isa: Isa, a: &mut [T], b: usize) {
+    match isa {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: the caller guarantees AVX-512F and FMA.
+        Isa::Avx512 => unsafe { gj_avx512(a, b) },
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: the caller guarantees AVX2 and FMA.
+        Isa::Avx2 => unsafe { gj_avx2(a, b) },
+        _ => gj(a, b),
     }
-    gj(a, b)
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -72,18 +82,6 @@ fn gj_avx2<T: Real>(a: &mut [T], b: usize) {
 #[inline(always)]
 fn fma<T: Real>(a: T, b: T, c: T) -> T {
     num_traits::Float::mul_add(a, b, c)
-}
-
-/// Whether the AVX-512F + FMA kernels can run on this CPU.
-#[cfg(target_arch = "x86_64")]
-fn has_avx512_fma() -> bool {
-    std::arch::is_x86_feature_detected!("avx512f") && std::arch::is_x86_feature_detected!("fma")
-}
-
-/// Whether the AVX2 + FMA kernels can run on this CPU.
-#[cfg(target_arch = "x86_64")]
-fn has_avx2_fma() -> bool {
-    std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
 }
 
 /// The Gauss–Jordan loops of [`invert_unpivoted_in_place`]: pivots are taken two at a time
@@ -229,7 +227,7 @@ fn axpy<T: Real>(x: &mut [T], y: &[T], f: T) {
 ///
 /// # Panics
 /// If a slice length does not match the sizes.
-pub fn matmul_rm<T: Real>(
+pub(crate) fn matmul_rm<T: Real>(
     c: &mut [T],
     a: &[T],
     b: &[T],
@@ -243,33 +241,46 @@ pub fn matmul_rm<T: Real>(
         a.len(),
         b.len()
     );
-    #[cfg(target_arch = "x86_64")]
-    {
-        if has_avx512_fma() {
-            // SAFETY: the CPU supports AVX-512F and FMA (checked just above).
-            return unsafe { mm_avx512(c, a, b, (m, l, n), transpose_a) };
-        }
-        if has_avx2_fma() {
-            // SAFETY: the CPU supports AVX2 and FMA (checked just above).
-            return unsafe { mm_avx2(c, a, b, (m, l, n), transpose_a) };
-        }
+    // SAFETY: `Isa::current` never names a level the CPU lacks.
+    unsafe { matmul_rm_with(Isa::current(), c, a, b, (m, l, n), transpose_a) }
+}
+
+/// [`matmul_rm`] (lengths already checked) compiled for the instruction set `isa` (the same bits
+/// on every level).
+///
+/// # Safety
+/// The CPU must support `isa`, and the lengths must fit `(m, l, n)` as [`matmul_rm`] checks.
+pub(crate) unsafe fn matmul_rm_with<T: Real>(
+    isa: Isa,
+    c: &mut [T],
+    a: &[T],
+    b: &[T],
+    s: (usize, usize, usize),
+    ta: bool,
+) {
+    match isa {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: the caller guarantees AVX-512F and FMA and the lengths.
+        Isa::Avx512 => unsafe { mm_avx512(c, a, b, s, ta) },
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: the caller guarantees AVX2 and FMA.
+        Isa::Avx2 => unsafe { mm_avx2(c, a, b, s, ta) },
+        _ => mm(c, a, b, s, ta),
     }
-    mm(c, a, b, (m, l, n), transpose_a)
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,fma")]
 fn mm_avx512<T: Real>(c: &mut [T], a: &[T], b: &[T], s: (usize, usize, usize), ta: bool) {
-    use crate::orthogonal::batch_inv::{as_same, as_same_ref};
-    let f32s = (as_same_ref::<T, f32>(a), as_same_ref::<T, f32>(b));
-    if let (Some(af), Some(bf)) = f32s {
-        let cf = as_same::<T, f32>(c).expect("T is f32, as a and b are");
-        // SAFETY: this function runs with AVX-512F (its target feature); the lengths were
-        // checked by `matmul_rm`.
-        let j0 = unsafe { wide::mm_f32(cf, af, bf, s, ta) };
-        return mm_from(c, a, b, s, ta, j0);
-    }
-    mm(c, a, b, s, ta)
+    let j0 = match (T::view_mut(c), T::view(a), T::view(b)) {
+        (RealSliceMut::F32(cf), RealSlice::F32(af), RealSlice::F32(bf)) => {
+            // SAFETY: this function runs with AVX-512F (its target feature); the lengths were
+            // checked by `matmul_rm`.
+            unsafe { wide::mm_f32(cf, af, bf, s, ta) }
+        }
+        _ => 0,
+    };
+    mm_from(c, a, b, s, ta, j0)
 }
 
 /// f32 under AVX-512: register tiles of 4 rows × 32 columns (8 accumulators of 16 lanes, so the
@@ -436,5 +447,164 @@ fn mm_tile<T: Real, const R: usize>(
     for (ii, acc_i) in acc.iter().enumerate() {
         let start = (i0 + ii) * n + j0;
         c[start..start + W].copy_from_slice(acc_i);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tensor::Tensor;
+    use rand::{SeedableRng, rngs::StdRng};
+
+    fn randn<T: Real>(shape: &[usize], seed: u64) -> Tensor<T> {
+        Tensor::<f64>::randn(shape, 1.0, &mut StdRng::seed_from_u64(seed)).cast()
+    }
+
+    /// Every level inverts I exactly (no arithmetic on rows with a zero multiplier) and a
+    /// hand-worked 2 × 2 matrix: [[1, −t], [t, 1]]⁻¹ = [[1, t], [−t, 1]]/(1 + t²); with t = 1/2
+    /// every step is exact in binary: 1/(1 + 1/4) = 4/5.
+    #[test]
+    fn unpivoted_inverse_identity_and_hand_worked_on_every_level() {
+        for isa in Isa::available() {
+            for b in [1usize, 2, 5, 17, 32] {
+                let mut a = Tensor::<f64>::eye(b).into_vec();
+                let want = a.clone();
+                // SAFETY: `Isa::available` lists only levels this CPU has.
+                unsafe { invert_unpivoted_with(isa, &mut a, b) };
+                assert!(a == want, "{isa:?}: I⁻¹ != I bitwise for b={b}");
+                assert!(
+                    a.iter().all(|x| x.is_sign_positive()),
+                    "{isa:?}: −0.0, b={b}"
+                );
+            }
+            let mut a = vec![1.0f64, -0.5, 0.5, 1.0];
+            // SAFETY: as above.
+            unsafe { invert_unpivoted_with(isa, &mut a, 2) };
+            // Row 0 scaled by 1; row 1 −= 0.5·row 0 → [0, 1.25]; then row 1 /= 1.25,
+            // row 0 += 0.5·row 1.
+            assert_eq!(a, [0.8, 0.4, -0.4, 0.8], "{isa:?}");
+        }
+    }
+
+    /// The inverse of a random `I − K` is the same bits on every level (fused multiply-adds
+    /// everywhere), for sizes around the pair and chunk widths.
+    #[test]
+    fn unpivoted_inverse_is_the_same_bits_on_every_level() {
+        for b in [3usize, 16, 17, 33] {
+            let k = randn::<f64>(&[b, b], b as u64);
+            let mut a = vec![0.0f64; b * b];
+            for i in 0..b {
+                a[i * b + i] = 1.0;
+                for j in i + 1..b {
+                    a[i * b + j] = -k.data()[i * b + j];
+                    a[j * b + i] = k.data()[i * b + j];
+                }
+            }
+            let a32: Vec<f32> = a.iter().map(|&v| v as f32).collect();
+            let mut want = a.clone();
+            let mut want32 = a32.clone();
+            // SAFETY: the portable level runs everywhere.
+            unsafe {
+                invert_unpivoted_with(Isa::Scalar, &mut want, b);
+                invert_unpivoted_with(Isa::Scalar, &mut want32, b);
+            }
+            for isa in Isa::available() {
+                let (mut got, mut got32) = (a.clone(), a32.clone());
+                // SAFETY: `Isa::available` lists only levels this CPU has.
+                unsafe {
+                    invert_unpivoted_with(isa, &mut got, b);
+                    invert_unpivoted_with(isa, &mut got32, b);
+                }
+                assert!(
+                    got.iter()
+                        .zip(&want)
+                        .all(|(x, y)| x.to_bits() == y.to_bits()),
+                    "{isa:?} f64 b={b}"
+                );
+                assert!(
+                    got32
+                        .iter()
+                        .zip(&want32)
+                        .all(|(x, y)| x.to_bits() == y.to_bits()),
+                    "{isa:?} f32 b={b}"
+                );
+            }
+        }
+    }
+
+    /// Row-major products against the naive triple loop, with sizes that exercise the 4 × 16
+    /// register tiles, leftover rows and leftover columns, with and without the transposed left
+    /// factor.
+    #[test]
+    fn matmul_rm_matches_naive() {
+        for (m, l, n) in [
+            (1usize, 1usize, 1usize),
+            (4, 3, 16),
+            (7, 5, 33),
+            (33, 20, 18),
+            (2, 0, 3),
+        ] {
+            let a = randn::<f64>(&[m, l], 40 + m as u64);
+            let bm = randn::<f64>(&[l, n], 50 + n as u64);
+            let at = a.transpose();
+            for ta in [false, true] {
+                let mut c = vec![f64::NAN; m * n];
+                let lhs = if ta { at.data() } else { a.data() };
+                matmul_rm(&mut c, lhs, bm.data(), (m, l, n), ta);
+                for i in 0..m {
+                    for j in 0..n {
+                        let s: f64 = (0..l)
+                            .map(|r| a.data()[i * l + r] * bm.data()[r * n + j])
+                            .sum();
+                        let err = (c[i * n + j] - s).abs();
+                        assert!(err <= 1e-13, "({m},{l},{n}) ta={ta} [{i},{j}]: {err:e}");
+                    }
+                }
+            }
+        }
+    }
+
+    /// Every entry of a product is one chain of fused multiply-adds in increasing `r` from 0, on
+    /// every level this CPU has (the f32 AVX-512 tiles of 4 × 32, the generic 4 × 16 tiles,
+    /// leftover rows and columns): bitwise equal to that chain written out here, in f32 and f64.
+    #[test]
+    fn matmul_rm_is_the_fused_chain_bit_for_bit_on_every_level() {
+        fn check<T: Real>(isa: Isa) {
+            for (m, l, n) in [
+                (4usize, 32usize, 32usize),
+                (7, 5, 70),
+                (9, 33, 48),
+                (3, 2, 31),
+            ] {
+                let a = randn::<T>(&[m, l], 60 + m as u64);
+                let bm = randn::<T>(&[l, n], 70 + n as u64);
+                let at = a.transpose();
+                for ta in [false, true] {
+                    let mut c = vec![T::zero(); m * n];
+                    let lhs = if ta { at.data() } else { a.data() };
+                    // SAFETY: `Isa::available` lists only levels this CPU has; the lengths fit.
+                    unsafe { matmul_rm_with(isa, &mut c, lhs, bm.data(), (m, l, n), ta) };
+                    for i in 0..m {
+                        for j in 0..n {
+                            let mut acc = T::zero();
+                            for r in 0..l {
+                                let x = a.data()[i * l + r];
+                                acc = num_traits::Float::mul_add(x, bm.data()[r * n + j], acc);
+                            }
+                            assert!(
+                                c[i * n + j].to_f64().to_bits() == acc.to_f64().to_bits(),
+                                "{isa:?} ({m},{l},{n}) ta={ta} [{i},{j}]: {:?} vs {:?}",
+                                c[i * n + j].to_f64(),
+                                acc.to_f64()
+                            );
+                        }
+                    }
+                }
+            }
+        }
+        for isa in Isa::available() {
+            check::<f32>(isa);
+            check::<f64>(isa);
+        }
     }
 }

@@ -19,9 +19,9 @@
 //! FMA (checked at run time), or for fewer than half a group of blocks, the blocks are inverted
 //! one by one.
 
-use crate::orthogonal::small_inv::invert_unpivoted_in_place;
-use crate::real::Real;
-use std::any::TypeId;
+use crate::kernels::cpu::Isa;
+use crate::kernels::small_inv::invert_unpivoted_in_place;
+use crate::real::{Real, RealSliceMut, RealVecMut};
 
 /// Inverts every row-major `b × b` block of `a` (length `k·b²`) in place, with bitwise the
 /// result of [`invert_unpivoted_in_place`] on each block; `scratch` is reused across calls (it
@@ -41,101 +41,62 @@ pub fn invert_unpivoted_blocks<T: Real>(a: &mut [T], b: usize, scratch: &mut Vec
         "invert_unpivoted_blocks: length {} is not a multiple of {b}×{b}",
         a.len()
     );
-    #[cfg(target_arch = "x86_64")]
-    if let Some(path) = Path::detect() {
-        let lanes = path.lanes::<T>();
-        if a.len() / bb >= lanes / 2 {
-            // SAFETY: the path's instruction set is available (`Path::detect`).
-            return unsafe { invert_with(path, a, b, scratch) };
-        }
-    }
-    for blk in a.chunks_exact_mut(bb) {
-        invert_unpivoted_in_place(blk, b);
-    }
+    let isa = Isa::current();
+    let path = if a.len() / bb >= lanes::<T>(isa) / 2 {
+        isa
+    } else {
+        Isa::Scalar
+    };
+    // SAFETY: `Isa::current` never names a level the CPU lacks; `Scalar` runs anywhere.
+    unsafe { invert_with(path, a, b, scratch) }
 }
 
-/// An instruction set of the interleaved kernel.
-#[cfg(target_arch = "x86_64")]
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Path {
-    /// 512-bit vectors: 16 `f32` or 8 `f64` blocks per group.
-    Avx512,
-    /// 256-bit vectors: 8 `f32` or 4 `f64` blocks per group.
-    Avx2,
+/// Blocks per interleaved group for scalars of type `T` on `isa` (one block per vector lane:
+/// 512-bit vectors hold 16 `f32` or 8 `f64`, 256-bit ones 8 or 4); 1 for [`Isa::Scalar`].
+fn lanes<T>(isa: Isa) -> usize {
+    let bytes = match isa {
+        Isa::Avx512 => 64,
+        Isa::Avx2 => 32,
+        Isa::Scalar => return 1,
+    };
+    bytes / std::mem::size_of::<T>()
 }
 
-#[cfg(target_arch = "x86_64")]
-impl Path {
-    /// The path this CPU runs: AVX-512F if available, else AVX2 + FMA, else none (the
-    /// one-block kernel). On the Zen 4 VM this crate is measured on, AVX-512 was the faster of
-    /// the two for 32 blocks of 32 × 32 (f32 69 vs 78–83 µs, f64 92 vs 120–127 µs, with a
-    /// throwaway A/B harness that forced each path); `cargo bench --bench structured --
-    /// batch_inverse` measures the chosen path against one block at a time.
-    fn detect() -> Option<Self> {
-        use std::arch::is_x86_feature_detected as has;
-        if has!("avx512f") {
-            Some(Self::Avx512)
-        } else if has!("avx2") && has!("fma") {
-            Some(Self::Avx2)
-        } else {
-            None
-        }
-    }
-
-    /// Blocks per group for scalars of type `T`.
-    fn lanes<T>(self) -> usize {
-        let bytes = match self {
-            Self::Avx512 => 64,
-            Self::Avx2 => 32,
-        };
-        bytes / std::mem::size_of::<T>()
-    }
-}
-
-/// Runs the interleaved kernel of `path` on `a` (groups padded with identity blocks).
+/// Runs the interleaved kernel of `isa` on `a` (groups padded with identity blocks), or the
+/// one-block kernel block by block for [`Isa::Scalar`].
 ///
 /// # Safety
-/// The CPU must support `path`'s instruction set.
-#[cfg(target_arch = "x86_64")]
-unsafe fn invert_with<T: Real>(path: Path, a: &mut [T], b: usize, scratch: &mut Vec<T>) {
-    use simd::{Y4, Y8, Z8, Z16};
-    // SAFETY: the caller guarantees the instruction set; `as_same` only reinterprets `T` as
-    // itself.
-    unsafe {
-        if let (Some(a), Some(s)) = (as_same::<T, f32>(a), as_same_vec::<T, f32>(scratch)) {
-            return match path {
-                Path::Avx512 => simd::k512::invert::<Z16>(a, b, s),
-                Path::Avx2 => simd::k256::invert::<Y8>(a, b, s),
-            };
-        }
-        if let (Some(a), Some(s)) = (as_same::<T, f64>(a), as_same_vec::<T, f64>(scratch)) {
-            return match path {
-                Path::Avx512 => simd::k512::invert::<Z8>(a, b, s),
-                Path::Avx2 => simd::k256::invert::<Y4>(a, b, s),
-            };
+/// The CPU must support `isa`.
+unsafe fn invert_with<T: Real>(isa: Isa, a: &mut [T], b: usize, scratch: &mut Vec<T>) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use simd::{Y4, Y8, Z8, Z16};
+        match (isa, T::view_mut(a), T::view_vec_mut(scratch)) {
+            // SAFETY (this arm and the next three): the caller guarantees the instruction set;
+            // the length was checked by `invert_unpivoted_blocks`.
+            (Isa::Avx512, RealSliceMut::F32(a), RealVecMut::F32(s)) => {
+                // SAFETY: as above.
+                return unsafe { simd::k512::invert::<Z16>(a, b, s) };
+            }
+            (Isa::Avx512, RealSliceMut::F64(a), RealVecMut::F64(s)) => {
+                // SAFETY: as above.
+                return unsafe { simd::k512::invert::<Z8>(a, b, s) };
+            }
+            (Isa::Avx2, RealSliceMut::F32(a), RealVecMut::F32(s)) => {
+                // SAFETY: as above.
+                return unsafe { simd::k256::invert::<Y8>(a, b, s) };
+            }
+            (Isa::Avx2, RealSliceMut::F64(a), RealVecMut::F64(s)) => {
+                // SAFETY: as above.
+                return unsafe { simd::k256::invert::<Y4>(a, b, s) };
+            }
+            _ => {}
         }
     }
+    let _ = (isa, &scratch);
     for blk in a.chunks_exact_mut(b * b) {
         invert_unpivoted_in_place(blk, b);
     }
-}
-
-/// `a` as a slice of `U` if `T` is `U`.
-pub(crate) fn as_same<T: 'static, U: 'static>(a: &mut [T]) -> Option<&mut [U]> {
-    // SAFETY: `T` and `U` are the same type, so the slice is a valid `[U]`.
-    (TypeId::of::<T>() == TypeId::of::<U>()).then(|| unsafe { &mut *(a as *mut [T] as *mut [U]) })
-}
-
-/// `a` as a shared slice of `U` if `T` is `U`.
-pub(crate) fn as_same_ref<T: 'static, U: 'static>(a: &[T]) -> Option<&[U]> {
-    // SAFETY: `T` and `U` are the same type, so the slice is a valid `[U]`.
-    (TypeId::of::<T>() == TypeId::of::<U>()).then(|| unsafe { &*(a as *const [T] as *const [U]) })
-}
-
-/// `v` as a `Vec<U>` if `T` is `U`.
-fn as_same_vec<T: 'static, U: 'static>(v: &mut Vec<T>) -> Option<&mut Vec<U>> {
-    // SAFETY: `T` and `U` are the same type, so this is the same `Vec`.
-    (TypeId::of::<T>() == TypeId::of::<U>()).then(|| unsafe { &mut *(v as *mut Vec<T>).cast() })
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -193,11 +154,13 @@ mod simd {
                 #[inline]
                 #[target_feature(enable = $feat)]
                 unsafe fn ld(p: *const $t) -> $v {
+                    // SAFETY: the caller guarantees the instruction set and `L` readable lanes.
                     unsafe { $ld(p) }
                 }
                 #[inline]
                 #[target_feature(enable = $feat)]
                 unsafe fn st(p: *mut $t, v: $v) {
+                    // SAFETY: the caller guarantees the instruction set and `L` writable lanes.
                     unsafe { $st(p, v) }
                 }
                 #[inline]
@@ -363,20 +326,26 @@ mod simd {
                 /// odd (`small_inv::gj`).
                 #[target_feature(enable = $feat)]
                 unsafe fn group_gj<S: Lanes>(g: *mut S::T, b: usize) {
-                    // SAFETY (all calls): rows `0..b` of `b` vectors each lie inside the group.
+                    // SAFETY: `row` is only called with `i < b`, and rows `0..b` of `b` vectors
+                    // of `L` lanes each lie inside the group of `b²` vectors at `g`.
                     let row = |i: usize| unsafe { g.add(i * b * S::L) };
                     let mut p = 0;
                     while p + $panel <= b {
+                        // SAFETY: pivots `p..p + panel` are rows of the group; the caller
+                        // guarantees the instruction set.
                         unsafe { panel_step::<S, { $panel }>(&row, b, p) };
                         p += $panel;
                     }
                     while p + 2 <= b {
+                        // SAFETY: as above, for pivots `p, p + 1`.
                         unsafe { panel_step::<S, 2>(&row, b, p) };
                         p += 2;
                     }
                     if p < b {
+                        // SAFETY: row `p < b` of the group.
                         let d = unsafe { pivot_row::<S>(row(p), b, p) };
                         for i in (0..b).filter(|&i| i != p) {
+                            // SAFETY: rows `i ≠ p`, both `< b`, are distinct rows of the group.
                             unsafe { eliminate::<S>(row(i), row(p), b, p, d) };
                         }
                     }
@@ -385,6 +354,7 @@ mod simd {
                 /// Element `j` of the row at `r`.
                 #[inline(always)]
                 unsafe fn at<S: Lanes>(r: *mut S::T, j: usize) -> *mut S::T {
+                    // SAFETY: the caller passes a row of `b` vectors and `j < b`.
                     unsafe { r.add(j * S::L) }
                 }
 
@@ -392,6 +362,8 @@ mod simd {
                 #[inline]
                 #[target_feature(enable = $feat)]
                 unsafe fn pivot_row<S: Lanes>(r: *mut S::T, b: usize, p: usize) -> S::V {
+                    // SAFETY: `r` is a row of `b` vectors and `p, j < b`; the caller guarantees
+                    // the instruction set.
                     unsafe {
                         let d = S::div(S::one(), S::ld(at::<S>(r, p)));
                         for j in 0..b {
@@ -413,6 +385,8 @@ mod simd {
                     p: usize,
                     d: S::V,
                 ) {
+                    // SAFETY: `x` and `prow` are distinct rows of `b` vectors and `p, j < b`; the
+                    // caller guarantees the instruction set.
                     unsafe {
                         let f = S::ld(at::<S>(x, p));
                         let nf = S::neg(f);
@@ -448,6 +422,9 @@ mod simd {
                     b: usize,
                     p: usize,
                 ) {
+                    // SAFETY: `row(i)` is a row of the group for every `i < b`, the panel rows
+                    // `p..p + P` and the other rows are distinct, and the caller guarantees the
+                    // instruction set.
                     unsafe {
                         let r: [*mut S::T; P] = std::array::from_fn(|k| row(p + k));
                         let mut d = [S::one(); P];
@@ -514,6 +491,7 @@ mod simd {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::kernels::small_inv::invert_unpivoted_with;
     use crate::tensor::Tensor;
     use rand::{SeedableRng, rngs::StdRng};
 
@@ -546,26 +524,18 @@ mod tests {
         assert_eq!(bits(&got), bits(&want), "{what}");
     }
 
-    /// The SIMD paths this CPU can run (each is tested, not only the one `detect` picks).
-    #[cfg(target_arch = "x86_64")]
-    fn every_path() -> Vec<Path> {
-        use std::arch::is_x86_feature_detected as has;
-        let mut v = Vec::new();
-        if has!("avx512f") {
-            v.push(Path::Avx512);
-        }
-        if has!("avx2") && has!("fma") {
-            v.push(Path::Avx2);
-        }
-        v
+    /// The instruction sets this CPU can run (each is tested, not only the one in use).
+    fn every_path() -> Vec<Isa> {
+        Isa::available()
     }
 
-    /// `invert_with(path)` against the one-block kernel, bit for bit.
-    #[cfg(target_arch = "x86_64")]
-    fn same_path<T: Real>(path: Path, a: &[T], b: usize, what: &str) {
+    /// `invert_with(path)` against the portable one-block kernel, bit for bit.
+    fn same_path<T: Real>(path: Isa, a: &[T], b: usize, what: &str) {
         let mut want = a.to_vec();
-        want.chunks_exact_mut(b * b)
-            .for_each(|blk| invert_unpivoted_in_place(blk, b));
+        for blk in want.chunks_exact_mut(b * b) {
+            // SAFETY: the portable level runs on every CPU.
+            unsafe { invert_unpivoted_with(Isa::Scalar, blk, b) };
+        }
         let mut got = a.to_vec();
         // SAFETY: `every_path` lists only instruction sets this CPU has.
         unsafe { invert_with(path, &mut got, b, &mut Vec::new()) };
@@ -597,7 +567,6 @@ mod tests {
             same_as_one_by_one(&a, b, &format!("f64 k={k} b={b}"));
             let a32: Vec<f32> = a.iter().map(|&v| v as f32).collect();
             same_as_one_by_one(&a32, b, &format!("f32 k={k} b={b}"));
-            #[cfg(target_arch = "x86_64")]
             for path in every_path() {
                 same_path(path, &a, b, &format!("{path:?} f64 k={k} b={b}"));
                 same_path(path, &a32, b, &format!("{path:?} f32 k={k} b={b}"));
@@ -627,7 +596,6 @@ mod tests {
             same_as_one_by_one(&a, b, &format!("integer f64 k={k} b={b}"));
             let a32: Vec<f32> = a.iter().map(|&v| v as f32).collect();
             same_as_one_by_one(&a32, b, &format!("integer f32 k={k} b={b}"));
-            #[cfg(target_arch = "x86_64")]
             for path in every_path() {
                 same_path(path, &a, b, &format!("{path:?} integer f64 k={k} b={b}"));
                 same_path(path, &a32, b, &format!("{path:?} integer f32 k={k} b={b}"));
