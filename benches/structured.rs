@@ -44,6 +44,7 @@ use criterion::{
 };
 use faer::linalg::matmul::matmul;
 use faer::{Accum, Mat, Par};
+use gslab::Params;
 use gslab::kernels::batch_inv::invert_unpivoted_blocks;
 use gslab::kernels::chain::{
     chain_backward, chain_backward_into, chain_forward, chain_forward_into, chain_forward_saved,
@@ -51,12 +52,12 @@ use gslab::kernels::chain::{
 };
 use gslab::kernels::small_inv::invert_unpivoted_in_place;
 use gslab::kernels::transpose::transpose;
-use gslab::nn::optim::{Adam, Optimizer, Params};
+use gslab::nn::optim::{Adam, Optimizer};
 use gslab::orthogonal::OrthoMap;
 use gslab::orthogonal::cayley::{cayley, cayley_with_inverse, skew_dim, skew_from_free};
-use gslab::orthogonal::layers::OrthoGs;
+use gslab::orthogonal::{OrthoGs, OrthoLayer};
 use gslab::structured::{BlockDiag, BlockShape, Butterfly, Gs, GsChain, LinearOp, Monarch};
-use gslab::{Real, Tape, Tensor};
+use gslab::{Blocks, Real, Tape, Tensor};
 use rand::{SeedableRng, rngs::StdRng};
 use std::hint::black_box;
 use std::time::Duration;
@@ -86,7 +87,8 @@ fn chain_pair<T: Real, O: LinearOp<T>>(g: &mut Group<'_>, op: &O, b: usize, batc
     let mut r = rng(7);
     let x = Tensor::<T>::randn(&[batch, n_in], 1.0, &mut r);
     let dy = Tensor::<T>::randn(&[batch, n_out], 1.0, &mut r);
-    let (layout, blocks) = (op.layout(), op.blocks());
+    let blocks = op.blocks().into_owned();
+    let (layout, blocks) = (op.layout(), &blocks[..]);
     let (mut y, mut dx) = (
         Tensor::zeros(&[batch, n_out]),
         Tensor::zeros(&[batch, n_in]),
@@ -163,7 +165,8 @@ fn bench_gs(c: &mut Criterion) {
     let mut g = c.benchmark_group("gs");
     for n in NS {
         for b in BS {
-            let op = Gs::<f32>::gsoft_random(n / b, b, &mut rng(1)).expect("gs");
+            let op = Gs::<f32>::gsoft_random(Blocks::size(n, b).expect("blocks"), &mut rng(1))
+                .expect("gs");
             for batch in BATCHES {
                 chain_pair(&mut g, &op, b, batch);
             }
@@ -184,19 +187,22 @@ fn bench_others(c: &mut Criterion) {
     for b in BS {
         let r = N0 / b;
         let m = 1 + r.trailing_zeros() as usize;
-        let op = Butterfly::<f32>::random(N0, r, m, &mut rng(3)).expect("boft");
+        let op = Butterfly::<f32>::random(Blocks::count(N0, r).expect("blocks"), m, &mut rng(3))
+            .expect("boft");
         chain_pair(&mut g, &op, b, BATCH0);
     }
     g.finish();
     let mut g = c.benchmark_group("block_diag");
     for b in BS {
-        let op = BlockDiag::<f32>::random(N0 / b, b, b, &mut rng(4)).expect("block diag");
+        let op = BlockDiag::<f32>::random(BlockShape::square(N0 / b, b), &mut rng(4))
+            .expect("block diag");
         chain_pair(&mut g, &op, b, BATCH0);
     }
     g.finish();
     let mut g = c.benchmark_group("monarch");
     for (n, b) in NS.into_iter().zip(BS) {
-        let op = Monarch::<f32>::random_square(b, n / b, &mut rng(5)).expect("monarch");
+        let op = Monarch::<f32>::random_square(Blocks::count(n, b).expect("blocks"), &mut rng(5))
+            .expect("monarch");
         chain_pair(&mut g, &op, b, BATCH0);
     }
     g.finish();
@@ -288,7 +294,8 @@ fn bench_step(c: &mut Criterion) {
     let (n, b, batch) = (N0, B0, BATCH0);
     let k = n / b;
     let mut r = rng(8);
-    let mut layer = OrthoGs::<f32>::new(n, k, OrthoMap::Cayley).expect("layer");
+    let mut layer =
+        OrthoGs::<f32>::new(Blocks::size(n, b).expect("blocks"), OrthoMap::Cayley).expect("layer");
     let params = (0..2)
         .map(|_| Tensor::randn(&[k, skew_dim(b)], 0.1, &mut r))
         .collect();
@@ -321,8 +328,10 @@ fn bench_step(c: &mut Criterion) {
 /// forward that saves the factor inputs, the transposed chain alone (the data-gradient flow),
 /// and `chain_backward` alone on a saved forward (data flow + weight gradients).
 fn bench_breakdown(c: &mut Criterion) {
-    let op = Gs::<f32>::gsoft_random(N0 / B0, B0, &mut rng(1)).expect("gs");
-    let (layout, blocks) = (op.layout(), op.blocks());
+    let op =
+        Gs::<f32>::gsoft_random(Blocks::size(N0, B0).expect("blocks"), &mut rng(1)).expect("gs");
+    let blocks = op.blocks().into_owned();
+    let (layout, blocks) = (op.layout(), &blocks[..]);
     let mut r = rng(12);
     let x = Tensor::<f32>::randn(&[BATCH0, N0], 1.0, &mut r);
     let dy = Tensor::<f32>::randn(&[BATCH0, N0], 1.0, &mut r);
@@ -351,11 +360,12 @@ fn bench_breakdown(c: &mut Criterion) {
 /// The f64 point: GS and dense forward at the reference size.
 fn bench_f64(c: &mut Criterion) {
     let mut g = c.benchmark_group("f64");
-    let op = Gs::<f64>::gsoft_random(N0 / B0, B0, &mut rng(9)).expect("gs");
+    let op =
+        Gs::<f64>::gsoft_random(Blocks::size(N0, B0).expect("blocks"), &mut rng(9)).expect("gs");
     let x = Tensor::<f64>::randn(&[BATCH0, N0], 1.0, &mut rng(10));
     g.throughput(Throughput::Elements(op.flops(BATCH0) as u64));
     g.bench_function(BenchmarkId::new("gs_fwd", id(N0, B0, BATCH0)), |bch| {
-        bch.iter(|| chain_forward(op.layout(), op.blocks(), black_box(&x), Par::rayon(0)))
+        bch.iter(|| chain_forward(op.layout(), &op.blocks(), black_box(&x), Par::rayon(0)))
     });
     g.finish();
     let mut g = c.benchmark_group("f64_dense");

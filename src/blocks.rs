@@ -16,6 +16,13 @@
 //! assert!(Blocks::size(768, 7).is_err()); // 7 does not divide 768
 //! # Ok::<(), gslab::Error>(())
 //! ```
+//!
+//! A bare number where blocks are expected does not compile:
+//!
+//! ```compile_fail
+//! use gslab::orthogonal::{OrthoGs, OrthoMap};
+//! let q = OrthoGs::<f64>::new(8, OrthoMap::Cayley); // 8 blocks or blocks of 8? Not a `Blocks`.
+//! ```
 
 use crate::error::{Error, Result};
 

@@ -1,9 +1,9 @@
 //! End-to-end training: a 2→64→2 tanh MLP with plain full-batch SGD on seeded two spirals must
 //! reach ≥ 95% training accuracy. One tape per step, parameters outside the tape.
 
-use gslab::Tape;
 use gslab::nn::data::{accuracy, two_spirals};
 use gslab::nn::linear::Linear;
+use gslab::{Params, Tape};
 use std::time::Instant;
 
 const STEPS: usize = 2000;

@@ -1,7 +1,8 @@
 //! Optimizers, clipping, schedules and the training loop: hand-worked updates, convergence on
 //! quadratics, and the non-finite-loss error.
 
-use gslab::nn::optim::{Adam, Optimizer, Params, Sgd, clip_grad_norm, global_norm};
+use gslab::Params;
+use gslab::nn::optim::{Adam, Optimizer, Sgd, clip_grad_norm, global_norm};
 use gslab::nn::schedule::Schedule;
 use gslab::nn::train::{TrainConfig, fit};
 use gslab::{Error, Tape, Tensor, Var};
@@ -102,17 +103,90 @@ fn clip_grad_norm_rescales_globally() {
 
 #[test]
 fn schedules_by_hand() {
-    assert_eq!(Schedule::constant(0.3).lr_at(1234), 0.3);
-    let c = Schedule::cosine(1.0, 0.0, 10, 0);
-    assert!((c.lr_at(0) - 1.0).abs() < 1e-15);
-    assert!((c.lr_at(5) - 0.5).abs() < 1e-15);
-    assert!(c.lr_at(10).abs() < 1e-15 && c.lr_at(50).abs() < 1e-15);
-    let w = Schedule::cosine(1.0, 0.1, 10, 2);
-    assert_eq!(w.lr_at(0), 0.5);
-    assert_eq!(w.lr_at(1), 1.0);
-    assert!((w.lr_at(2) - 1.0).abs() < 1e-15);
+    assert_eq!(Schedule::Constant.factor_at(1234), 1.0);
+    let c = Schedule::cosine(0.0, 10, 0);
+    assert!((c.factor_at(0) - 1.0).abs() < 1e-15);
+    assert!((c.factor_at(5) - 0.5).abs() < 1e-15);
+    assert!(c.factor_at(10).abs() < 1e-15 && c.factor_at(50).abs() < 1e-15);
+    let w = Schedule::cosine(0.1, 10, 2);
+    assert_eq!(w.factor_at(0), 0.5);
+    assert_eq!(w.factor_at(1), 1.0);
+    assert!((w.factor_at(2) - 1.0).abs() < 1e-15);
     // u = (6 − 2)/(10 − 2) = 1/2: 0.1 + 0.9·(1 + cos(π/2))/2 = 0.55.
-    assert!((w.lr_at(6) - 0.55).abs() < 1e-15);
+    assert!((w.factor_at(6) - 0.55).abs() < 1e-15);
+    let m = Schedule::multi_step(vec![2, 4], 0.5);
+    let f: Vec<f64> = (0..6).map(|t| m.factor_at(t)).collect();
+    assert_eq!(f, [1.0, 1.0, 0.5, 0.5, 0.25, 0.25]);
+}
+
+/// `fit` keeps the optimizer's learning rate and scales it by the schedule: on f(p) = p²
+/// (gradient 2p) with SGD η = 0.1 and factors 1, 1, 0.5, 0.5, the steps multiply p by
+/// 1 − 2·0.1·factor = 0.8, 0.8, 0.9, 0.9.
+#[test]
+fn fit_scales_the_optimizers_learning_rate_and_keeps_it() {
+    let mut params = vec![t1(&[1.0])];
+    let mut opt = Sgd::new(0.1, 0.0);
+    let cfg = TrainConfig::new(4).with_schedule(Schedule::multi_step(vec![2], 0.5));
+    fit(
+        &mut params,
+        &mut opt,
+        &cfg,
+        |_, _: &Vec<Tensor<f64>>, _tape, leaves| leaves[0].mul(leaves[0]).sum(),
+        |_, _, _| {},
+    )
+    .unwrap();
+    let want = 0.8 * 0.8 * 0.9 * 0.9;
+    assert!(
+        (params[0].data()[0] - want).abs() < 1e-15,
+        "{:?}",
+        params[0]
+    );
+    assert_eq!(
+        opt.lr(),
+        0.1,
+        "the optimizer's learning rate is never replaced"
+    );
+    assert_eq!(opt.lr_factor(), 0.5);
+}
+
+/// An optimizer restored from the state of another after 5 steps continues bitwise like it.
+#[test]
+fn optimizer_state_restores_bitwise() {
+    fn check<O: Optimizer<f64> + Clone>(fresh: O, name: &str) {
+        let (a, b, _) = quadratic_problem();
+        let grad = |p: &Tensor<f64>| {
+            let tape = Tape::new();
+            let v = tape.leaf(p.clone());
+            tape.backward(quadratic(&a, &b, v)).wrt(v)
+        };
+        let mut p = vec![Tensor::<f64>::zeros(&[8, 1])];
+        let mut opt = fresh.clone();
+        for _ in 0..5 {
+            let g = grad(&p[0]);
+            opt.step(&mut p.params_mut(), &[g]);
+        }
+        let saved = opt.state();
+        let mut resumed = fresh.clone();
+        resumed.set_state(saved.clone()).unwrap();
+        let mut q = p.clone();
+        for _ in 0..5 {
+            let g = grad(&p[0]);
+            opt.step(&mut p.params_mut(), &[g]);
+            let g = grad(&q[0]);
+            resumed.step(&mut q.params_mut(), &[g]);
+        }
+        assert!(p == q, "{name}: resumed run differs");
+        assert_eq!(saved.steps, 5, "{name}");
+        let mut bad = saved;
+        bad.tensors.push(("extra.0".into(), Tensor::zeros(&[1])));
+        assert!(
+            fresh.clone().set_state(bad).is_err(),
+            "{name}: unknown tensor accepted"
+        );
+    }
+    check(Sgd::new(0.1, 0.5), "sgd");
+    check(Adam::new(0.05), "adam");
+    check(Adam::adamw(0.05, 0.01), "adamw");
 }
 
 /// f(p) = ½ pᵀAp − bᵀp with A = diag(1, …, 8): minimizer p* = A⁻¹b.
@@ -165,19 +239,13 @@ fn converges<O: Optimizer<f64>>(mut opt: O, cfg: TrainConfig, tol: f64, name: &s
 #[test]
 fn optimizers_converge_on_a_quadratic() {
     // SGD with momentum: contraction for η < 2(1+μ)/λ_max; η = 0.1, μ = 0.5, λ_max = 8.
-    converges(
-        Sgd::new(0.1, 0.5),
-        TrainConfig::constant(400, 0.1),
-        1e-10,
-        "sgd",
-    );
+    converges(Sgd::new(0.1, 0.5), TrainConfig::new(400), 1e-10, "sgd");
     // Adam with a cosine decay to a small learning rate.
-    let cfg = TrainConfig {
-        steps: 3000,
-        schedule: Schedule::cosine(0.05, 1e-6, 3000, 50),
-        clip: Some(10.0),
-    };
-    converges(Adam::new(0.05), cfg, 1e-6, "adam");
+    // η = 0.05 decaying to 1e-6 = 2e-5·η.
+    let cfg = TrainConfig::new(3000)
+        .with_schedule(Schedule::cosine(2e-5, 3000, 50))
+        .with_clip(10.0);
+    converges(Adam::new(0.05), cfg.clone(), 1e-6, "adam");
     converges(Adam::adamw(0.05, 0.0), cfg, 1e-6, "adamw (λ = 0)");
 }
 
@@ -191,7 +259,7 @@ fn non_finite_loss_names_the_step() {
     let res = fit(
         &mut params,
         &mut opt,
-        &TrainConfig::constant(10, 0.1),
+        &TrainConfig::new(10),
         |step, _: &Vec<Tensor<f64>>, tape: &Tape<f64>, leaves| {
             let base = leaves[0].mul(leaves[0]).sum();
             if step == 3 {
@@ -224,7 +292,7 @@ fn diverging_training_reports_overflow_step() {
     let res = fit(
         &mut params,
         &mut opt,
-        &TrainConfig::constant(1000, 10.0),
+        &TrainConfig::new(1000),
         |_, _: &Vec<Tensor<f64>>, _tape, leaves| leaves[0].mul(leaves[0]).sum(),
         |_, _, _| {},
     );

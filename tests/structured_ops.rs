@@ -13,12 +13,16 @@ use gslab::kernels::chain::{
 };
 use gslab::kernels::reference::{reference_apply, reference_dense};
 use gslab::structured::*;
-use gslab::{Error, Perm, Tape, Tensor, Var, gradcheck};
-use rand::{SeedableRng, rngs::StdRng};
+use gslab::{Blocks, Error, Perm, Tape, Tensor, Var, gradcheck};
 use std::sync::Arc;
 
-fn rng(seed: u64) -> StdRng {
-    StdRng::seed_from_u64(seed)
+mod common;
+use common::rng;
+use rand::rngs::StdRng;
+
+/// `k` blocks of size `b` (`n = k·b`).
+fn blocks_kb(k: usize, b: usize) -> Blocks {
+    Blocks::count(k * b, k).unwrap()
 }
 
 /// Saved forward then backward of `op` on `x` with output gradient `dy`: `(Y, dX, [dB_i])`.
@@ -28,8 +32,8 @@ fn forward_backward<T: gslab::Real, O: LinearOp<T> + ?Sized>(
     dy: &Tensor<T>,
     par: faer::Par,
 ) -> (Tensor<T>, Tensor<T>, Vec<Tensor<T>>) {
-    let (y, saved) = chain_forward_saved(op.layout(), op.blocks(), x, par);
-    let (dx, dbs) = chain_backward(op.layout(), op.blocks(), (x, &saved), dy, par);
+    let (y, saved) = chain_forward_saved(op.layout(), &op.blocks(), x, par);
+    let (dx, dbs) = chain_backward(op.layout(), &op.blocks(), (x, &saved), dy, par);
     (y, dx, dbs)
 }
 
@@ -54,7 +58,7 @@ fn check_three_ways(name: &str, op: &dyn LinearOp<f64>, batch: usize, seed: u64)
     for s in 0..batch {
         let y = reference_apply(
             op.layout(),
-            op.blocks(),
+            &op.blocks(),
             &x.data()[s * n_in..(s + 1) * n_in],
         );
         naive.data_mut()[s * n_out..(s + 1) * n_out].copy_from_slice(&y);
@@ -68,7 +72,7 @@ fn check_three_ways(name: &str, op: &dyn LinearOp<f64>, batch: usize, seed: u64)
         max_diff(&via_dense, &naive) < 1e-13 * scale,
         "{name}: dense vs reference"
     );
-    let ref_dense = reference_dense(op.layout(), op.blocks());
+    let ref_dense = reference_dense(op.layout(), &op.blocks());
     assert!(
         max_diff(&dense, &ref_dense) < 1e-14 * (1.0 + ref_dense.max_abs()),
         "{name}: to_dense"
@@ -105,7 +109,8 @@ fn operators() -> Vec<(&'static str, Box<dyn LinearOp<f64>>)> {
     vec![
         (
             "BlockDiag 3x(4x2)",
-            Box::new(BlockDiag::random(3, 4, 2, r).unwrap()) as Box<dyn LinearOp<f64>>,
+            Box::new(BlockDiag::random(BlockShape::new(3, 4, 2), r).unwrap())
+                as Box<dyn LinearOp<f64>>,
         ),
         (
             "Gs rectangular, random perms",
@@ -121,9 +126,15 @@ fn operators() -> Vec<(&'static str, Box<dyn LinearOp<f64>>)> {
                 .unwrap(),
             ),
         ),
-        ("Gs gsoft 4x3", Box::new(Gs::gsoft_random(4, 3, r).unwrap())),
+        (
+            "Gs gsoft 4x3",
+            Box::new(Gs::gsoft_random(blocks_kb(4, 3), r).unwrap()),
+        ),
         // Blocks of 4–12 rows (multiples of a SIMD width), not only tiny odd ones.
-        ("Gs gsoft 3x8", Box::new(Gs::gsoft_random(3, 8, r).unwrap())),
+        (
+            "Gs gsoft 3x8",
+            Box::new(Gs::gsoft_random(blocks_kb(3, 8), r).unwrap()),
+        ),
         (
             "GsChain m=3 random perms, blocks 4-12",
             Box::new(
@@ -160,15 +171,19 @@ fn operators() -> Vec<(&'static str, Box<dyn LinearOp<f64>>)> {
         ),
         (
             "Monarch square 4x3",
-            Box::new(Monarch::random_square(4, 3, r).unwrap()),
+            Box::new(Monarch::random_square(blocks_kb(4, 3), r).unwrap()),
         ),
         (
             "Butterfly n=16 r=4 m=3",
-            Box::new(Butterfly::random(16, 4, 3, r).unwrap()),
+            Box::new(Butterfly::random(Blocks::count(16, 4).unwrap(), 3, r).unwrap()),
         ),
         (
-            "Butterfly n=12 r=4 m=3",
-            Box::new(Butterfly::random(12, 4, 3, r).unwrap()),
+            "Butterfly n=24 r=4 m=3 (odd half-blocks of 3)",
+            Box::new(Butterfly::random(Blocks::count(24, 4).unwrap(), 3, r).unwrap()),
+        ),
+        (
+            "Butterfly n=24 r=12 m=3 (r not a power of 2)",
+            Box::new(Butterfly::random(Blocks::count(24, 12).unwrap(), 3, r).unwrap()),
         ),
         (
             "GsChain reversal perms (negative strides)",
@@ -203,16 +218,16 @@ fn every_operator_three_ways() {
 #[test]
 fn wide_operators_three_ways() {
     let r = &mut rng(5);
-    let gs = Gs::gsoft_random(16, 64, r).unwrap();
+    let gs = Gs::gsoft_random(blocks_kb(16, 64), r).unwrap();
     check_three_ways("gsoft 16x64", &gs, 70, 1);
-    let bf = Butterfly::random(1024, 32, 2, r).unwrap();
+    let bf = Butterfly::random(Blocks::count(1024, 32).unwrap(), 2, r).unwrap();
     check_three_ways("butterfly 1024", &bf, 20, 2);
 }
 
 /// The f32 kernel agrees with the f64 one to f32 rounding.
 #[test]
 fn f32_matches_f64() {
-    let g64 = Gs::<f64>::gsoft_random(8, 16, &mut rng(77)).unwrap();
+    let g64 = Gs::<f64>::gsoft_random(blocks_kb(8, 16), &mut rng(77)).unwrap();
     let g32 = Gs::<f32>::gsoft(g64.l().cast(), g64.r().cast()).unwrap();
     let x = Tensor::<f64>::randn(&[40, 128], 1.0, &mut rng(78));
     let y64 = g64.apply(&x);
@@ -300,8 +315,9 @@ fn t10_official_code_product() {
 /// from 0/1 matrices `P_i[a, perm_i[a]] = 1` (PEFT's `perm2mat`).
 #[test]
 fn butterfly_matches_explicit_factor_product() {
-    for (n, r_blocks, m) in [(16, 4, 3), (12, 4, 2), (32, 8, 4)] {
-        let bf = Butterfly::<f64>::random(n, r_blocks, m, &mut rng(3)).unwrap();
+    for (n, r_blocks, m) in [(16, 4, 3), (24, 4, 2), (32, 8, 4), (48, 12, 3)] {
+        let bf =
+            Butterfly::<f64>::random(Blocks::count(n, r_blocks).unwrap(), m, &mut rng(3)).unwrap();
         let b = n / r_blocks;
         let mut q = Tensor::<f64>::eye(n);
         for (i, blocks) in bf.blocks().iter().enumerate() {
@@ -328,7 +344,7 @@ fn butterfly_matches_explicit_factor_product() {
 /// Square Monarch is Dao et al.'s `P L Pᵀ R`: `P₁ = P₂ᵀ`, `P_R = I`; identity blocks give `I`.
 #[test]
 fn monarch_square_is_p_l_pt_r() {
-    let m = Monarch::<f64>::random_square(4, 3, &mut rng(9)).unwrap();
+    let m = Monarch::<f64>::random_square(blocks_kb(4, 3), &mut rng(9)).unwrap();
     assert_eq!(m.gs().p_l(), &m.gs().p().inverse());
     assert!(m.gs().p_r().is_identity());
     // Identity blocks give P₁ P₂ = I.
@@ -347,8 +363,18 @@ fn identity_initialisations() {
     )
     .unwrap();
     assert_eq!(gsoft.to_dense(), eye);
-    assert_eq!(Butterfly::<f64>::new(12, 4, 3).unwrap().to_dense(), eye);
-    assert_eq!(BlockDiag::<f64>::new(4, 3, 3).unwrap().to_dense(), eye);
+    assert_eq!(
+        Butterfly::<f64>::new(Blocks::count(12, 6).unwrap(), 2)
+            .unwrap()
+            .to_dense(),
+        eye
+    );
+    assert_eq!(
+        BlockDiag::<f64>::new(BlockShape::new(4, 3, 3))
+            .unwrap()
+            .to_dense(),
+        eye
+    );
     assert_eq!(Dense::<f64>::new(12, 12).unwrap().to_dense(), eye);
 }
 
@@ -358,7 +384,7 @@ fn t4_param_and_flop_counts() {
     let gs = Gs::<f32>::gsoft(Tensor::zeros(&[32, 32, 32]), Tensor::zeros(&[32, 32, 32])).unwrap();
     assert_eq!(gs.param_count(), 65_536);
     assert_eq!(gs.flops(1), 2 * 65_536);
-    let bf = Butterfly::<f32>::new(1024, 32, 6).unwrap();
+    let bf = Butterfly::<f32>::new(Blocks::count(1024, 32).unwrap(), 6).unwrap();
     assert_eq!(bf.param_count(), 196_608);
     assert_eq!(bf.flops(10), 2 * 196_608 * 10);
     assert_eq!(
@@ -366,7 +392,12 @@ fn t4_param_and_flop_counts() {
         1_048_576
     );
     assert_eq!(LowRank::<f32>::new(10, 20, 3).unwrap().param_count(), 90);
-    assert_eq!(BlockDiag::<f32>::new(3, 4, 2).unwrap().shape(), (12, 6));
+    assert_eq!(
+        BlockDiag::<f32>::new(BlockShape::new(3, 4, 2))
+            .unwrap()
+            .shape(),
+        (12, 6)
+    );
 }
 
 #[test]
@@ -389,7 +420,7 @@ fn accessors() {
     assert!(max_diff(&lr.to_dense(), &uvt) < 1e-15);
     let w = Tensor::<f64>::randn(&[3, 4], 1.0, &mut rng(4));
     assert_eq!(Dense::from_matrix(&w).unwrap().to_dense(), w);
-    let bf = Butterfly::<f64>::new(16, 4, 2).unwrap();
+    let bf = Butterfly::<f64>::new(Blocks::count(16, 4).unwrap(), 2).unwrap();
     assert_eq!((bf.r(), bf.b(), bf.m()), (4, 4, 2));
 }
 
@@ -420,7 +451,11 @@ fn gradcheck_op(name: &str, op: &dyn LinearOp<f64>, batch: usize) {
 #[test]
 fn gradcheck_chain_apply() {
     let r = &mut rng(31);
-    gradcheck_op("Gs gsoft", &Gs::gsoft_random(3, 2, r).unwrap(), 3);
+    gradcheck_op(
+        "Gs gsoft",
+        &Gs::gsoft_random(blocks_kb(3, 2), r).unwrap(),
+        3,
+    );
     let (pl, p, pr) = (Perm::random(10, r), Perm::random(6, r), Perm::random(4, r));
     let gs = Gs::random(
         pl,
@@ -448,14 +483,22 @@ fn gradcheck_chain_apply() {
     )
     .unwrap();
     gradcheck_op("GsChain m=3", &chain, 3);
-    gradcheck_op("BOFT", &Butterfly::random(8, 4, 3, r).unwrap(), 3);
+    gradcheck_op(
+        "BOFT",
+        &Butterfly::random(Blocks::count(8, 4).unwrap(), 3, r).unwrap(),
+        3,
+    );
     gradcheck_op(
         "BlockDiag rectangular",
-        &BlockDiag::random(3, 2, 3, r).unwrap(),
+        &BlockDiag::random(BlockShape::new(3, 2, 3), r).unwrap(),
         4,
     );
     gradcheck_op("LowRank", &LowRank::random(5, 4, 2, r).unwrap(), 3);
-    gradcheck_op("Monarch", &Monarch::random_square(2, 3, r).unwrap(), 2);
+    gradcheck_op(
+        "Monarch",
+        &Monarch::random_square(blocks_kb(2, 3), r).unwrap(),
+        2,
+    );
     gradcheck_op("Dense", &Dense::random(3, 4, r).unwrap(), 2);
 }
 
@@ -464,7 +507,7 @@ fn gradcheck_chain_apply() {
 #[test]
 fn backward_multi_chunk_equals_sum_of_rows() {
     let r = &mut rng(41);
-    let op = Gs::<f64>::gsoft_random(32, 64, r).unwrap(); // n = 2048: chunks of 8 rows
+    let op = Gs::<f64>::gsoft_random(blocks_kb(32, 64), r).unwrap(); // n = 2048: chunks of 8 rows
     let batch = 21;
     assert!(chunk_rows(op.layout()) < batch);
     let x = Tensor::<f64>::randn(&[batch, 2048], 1.0, r);
@@ -492,7 +535,7 @@ fn backward_multi_chunk_equals_sum_of_rows() {
 #[test]
 #[should_panic(expected = "chain_apply")]
 fn chain_apply_panics_on_wrong_input_width() {
-    let op = BlockDiag::<f64>::new(2, 2, 2).unwrap();
+    let op = BlockDiag::<f64>::new(BlockShape::new(2, 2, 2)).unwrap();
     let tape = Tape::<f64>::new();
     let x = tape.leaf(Tensor::zeros(&[3, 5]));
     let b = tape.leaf(op.blocks()[0].clone());
@@ -502,7 +545,7 @@ fn chain_apply_panics_on_wrong_input_width() {
 #[test]
 #[should_panic(expected = "chain_apply: factor 0 needs blocks of shape")]
 fn chain_apply_panics_on_wrong_block_shape() {
-    let op = BlockDiag::<f64>::new(2, 2, 2).unwrap();
+    let op = BlockDiag::<f64>::new(BlockShape::new(2, 2, 2)).unwrap();
     let tape = Tape::<f64>::new();
     let x = tape.leaf(Tensor::zeros(&[3, 4]));
     let b = tape.leaf(Tensor::zeros(&[2, 2, 3]));
@@ -522,7 +565,7 @@ fn in_pool<R: Send>(threads: usize, f: impl FnOnce() -> R + Send) -> R {
 #[test]
 fn forward_and_backward_bitwise_identical_for_1_and_2_threads() {
     let r = &mut rng(51);
-    let op = Gs::<f32>::gsoft_random(32, 32, r).unwrap();
+    let op = Gs::<f32>::gsoft_random(blocks_kb(32, 32), r).unwrap();
     let batch = 100; // several chunks at n = 1024
     assert!(chunk_rows(op.layout()) * 2 < batch);
     let x = Tensor::<f32>::randn(&[batch, 1024], 1.0, r);
@@ -536,7 +579,7 @@ fn forward_and_backward_bitwise_identical_for_1_and_2_threads() {
     assert_eq!(one.0.data(), two.0.data());
     assert_eq!(one.1.data(), two.1.data());
     assert_eq!(one.2, two.2);
-    let seq = chain_forward(op.layout(), op.blocks(), &x, faer::Par::Seq);
+    let seq = chain_forward(op.layout(), &op.blocks(), &x, faer::Par::Seq);
     assert_eq!(seq.data(), one.0.data());
 }
 
@@ -545,7 +588,7 @@ fn forward_and_backward_bitwise_identical_for_1_and_2_threads() {
 #[test]
 fn single_chunk_parallel_over_blocks() {
     let r = &mut rng(61);
-    let op = Gs::<f64>::gsoft_random(16, 8, r).unwrap(); // n = 128
+    let op = Gs::<f64>::gsoft_random(blocks_kb(16, 8), r).unwrap(); // n = 128
     let batch = 5;
     assert!(chunk_rows(op.layout()) >= batch);
     let x = Tensor::<f64>::randn(&[batch, 128], 1.0, r);
@@ -565,7 +608,7 @@ fn single_chunk_parallel_over_blocks() {
     let a = op.to_dense();
     assert!(max_diff(&one.0, &x.matmul(&a.transpose())) < 1e-12);
     assert!(max_diff(&one.1, &dy.matmul(&a)) < 1e-12);
-    let plain = chain_forward(op.layout(), op.blocks(), &x, faer::Par::rayon(0));
+    let plain = chain_forward(op.layout(), &op.blocks(), &x, faer::Par::rayon(0));
     assert_eq!(plain.data(), one.0.data());
 }
 
@@ -597,7 +640,7 @@ fn dense_weight_gradient_in_tiles() {
 #[test]
 fn recycled_buffers_do_not_leak_between_calls() {
     let r = &mut rng(63);
-    let gs = Gs::<f64>::gsoft_random(8, 16, r).unwrap(); // n = 128
+    let gs = Gs::<f64>::gsoft_random(blocks_kb(8, 16), r).unwrap(); // n = 128
     let lr = LowRank::<f64>::random(96, 80, 8, r).unwrap();
     let x = Tensor::<f64>::randn(&[70, 128], 1.0, r);
     let dy = Tensor::<f64>::randn(&[70, 128], 1.0, r);
@@ -640,8 +683,8 @@ fn invalid_arg<T: std::fmt::Debug>(r: Result<T, Error>, needle: &str) {
 
 #[test]
 fn block_diag_errors() {
-    block_mismatch(BlockDiag::<f64>::new(0, 2, 2), "k=0");
-    block_mismatch(BlockDiag::<f64>::new(2, 0, 2), "b1=0");
+    block_mismatch(BlockDiag::<f64>::new(BlockShape::new(0, 2, 2)), "k=0");
+    block_mismatch(BlockDiag::<f64>::new(BlockShape::new(2, 0, 2)), "b1=0");
     block_mismatch(
         BlockDiag::<f64>::from_blocks(Tensor::zeros(&[4, 4])),
         "[4, 4]",
@@ -688,7 +731,8 @@ fn gs_errors() {
         Gs::<f64>::gsoft(Tensor::zeros(&[4, 3, 3]), Tensor::zeros(&[3, 3, 3])),
         "b_L²=3, k_L=4 (s=12) and b_R¹=3, k_R=3 (s=9)",
     );
-    block_mismatch(Gs::<f64>::gsoft_random(0, 3, &mut rng(0)), "k=0");
+    // A zero block count cannot even be written as blocks.
+    assert!(Blocks::count(0, 0).is_err() && Blocks::size(3, 0).is_err());
 }
 
 #[test]
@@ -733,31 +777,42 @@ fn monarch_errors() {
         Monarch::<f64>::from_blocks(Tensor::zeros(&[4, 3, 2]), Tensor::zeros(&[2, 3, 5])),
         "k_L=4, b_R¹=3",
     );
-    block_mismatch(Monarch::<f64>::random_square(0, 3, &mut rng(0)), "Monarch");
 }
 
 #[test]
 fn butterfly_errors() {
-    invalid_arg(Butterfly::<f64>::new(12, 3, 1), "power of 2, got r=3");
-    invalid_arg(
-        Butterfly::<f64>::new(16, 4, 4),
-        "1 + log2(r) = 3 factors, got m=4",
+    // PEFT's rule: m >= 1; for m >= 2 an even block size and 2^(m-1) | r.
+    let at = |n, r| Blocks::count(n, r).unwrap();
+    assert!(
+        Butterfly::<f64>::new(at(12, 3), 1).is_ok(),
+        "OFT: any block count"
     );
-    invalid_arg(Butterfly::<f64>::new(16, 4, 0), "got m=0");
-    invalid_arg(Butterfly::<f64>::new(18, 4, 1), "n=18, r=4");
-    invalid_arg(Butterfly::<f64>::new(4, 4, 1), "b = n/r >= 2");
+    invalid_arg(
+        Butterfly::<f64>::new(at(12, 3), 2),
+        "r=3 is not a multiple of 2^1",
+    );
+    invalid_arg(
+        Butterfly::<f64>::new(at(16, 4), 4),
+        "r=4 is not a multiple of 2^3",
+    );
+    invalid_arg(Butterfly::<f64>::new(at(16, 4), 0), "got m=0");
+    invalid_arg(
+        Butterfly::<f64>::new(at(4, 4), 2),
+        "even block size, got b=1",
+    );
+    assert!(Blocks::count(18, 4).is_err());
     invalid_arg(Butterfly::<f64>::from_blocks(vec![]), "at least one factor");
     block_mismatch(
         Butterfly::<f64>::from_blocks(vec![Tensor::zeros(&[4, 3, 2])]),
         "square",
     );
     block_mismatch(
-        Butterfly::<f64>::from_blocks(vec![Tensor::zeros(&[4, 3, 3]), Tensor::zeros(&[4, 2, 2])]),
-        "factor 1 needs blocks of shape [4, 3, 3]",
+        Butterfly::<f64>::from_blocks(vec![Tensor::zeros(&[4, 4, 4]), Tensor::zeros(&[4, 2, 2])]),
+        "factor 1 needs blocks of shape [4, 4, 4]",
     );
     invalid_arg(
         Butterfly::<f64>::from_blocks(vec![Tensor::zeros(&[4, 3, 3]); 4]),
-        "got m=4",
+        "even block size, got b=3",
     );
 }
 
@@ -780,7 +835,7 @@ fn low_rank_and_dense_errors() {
         LowRank::<f64>::from_blocks(vec![Tensor::zeros(&[1, 2, 5]), Tensor::zeros(&[1, 4, 3])]),
         "factor 1 needs blocks of shape [1, 4, 2]",
     );
-    invalid_arg(Dense::<f64>::new(0, 3), "n_out=0");
+    invalid_arg(Dense::<f64>::new(0, 3), "got 0 x 3");
     invalid_arg(Dense::<f64>::from_matrix(&Tensor::zeros(&[2, 2, 2])), "2-D");
     invalid_arg(
         Dense::<f64>::from_blocks(Tensor::zeros(&[2, 2, 2])),
@@ -791,14 +846,14 @@ fn low_rank_and_dense_errors() {
 /// An empty batch gives empty outputs and zero block gradients.
 #[test]
 fn empty_batch() {
-    let op = Gs::<f64>::gsoft_random(3, 2, &mut rng(61)).unwrap();
+    let op = Gs::<f64>::gsoft_random(blocks_kb(3, 2), &mut rng(61)).unwrap();
     let x = Tensor::<f64>::zeros(&[0, 6]);
     assert_eq!(op.apply(&x).shape(), &[0, 6]);
-    let (y, saved) = chain_forward_saved(op.layout(), op.blocks(), &x, faer::Par::rayon(0));
+    let (y, saved) = chain_forward_saved(op.layout(), &op.blocks(), &x, faer::Par::rayon(0));
     assert_eq!(y.shape(), &[0, 6]);
     let (dx, dbs) = chain_backward(
         op.layout(),
-        op.blocks(),
+        &op.blocks(),
         (&x, &saved),
         &y,
         faer::Par::rayon(0),
@@ -810,7 +865,7 @@ fn empty_batch() {
 #[test]
 #[should_panic(expected = "chain_forward: input of shape [2, 5]")]
 fn apply_panics_on_wrong_width() {
-    let op = BlockDiag::<f64>::new(2, 2, 2).unwrap();
+    let op = BlockDiag::<f64>::new(BlockShape::new(2, 2, 2)).unwrap();
     op.apply(&Tensor::zeros(&[2, 5]));
 }
 
@@ -819,11 +874,11 @@ fn apply_panics_on_wrong_width() {
 #[test]
 fn into_entry_points_overwrite_caller_outputs() {
     let r = &mut rng(43);
-    let op = Gs::<f64>::gsoft_random(8, 16, r).unwrap(); // n = 128
+    let op = Gs::<f64>::gsoft_random(blocks_kb(8, 16), r).unwrap(); // n = 128
     let batch = 2 * chunk_rows(op.layout()) + 3;
     let x = Tensor::<f64>::randn(&[batch, 128], 1.0, r);
     let dy = Tensor::<f64>::randn(&[batch, 128], 1.0, r);
-    let (l, b) = (op.layout(), op.blocks());
+    let (l, b) = (op.layout(), &op.blocks());
     let (y, saved) = chain_forward_saved(l, b, &x, faer::Par::rayon(0));
     let (dx, dbs) = chain_backward(l, b, (&x, &saved), &dy, faer::Par::rayon(0));
     let garbage = |shape: &[usize]| Tensor::<f64>::full(shape, f64::NAN);
@@ -852,11 +907,11 @@ fn into_entry_points_overwrite_caller_outputs() {
 #[test]
 #[should_panic(expected = "chain_forward_into: output of shape [3, 4] where (3, 6) is needed")]
 fn forward_into_panics_on_wrong_output_shape() {
-    let op = BlockDiag::<f64>::new(3, 2, 2).unwrap();
+    let op = BlockDiag::<f64>::new(BlockShape::new(3, 2, 2)).unwrap();
     let mut y = Tensor::zeros(&[3, 4]);
     chain_forward_into(
         op.layout(),
-        op.blocks(),
+        &op.blocks(),
         &Tensor::zeros(&[3, 6]),
         &mut y,
         faer::Par::Seq,
@@ -866,8 +921,8 @@ fn forward_into_panics_on_wrong_output_shape() {
 #[test]
 #[should_panic(expected = "chain_backward_into: weight gradients of shapes [[3, 2, 3]]")]
 fn backward_into_panics_on_wrong_gradient_shape() {
-    let op = BlockDiag::<f64>::new(3, 2, 2).unwrap();
-    let (l, b) = (op.layout(), op.blocks());
+    let op = BlockDiag::<f64>::new(BlockShape::new(3, 2, 2)).unwrap();
+    let (l, b) = (op.layout(), &op.blocks());
     let x = Tensor::zeros(&[1, 6]);
     let (y, saved) = chain_forward_saved(l, b, &x, faer::Par::Seq);
     let mut dx = Tensor::zeros(&[1, 6]);
@@ -880,104 +935,10 @@ fn backward_into_panics_on_wrong_gradient_shape() {
     expected = "chain_backward: forward input of shape [2, 6] for a saved batch of (3, 6)"
 )]
 fn backward_panics_on_a_forward_input_of_another_batch() {
-    let op = Gs::<f64>::gsoft_random(3, 2, &mut rng(62)).unwrap();
-    let (l, b) = (op.layout(), op.blocks());
+    let op = Gs::<f64>::gsoft_random(blocks_kb(3, 2), &mut rng(62)).unwrap();
+    let (l, b) = (op.layout(), &op.blocks());
     let (y, saved) = chain_forward_saved(l, b, &Tensor::zeros(&[3, 6]), faer::Par::Seq);
     chain_backward(l, b, (&Tensor::zeros(&[2, 6]), &saved), &y, faer::Par::Seq);
-}
-
-// ---------------------------------------------------------------- timing (ignored, prints only)
-
-/// Best-of-`reps` wall time of `f` in seconds (after one warm-up call).
-fn best_time(reps: usize, mut f: impl FnMut()) -> f64 {
-    f();
-    (0..reps)
-        .map(|_| {
-            let t = std::time::Instant::now();
-            f();
-            t.elapsed().as_secs_f64()
-        })
-        .fold(f64::INFINITY, f64::min)
-}
-
-/// Prints GFLOP/s of the GSOFT chain kernels (forward, saved forward, backward, forward +
-/// backward with FLOPs = 3× forward) next to faer's dense GEMM on the equivalent dense product,
-/// for 1 and 2 threads. Never asserts a time. Run with
-/// `cargo test --release --test structured_ops timing_ -- --ignored --nocapture`.
-#[test]
-#[ignore]
-fn timing_chain_kernels() {
-    let reps: usize = std::env::var("GS_REPS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(20);
-    for &(k, b, batch) in &[(32usize, 32usize, 256usize), (64, 64, 256)] {
-        let r = &mut rng(7);
-        let n = k * b;
-        let op = Gs::<f32>::gsoft_random(k, b, r).unwrap();
-        let x = Tensor::<f32>::randn(&[batch, n], 1.0, r);
-        let dy = Tensor::<f32>::randn(&[batch, n], 1.0, r);
-        let a = Tensor::<f32>::randn(&[n, n], 1.0, r);
-        let fl = 2.0 * (batch * op.layout().macs_per_vector()) as f64;
-        let dense_fl = 2.0 * (batch * n * n) as f64;
-        for threads in [1usize, 2] {
-            let (td, tf, ts, tb, tfb) = in_pool(threads, || {
-                let par = faer::Par::rayon(0);
-                let mut y = Tensor::<f32>::zeros(&[batch, n]);
-                let td = best_time(reps, || {
-                    faer::linalg::matmul::matmul(
-                        y.mat_mut(),
-                        faer::Accum::Replace,
-                        x.mat(),
-                        a.mat().transpose(),
-                        1.0,
-                        par,
-                    )
-                });
-                let tf = best_time(reps, || {
-                    std::hint::black_box(chain_forward(op.layout(), op.blocks(), &x, par));
-                });
-                let ts = best_time(reps, || {
-                    std::hint::black_box(chain_forward_saved(op.layout(), op.blocks(), &x, par));
-                });
-                let (_, saved) = chain_forward_saved(op.layout(), op.blocks(), &x, par);
-                let tb = best_time(reps, || {
-                    std::hint::black_box(chain_backward(
-                        op.layout(),
-                        op.blocks(),
-                        (&x, &saved),
-                        &dy,
-                        par,
-                    ));
-                });
-                let tfb = best_time(reps, || {
-                    let (_, s) = chain_forward_saved(op.layout(), op.blocks(), &x, par);
-                    std::hint::black_box(chain_backward(
-                        op.layout(),
-                        op.blocks(),
-                        (&x, &s),
-                        &dy,
-                        par,
-                    ));
-                });
-                (td, tf, ts, tb, tfb)
-            });
-            println!(
-                "n={n} b={b} batch={batch} f32 {threads}T: dense {:.1} GF/s ({:.3} ms) | fwd {:.1} GF/s ({:.3} ms) | \
-                 fwd_saved {:.3} ms | bwd {:.3} ms | fwd+bwd {:.1} GF/s ({:.3} ms) | fwd/dense {:.0}% fb/dense {:.0}%",
-                dense_fl / td * 1e-9,
-                td * 1e3,
-                fl / tf * 1e-9,
-                tf * 1e3,
-                ts * 1e3,
-                tb * 1e3,
-                3.0 * fl / tfb * 1e-9,
-                tfb * 1e3,
-                100.0 * (fl / tf) / (dense_fl / td),
-                100.0 * (3.0 * fl / tfb) / (dense_fl / td),
-            );
-        }
-    }
 }
 
 /// T16: with square blocks Monarch needs k_L·k_R = n (k_L = b_R, k_R = b_L); at n = 768 the pair
@@ -985,8 +946,8 @@ fn timing_chain_kernels() {
 #[test]
 fn t16_monarch_constraint_vs_gs() {
     use gslab::structured::{BlockShape, Gs, LinearOp, Monarch};
-    let mut rng = rand::rngs::StdRng::seed_from_u64(16);
-    let gs = Gs::<f64>::gsoft_random(96, 8, &mut rng).unwrap();
+    let mut rng = rng(16);
+    let gs = Gs::<f64>::gsoft_random(blocks_kb(96, 8), &mut rng).unwrap();
     assert_eq!(gs.shape(), (768, 768));
     let err =
         Monarch::<f64>::new(BlockShape::square(96, 8), BlockShape::square(96, 8)).unwrap_err();
@@ -995,6 +956,6 @@ fn t16_monarch_constraint_vs_gs() {
     let ok = Monarch::<f64>::new(BlockShape::square(96, 8), BlockShape::square(8, 96)).unwrap();
     assert_eq!(ok.shape(), (768, 768));
     for (k_l, k_r) in [(8, 96), (32, 24), (24, 32)] {
-        assert!(Monarch::<f64>::random_square(k_l, k_r, &mut rng).is_ok());
+        assert!(Monarch::<f64>::random_square(blocks_kb(k_l, k_r), &mut rng).is_ok());
     }
 }

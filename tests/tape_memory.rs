@@ -1,20 +1,36 @@
 //! Memory stays flat over long runs: one tape per step, built and dropped 10,000 times.
 //!
-//! A counting global allocator (wrapping `System`) tracks live heap bytes with atomics. After
+//! A counting global allocator (wrapping `System`) tracks the live heap bytes allocated and freed
+//! by the test's own thread (other threads of the process, such as the test harness's, allocate
+//! on their own schedule, which on a loaded machine showed up as a one-off +900 bytes). After
 //! warm-up (step 100) the live bytes between steps must not grow: after step 10,000 they equal
 //! the value after step 100 up to a few hundred bytes. As a control, the counter must see the
-//! tape's own allocations while a tape is alive.
+//! tape's own allocations while a tape is alive. Every product here is small enough to run
+//! sequentially on this thread.
 
-use gslab::Tape;
 use gslab::nn::data::two_spirals;
 use gslab::nn::linear::Linear;
+use gslab::{Params, Tape};
 use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
 use std::sync::atomic::{AtomicIsize, Ordering::Relaxed};
 
 /// `System` plus a running count of live bytes.
 struct Counting;
 
 static LIVE: AtomicIsize = AtomicIsize::new(0);
+
+thread_local! {
+    /// Whether allocations of this thread are counted (set by the test on its own thread).
+    static COUNTED: Cell<bool> = const { Cell::new(false) };
+}
+
+/// `LIVE += delta` if the current thread is the counted one.
+fn count(delta: isize) {
+    if COUNTED.try_with(Cell::get).unwrap_or(false) {
+        LIVE.fetch_add(delta, Relaxed);
+    }
+}
 
 // SAFETY: every method forwards to `System` with the caller's arguments unchanged, so it
 // upholds `GlobalAlloc`'s contract exactly as `System` does; the counter has no effect on memory.
@@ -23,7 +39,7 @@ unsafe impl GlobalAlloc for Counting {
         // SAFETY: forwarded from the caller (non-zero size layout).
         let p = unsafe { System.alloc(layout) };
         if !p.is_null() {
-            LIVE.fetch_add(layout.size() as isize, Relaxed);
+            count(layout.size() as isize);
         }
         p
     }
@@ -32,7 +48,7 @@ unsafe impl GlobalAlloc for Counting {
         // SAFETY: forwarded from the caller.
         let p = unsafe { System.alloc_zeroed(layout) };
         if !p.is_null() {
-            LIVE.fetch_add(layout.size() as isize, Relaxed);
+            count(layout.size() as isize);
         }
         p
     }
@@ -40,14 +56,14 @@ unsafe impl GlobalAlloc for Counting {
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
         // SAFETY: `ptr` was allocated by `System` with `layout` (every allocation goes there).
         unsafe { System.dealloc(ptr, layout) };
-        LIVE.fetch_sub(layout.size() as isize, Relaxed);
+        count(-(layout.size() as isize));
     }
 
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
         // SAFETY: `ptr` was allocated by `System` with `layout`; the rest is forwarded.
         let p = unsafe { System.realloc(ptr, layout, new_size) };
         if !p.is_null() {
-            LIVE.fetch_add(new_size as isize - layout.size() as isize, Relaxed);
+            count(new_size as isize - layout.size() as isize);
         }
         p
     }
@@ -62,6 +78,11 @@ const SLACK: isize = 256;
 
 #[test]
 fn live_bytes_stay_flat_over_10000_tapes() {
+    COUNTED.with(|c| c.set(true));
+    // Start every worker of the global rayon pool before counting: a worker's own start-up
+    // allocations happen on its thread whenever it is first scheduled, which on a loaded
+    // machine can be after the warm-up (the flaky +900 bytes seen under load).
+    rayon::broadcast(|_| ());
     let data = two_spirals::<f64>(16, 1.0, 0.05, 3).unwrap();
     let mut l1 = Linear::<f64>::seeded(2, 16, 4);
     let mut l2 = Linear::<f64>::seeded(16, 2, 5);

@@ -5,21 +5,26 @@ use faer::Mat;
 use faer::prelude::*;
 use gslab::kernels::layout::ChainLayout;
 use gslab::kernels::reference::reference_dense;
+use gslab::orthogonal::orthogonality_error;
+use gslab::orthogonal::theorem1::orthogonal_representation;
 use gslab::structured::BlockShape;
 use gslab::structured::pattern::*;
 use gslab::structured::project::*;
-use gslab::structured::theorem1::*;
-use gslab::{Error, Perm, Tensor};
-use rand::{SeedableRng, rngs::StdRng};
+use gslab::structured::{Gs, LinearOp};
+use gslab::{Blocks, Error, Perm, Real, Tensor};
+use rand::rngs::StdRng;
 
-/// Digest §3.5 / §10 T1: (n, b, GS minimal m, BOFT minimal m or None when r is not 2^k).
+/// Digest §3.5 / §10 T1: (n, b, GS minimal m, BOFT minimal m or None when PEFT's rule cannot
+/// build a dense butterfly: r not a power of 2, or an odd block size). The digest lists BOFT 3
+/// for (12, 3) from butterfly permutations with half-blocks of ⌊3/2⌋ = 1, which PEFT rejects
+/// ("boft_block_size must be an even number"), so that row is None here.
 const TABLE: [(usize, usize, usize, Option<usize>); 12] = [
     (1024, 32, 2, Some(6)),
     (768, 8, 4, None),
     (64, 4, 3, Some(5)),
     (64, 8, 2, Some(4)),
     (256, 16, 2, Some(5)),
-    (12, 3, 3, Some(3)),
+    (12, 3, 3, None),
     (320, 10, 3, Some(6)),
     (640, 20, 3, Some(6)),
     (1280, 40, 2, Some(6)),
@@ -28,8 +33,34 @@ const TABLE: [(usize, usize, usize, Option<usize>); 12] = [
     (4096, 64, 2, Some(7)),
 ];
 
-fn rng(seed: u64) -> StdRng {
-    StdRng::seed_from_u64(seed)
+mod common;
+use common::rng;
+
+/// Blocks of size `b` on `n`.
+fn bs(n: usize, b: usize) -> Blocks {
+    Blocks::size(n, b).unwrap()
+}
+
+/// Algorithm 1 through the typed [`Gs::project`], as the chain's factor list `[R, L]`.
+fn project<T: Real>(a: &Tensor<T>, layout: &ChainLayout) -> gslab::Result<Vec<Tensor<T>>> {
+    let p = Gs::project(a, layout)?;
+    Ok(vec![p.gs.r().clone(), p.gs.l().clone()])
+}
+
+/// The GS matrix on `layout` with the factor list `[R, L]`.
+fn gs_of<T: Real>(layout: &ChainLayout, blocks: &[Tensor<T>]) -> gslab::Result<Gs<T>> {
+    Gs::from_layout(layout.clone(), blocks[1].clone(), blocks[0].clone())
+}
+
+/// Theorem 1 on the factor list `[R, L]`, returning `[R', L']`.
+fn theorem1<T: Real>(layout: &ChainLayout, blocks: &[Tensor<T>]) -> gslab::Result<Vec<Tensor<T>>> {
+    let rec = orthogonal_representation(&gs_of(layout, blocks)?)?;
+    Ok(vec![rec.r().clone(), rec.l().clone()])
+}
+
+/// `max_j ‖B_jᵀ B_j − I‖_max` in f64.
+fn block_orthogonality_error<T: Real>(t: &Tensor<T>) -> f64 {
+    orthogonality_error(t).to_f64()
 }
 
 fn random_blocks(layout: &ChainLayout, r: &mut StdRng) -> Vec<Tensor<f64>> {
@@ -49,9 +80,11 @@ fn max_abs_diff(a: &Tensor<f64>, b: &Tensor<f64>) -> f64 {
 #[test]
 fn t1_closed_forms_match_table() {
     for &(n, b, m_gs, m_boft) in &TABLE {
-        assert_eq!(gs_formula(n, b).unwrap(), m_gs, "gs_formula({n},{b})");
-        if let Some(mb) = m_boft {
-            assert_eq!(boft_formula(n, b).unwrap(), mb, "boft_formula({n},{b})");
+        assert_eq!(gs_formula(bs(n, b)).unwrap(), m_gs, "gs_formula({n},{b})");
+        match m_boft {
+            Some(mb) => assert_eq!(boft_formula(bs(n, b)).unwrap(), mb, "boft_formula({n},{b})"),
+            // 1 + ⌈log₂ r⌉ factors exist as a number but PEFT's rule cannot build them.
+            None => assert!(boft_formula(bs(n, b)).is_err(), "boft_formula({n},{b})"),
         }
     }
     // Exact integer logs at and around powers (a float log would be fragile here).
@@ -60,15 +93,15 @@ fn t1_closed_forms_match_table() {
     assert_eq!(ceil_log(3, 1).unwrap(), 0);
     assert_eq!(ceil_log(2, 96).unwrap(), 7);
     assert!(ceil_log(1, 4).is_err());
-    assert!(gs_formula(10, 3).is_err());
-    assert!(gs_formula(10, 1).is_err());
+    assert!(Blocks::size(10, 3).is_err());
+    assert!(gs_formula(bs(10, 1)).is_err());
 }
 
 #[test]
 fn t1_gs_minimal_factors_every_row_every_shuffle() {
     for &(n, b, m_gs, _) in &TABLE {
         for sh in GsShuffle::ALL {
-            let got = min_factors_gs(n, b, m_gs + 1, sh).unwrap();
+            let got = min_factors_gs(bs(n, b), m_gs + 1, sh).unwrap();
             assert_eq!(got, Some(m_gs), "n={n} b={b} shuffle={sh:?}");
         }
     }
@@ -105,7 +138,7 @@ fn t2_exact_support_growth() {
     ];
     for (n, b, want) in cases {
         for sh in GsShuffle::ALL {
-            let steps = support_growth_gs(n, b, want.len(), sh).unwrap();
+            let steps = support_growth_gs(bs(n, b), want.len(), sh).unwrap();
             for (s, &w) in steps.iter().zip(want) {
                 assert_eq!(s.row_range(), (w, w), "rows n={n} b={b} m={} {sh:?}", s.m);
                 assert_eq!(s.col_range(), (w, w), "cols n={n} b={b} m={} {sh:?}", s.m);
@@ -119,43 +152,52 @@ fn t2_exact_support_growth() {
 #[test]
 fn t3_boft_minimal_factors_and_row_counts() {
     // The T3 rows (GS count in brackets).
-    for (n, b, boft, gs) in [
-        (1024, 32, 6, 2),
-        (64, 4, 5, 3),
-        (4096, 64, 7, 2),
-        (12, 3, 3, 3),
-    ] {
+    // (12, 3) of the digest's T3 (BOFT 3, a tie with GS) is not a valid PEFT configuration: the
+    // block size is odd, so BOFT stops at m = 1 (rows of b = 3 nonzeros) while GS reaches 3.
+    assert_eq!(min_factors_boft(bs(12, 3), 10).unwrap(), None);
+    assert_eq!(support_growth_boft(bs(12, 3), 10).unwrap().len(), 1);
+    assert_eq!(
+        min_factors_gs(bs(12, 3), 10, GsShuffle::default()).unwrap(),
+        Some(3)
+    );
+    for (n, b, boft, gs) in [(1024, 32, 6, 2), (64, 4, 5, 3), (4096, 64, 7, 2)] {
         assert_eq!(
-            min_factors_boft(n, b, 10).unwrap(),
+            min_factors_boft(bs(n, b), 10).unwrap(),
             Some(boft),
             "BOFT {n}/{b}"
         );
-        let gs_m = min_factors_gs(n, b, 10, GsShuffle::default()).unwrap();
+        let gs_m = min_factors_gs(bs(n, b), 10, GsShuffle::default()).unwrap();
         assert_eq!(gs_m, Some(gs), "GS {n}/{b}");
     }
     // The rest of the table's BOFT column; r = 96 never becomes dense under PEFT's rule.
     for &(n, b, _, m_boft) in &TABLE {
-        assert_eq!(min_factors_boft(n, b, 10).unwrap(), m_boft, "BOFT {n}/{b}");
+        assert_eq!(
+            min_factors_boft(bs(n, b), 10).unwrap(),
+            m_boft,
+            "BOFT {n}/{b}"
+        );
     }
     // Rows (and columns) of a BOFT product have b * 2^(m-1) nonzeros.
     for (n, b, want) in [(768, 8, [8, 16, 32, 64]), (1024, 32, [32, 64, 128, 256])] {
-        let steps = support_growth_boft(n, b, 4).unwrap();
+        let steps = support_growth_boft(bs(n, b), 4).unwrap();
         assert_eq!(steps.len(), 4);
         for (s, w) in steps.iter().zip(want) {
             assert_eq!(s.row_range(), (w, w), "BOFT rows {n}/{b} m={}", s.m);
             assert_eq!(s.col_range(), (w, w), "BOFT cols {n}/{b} m={}", s.m);
         }
     }
-    assert!(boft_chain_layout(1024, 32, 7).is_err()); // 2^6 does not divide r = 32
+    assert!(ChainLayout::peft_butterfly(bs(1024, 32), 7).is_err()); // 2^6 does not divide r = 32
 }
 
 #[test]
 fn t4_parameter_example() {
     assert_eq!(
-        boft_chain_layout(1024, 32, 6).unwrap().param_count(),
+        ChainLayout::peft_butterfly(bs(1024, 32), 6)
+            .unwrap()
+            .param_count(),
         196_608
     );
-    let gs = gs_chain_layout(1024, 32, 2, GsShuffle::default()).unwrap();
+    let gs = gs_chain_layout(bs(1024, 32), 2, GsShuffle::default()).unwrap();
     assert_eq!(gs.param_count(), 65_536);
 }
 
@@ -173,11 +215,11 @@ fn nonzero_pattern_equals(p: &Pattern, a: &Tensor<f64>) {
 
 fn sample_layouts(r: &mut StdRng) -> Vec<ChainLayout> {
     let mut v = vec![
-        gs_chain_layout(12, 3, 2, GsShuffle::default()).unwrap(),
-        gs_chain_layout(64, 4, 2, GsShuffle::ALL[0]).unwrap(),
-        boft_chain_layout(16, 2, 3).unwrap(),
-        boft_chain_layout(12, 3, 2).unwrap(),
-        monarch_layout(4, 3).unwrap(),
+        gs_chain_layout(bs(12, 3), 2, GsShuffle::default()).unwrap(),
+        gs_chain_layout(bs(64, 4), 2, GsShuffle::ALL[0]).unwrap(),
+        ChainLayout::peft_butterfly(bs(16, 2), 3).unwrap(),
+        ChainLayout::peft_butterfly(bs(24, 6), 2).unwrap(),
+        ChainLayout::monarch_square(Blocks::count(4 * 3, 4).unwrap()).unwrap(),
     ];
     // Rectangular blocks and random permutations: 10 -> 12 -> 8 -> 9.
     let shapes = [
@@ -234,7 +276,7 @@ fn pattern_small_hand_values() {
 fn n12_layout() -> ChainLayout {
     let sq = BlockShape::square(4, 3);
     let p = Perm::shuffle_scatter(4, 12).unwrap();
-    gs_layout(Perm::identity(12), sq, p, sq, Perm::identity(12)).unwrap()
+    ChainLayout::gs(Perm::identity(12), sq, p, sq, Perm::identity(12)).unwrap()
 }
 
 #[test]
@@ -269,7 +311,7 @@ fn t8_figure2_shapes_by_hand() {
     // 1,3,1,3,1,3. (The n = 12 profile above is symmetric, so it cannot tell σ from σ⁻¹; this
     // one is not: σ⁻¹ would give [[2,1],[1,2],[2,1],[1,2]].)
     let want = vec![vec![3, 0], vec![0, 3], vec![3, 0], vec![0, 3]];
-    let layout = gs_layout(
+    let layout = ChainLayout::gs(
         Perm::identity(12),
         BlockShape::square(4, 3),
         Perm::shuffle_scatter(2, 12).unwrap(),
@@ -320,7 +362,7 @@ fn t8_profile_equals_numerical_ranks_random() {
             let s = kl * l2;
             assert_eq!(s, kr * r1);
             let (nout, nin) = (kl * l1, kr * r2);
-            let layout = gs_layout(
+            let layout = ChainLayout::gs(
                 Perm::random(nout, &mut r),
                 BlockShape::new(kl, l1, l2),
                 Perm::random(s, &mut r),
@@ -350,8 +392,8 @@ fn strip_outer_inverts_outer_perms() {
         Perm::random(12, &mut r),
         Perm::random(12, &mut r),
     );
-    let layout = gs_layout(pl.clone(), sq, p.clone(), sq, pr.clone()).unwrap();
-    let inner = gs_layout(Perm::identity(12), sq, p, sq, Perm::identity(12)).unwrap();
+    let layout = ChainLayout::gs(pl.clone(), sq, p.clone(), sq, pr.clone()).unwrap();
+    let inner = ChainLayout::gs(Perm::identity(12), sq, p, sq, Perm::identity(12)).unwrap();
     let blocks = random_blocks(&layout, &mut r);
     let m = strip_outer(&reference_dense(&layout, &blocks), &pl, &pr);
     assert_eq!(m, reference_dense(&inner, &blocks));
@@ -366,8 +408,8 @@ fn frob(a: &Tensor<f64>, b: &Tensor<f64>) -> f64 {
 fn t9_layouts(r: &mut StdRng) -> Vec<ChainLayout> {
     vec![
         n12_layout(),
-        monarch_layout(3, 4).unwrap(),
-        gs_layout(
+        ChainLayout::monarch_square(Blocks::count(3 * 4, 3).unwrap()).unwrap(),
+        ChainLayout::gs(
             Perm::random(12, r),
             BlockShape::new(3, 4, 4),
             Perm::random(12, r),
@@ -376,7 +418,7 @@ fn t9_layouts(r: &mut StdRng) -> Vec<ChainLayout> {
         )
         .unwrap(),
         // L blocks 2x4: a 2x5 block of M may get up to 4 slots but has rank <= 2.
-        gs_layout(
+        ChainLayout::gs(
             Perm::random(6, r),
             BlockShape::new(3, 2, 4),
             Perm::random(12, r),
@@ -384,7 +426,7 @@ fn t9_layouts(r: &mut StdRng) -> Vec<ChainLayout> {
             Perm::random(10, r),
         )
         .unwrap(),
-        gs_layout(
+        ChainLayout::gs(
             Perm::identity(16),
             BlockShape::square(4, 4),
             Perm::shuffle_scatter(2, 16).unwrap(),
@@ -400,7 +442,7 @@ fn t9_projection_is_exact_on_members() {
     let mut r = rng(6);
     for layout in t9_layouts(&mut r) {
         let a = reference_dense(&layout, &random_blocks(&layout, &mut r));
-        let blocks = project_gs(&a, &layout).unwrap();
+        let blocks = project(&a, &layout).unwrap();
         let pa = reference_dense(&layout, &blocks);
         assert!(max_abs_diff(&a, &pa) < 1e-12 * a.max_abs(), "{layout:?}");
         // Algorithm 1 splits Σ^{1/2} evenly: the L column and R row of every slot have equal
@@ -430,7 +472,7 @@ fn t9_projection_beats_random_members_and_perturbations() {
     for layout in t9_layouts(&mut r) {
         let (nout, nin) = (layout.n_out(), layout.n_in());
         let a = Tensor::<f64>::randn(&[nout, nin], 1.0, &mut r);
-        let blocks = project_gs(&a, &layout).unwrap();
+        let blocks = project(&a, &layout).unwrap();
         let d = frob(&a, &reference_dense(&layout, &blocks));
         for _ in 0..20 {
             let b = reference_dense(&layout, &random_blocks(&layout, &mut r));
@@ -457,7 +499,7 @@ fn t9_projection_f32_on_members() {
             .map(|f| Tensor::randn(&f.tensor_shape(), 1.0, &mut r))
             .collect();
         let a = reference_dense(&layout, &blocks);
-        let pa = reference_dense(&layout, &project_gs(&a, &layout).unwrap());
+        let pa = reference_dense(&layout, &project(&a, &layout).unwrap());
         assert!(a.sub(&pa).max_abs() < 1e-5 * a.max_abs(), "{layout:?}");
     }
 }
@@ -466,7 +508,8 @@ fn t9_projection_f32_on_members() {
 fn t9_monarch_projection_has_rank1_blocks() {
     let mut r = rng(8);
     let a = Tensor::<f64>::randn(&[12, 12], 1.0, &mut r);
-    let (layout, blocks) = project_monarch(&a, 3, 4).unwrap();
+    let layout = ChainLayout::monarch_square(Blocks::count(12, 3).unwrap()).unwrap();
+    let blocks = project(&a, &layout).unwrap();
     let pa = reference_dense(&layout, &blocks);
     let m = strip_outer(&pa, &layout.perms()[2], &layout.perms()[0]);
     // M blocks are (b_L = k_R = 4) x (b_R = k_L = 3), 3 x 4 of them, each of rank exactly 1.
@@ -486,20 +529,45 @@ fn t9_monarch_projection_has_rank1_blocks() {
     assert!((frob(&a, &pa) - want.sqrt()).abs() < 1e-12);
 }
 
+/// The typed projection rebuilds what it projected: a member of the class comes back to
+/// rounding, the result's own factors (named, so they cannot be passed in the wrong order) rebuild
+/// the same matrix through `Gs::from_blocks`, and the rank profile is Proposition 1's.
+#[test]
+fn t9_typed_projection_rebuilds_the_projection() {
+    let mut r = rng(14);
+    for layout in t9_layouts(&mut r) {
+        let member = reference_dense(&layout, &random_blocks(&layout, &mut r));
+        let p = Gs::project(&member, &layout).unwrap();
+        assert!(max_abs_diff(&p.gs.to_dense(), &member) < 1e-12 * member.max_abs());
+        assert_eq!(p.ranks, block_rank_profile(&layout).unwrap());
+        let perms = layout.perms();
+        let rebuilt = Gs::from_blocks(
+            perms[2].clone(),
+            p.gs.l().clone(),
+            perms[1].clone(),
+            p.gs.r().clone(),
+            perms[0].clone(),
+        )
+        .unwrap();
+        assert!(rebuilt.to_dense() == p.gs.to_dense(), "{layout:?}");
+        let a = Tensor::<f64>::randn(&[layout.n_out(), layout.n_in()], 1.0, &mut r);
+        let p = Gs::project(&a, &layout).unwrap();
+        let dense = reference_dense(&layout, &[p.gs.r().clone(), p.gs.l().clone()]);
+        assert!(max_abs_diff(&p.gs.to_dense(), &dense) < 1e-13);
+    }
+}
+
 #[test]
 fn t9_projection_errors() {
     let layout = n12_layout();
     let a = Tensor::<f64>::zeros(&[12, 11]);
     assert!(matches!(
-        project_gs(&a, &layout),
+        project(&a, &layout),
         Err(Error::InvalidArgument(_))
     ));
-    let three = gs_chain_layout(12, 3, 3, GsShuffle::default()).unwrap();
+    let three = gs_chain_layout(bs(12, 3), 3, GsShuffle::default()).unwrap();
     let a = Tensor::<f64>::zeros(&[12, 12]);
-    assert!(matches!(
-        project_gs(&a, &three),
-        Err(Error::BlockMismatch(_))
-    ));
+    assert!(matches!(project(&a, &three), Err(Error::BlockMismatch(_))));
     assert!(block_rank_profile(&three).is_err());
 }
 
@@ -566,8 +634,8 @@ fn t7_theorem1_recovers_orthogonal_blocks() {
     let mut r = rng(9);
     let mut layouts = vec![
         n12_layout(),
-        monarch_layout(3, 4).unwrap(),
-        gs_layout(
+        ChainLayout::monarch_square(Blocks::count(3 * 4, 3).unwrap()).unwrap(),
+        ChainLayout::gs(
             Perm::shuffle_scatter(4, 16).unwrap().inverse(),
             BlockShape::square(4, 4),
             Perm::shuffle_scatter(4, 16).unwrap(),
@@ -579,7 +647,7 @@ fn t7_theorem1_recovers_orthogonal_blocks() {
     for _ in 0..3 {
         // k_L = 4 blocks of 3, k_R = 3 blocks of 4, random P_L, P, P_R.
         layouts.push(
-            gs_layout(
+            ChainLayout::gs(
                 Perm::random(12, &mut r),
                 BlockShape::square(4, 3),
                 Perm::random(12, &mut r),
@@ -601,7 +669,7 @@ fn t7_theorem1_recovers_orthogonal_blocks() {
         assert!(block_orthogonality_error(&hidden[0]) > 0.05);
         assert!(block_orthogonality_error(&hidden[1]) > 0.05);
         assert!(max_abs_diff(&reference_dense(&layout, &hidden), &a) < 1e-12);
-        let rec = orthogonal_representation(&layout, &hidden).unwrap();
+        let rec = theorem1(&layout, &hidden).unwrap();
         assert!(block_orthogonality_error(&rec[0]) < 1e-12);
         assert!(block_orthogonality_error(&rec[1]) < 1e-12);
         assert!(max_abs_diff(&reference_dense(&layout, &rec), &a) < 1e-12);
@@ -614,10 +682,10 @@ fn t7_theorem1_rejects_non_orthogonal_and_bad_shapes() {
     let layout = n12_layout();
     let blocks = random_blocks(&layout, &mut r);
     assert!(matches!(
-        orthogonal_representation(&layout, &blocks),
+        theorem1(&layout, &blocks),
         Err(Error::Numerical(_))
     ));
-    let rect = gs_layout(
+    let rect = ChainLayout::gs(
         Perm::identity(12),
         BlockShape::new(3, 4, 4),
         Perm::identity(12),
@@ -627,7 +695,7 @@ fn t7_theorem1_rejects_non_orthogonal_and_bad_shapes() {
     .unwrap();
     let blocks = random_blocks(&rect, &mut r);
     assert!(matches!(
-        orthogonal_representation(&rect, &blocks),
+        theorem1(&rect, &blocks),
         Err(Error::BlockMismatch(_))
     ));
 }
@@ -635,7 +703,7 @@ fn t7_theorem1_rejects_non_orthogonal_and_bad_shapes() {
 #[test]
 fn t7_theorem1_f32() {
     let mut r = rng(13);
-    let layout = gs_layout(
+    let layout = ChainLayout::gs(
         Perm::random(12, &mut r),
         BlockShape::square(4, 3),
         Perm::random(12, &mut r),
@@ -652,7 +720,7 @@ fn t7_theorem1_f32() {
         .iter()
         .map(|t| t.cast())
         .collect();
-    let rec = orthogonal_representation(&layout, &hidden).unwrap();
+    let rec = theorem1(&layout, &hidden).unwrap();
     assert!(block_orthogonality_error(&rec[0]) < 1e-5);
     assert!(block_orthogonality_error(&rec[1]) < 1e-5);
     let back = reference_dense(&layout, &rec).cast::<f64>();
@@ -663,14 +731,11 @@ fn t7_theorem1_f32() {
 /// with random blocks.
 #[test]
 fn linear_op_pattern_matches_dense_nonzeros() {
-    use gslab::structured::BlockShape;
-    use gslab::structured::LinearOp;
-    use gslab::structured::{butterfly::Butterfly, gs::Gs, monarch::Monarch};
-    use rand::SeedableRng;
-    let mut rng = rand::rngs::StdRng::seed_from_u64(11);
+    use gslab::structured::{butterfly::Butterfly, monarch::Monarch};
+    let mut rng = rng(11);
     let ops: Vec<Box<dyn LinearOp<f64>>> = vec![
-        Box::new(Gs::<f64>::gsoft_random(4, 3, &mut rng).unwrap()),
-        Box::new(Butterfly::<f64>::random(16, 4, 2, &mut rng).unwrap()),
+        Box::new(Gs::<f64>::gsoft_random(Blocks::count(12, 4).unwrap(), &mut rng).unwrap()),
+        Box::new(Butterfly::<f64>::random(Blocks::count(16, 4).unwrap(), 2, &mut rng).unwrap()),
         Box::new(
             Monarch::<f64>::random(BlockShape::square(2, 4), BlockShape::square(4, 2), &mut rng)
                 .unwrap(),

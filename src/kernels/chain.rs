@@ -417,29 +417,32 @@ fn backward_impl<T: Real, B: Borrow<Tensor<T>>>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::blocks::BlockShape;
+    use crate::blocks::{BlockShape, Blocks};
     use crate::kernels::plan::{Maps, Plan};
     use crate::perm::Perm;
-    use crate::structured::LinearOp;
-    use crate::structured::butterfly::Butterfly;
-    use crate::structured::gs::Gs;
-    use crate::structured::gs_chain::GsChain;
-    use crate::structured::monarch::Monarch;
     use rand::{SeedableRng, rngs::StdRng};
+
+    /// Gaussian blocks for every factor of `layout`.
+    fn random_blocks(layout: &ChainLayout, r: &mut StdRng) -> Vec<Tensor<f64>> {
+        let f = layout.factors();
+        f.iter()
+            .map(|s| Tensor::randn(&s.tensor_shape(), 1.0, r))
+            .collect()
+    }
 
     /// GS (`P_1 = I`) keeps no copy of `X` for the backward, which reads the first factor's input
     /// from `X`; a chain whose `P_1` is a random permutation saves the gathered input.
     #[test]
     fn first_input_is_read_from_x_only_when_affine() {
         let r = &mut StdRng::seed_from_u64(5);
-        let gs = Gs::<f64>::gsoft_random(4, 8, r).unwrap();
+        let s = BlockShape::square(4, 8);
+        let gs = ChainLayout::gsoft(s, s).unwrap();
         let x = Tensor::<f64>::randn(&[40, 32], 1.0, r);
-        let (_, sv) = chain_forward_saved(gs.layout(), gs.blocks(), &x, Par::Seq);
+        let (_, sv) = chain_forward_saved(&gs, &random_blocks(&gs, r), &x, Par::Seq);
         assert!(sv.first_in_x && sv.inputs[0].is_empty() && !sv.inputs[1].is_empty());
-        let f = vec![BlockShape::square(4, 8); 2];
         let perms = (0..3).map(|_| Perm::random(32, r)).collect();
-        let chain = GsChain::<f64>::random(f, perms, r).unwrap();
-        let (_, sv) = chain_forward_saved(chain.layout(), chain.blocks(), &x, Par::Seq);
+        let chain = ChainLayout::new(vec![s; 2], perms).unwrap();
+        let (_, sv) = chain_forward_saved(&chain, &random_blocks(&chain, r), &x, Par::Seq);
         assert!(!sv.first_in_x && sv.inputs.iter().all(|b| !b.is_empty()));
     }
 
@@ -458,23 +461,23 @@ mod tests {
     /// path; the identity reads of the first factor are not.
     #[test]
     fn shuffles_take_the_transposition_path() {
-        let r = &mut StdRng::seed_from_u64(3);
         for (k, b) in [(32, 32), (128, 32), (16, 64), (64, 16)] {
-            let gs = Gs::<f32>::gsoft_random(k, b, r).unwrap();
-            let got = transposed_gathers(gs.layout(), chunk_rows(gs.layout()));
+            let s = BlockShape::square(k, b);
+            let gs = ChainLayout::gsoft(s, s).unwrap();
+            let got = transposed_gathers(&gs, chunk_rows(&gs));
             // Forward: step 1 reads X as it is, step 2 through P, the output through Pᵀ.
             // Backward (Aᵀ = Rᵀ Pᵀ Lᵀ P): both steps read through a shuffle, dX as it is.
             assert_eq!(got, [(1, true), (2, false)], "GSOFT k={k} b={b}");
         }
-        let mon = Monarch::<f32>::random_square(32, 32, r).unwrap();
-        let got = transposed_gathers(mon.layout(), 32);
+        let blocks = Blocks::count(1024, 32).unwrap();
+        let mon = ChainLayout::monarch_square(blocks).unwrap();
+        let got = transposed_gathers(&mon, 32);
         assert!(got.iter().all(|&(s, _)| s >= 1), "Monarch {got:?}");
-        let f = vec![BlockShape::square(32, 32); 3];
-        let chain = GsChain::<f32>::random_shuffled(&f, r).unwrap();
-        let got = transposed_gathers(chain.layout(), 32);
+        let chain = ChainLayout::gs_chain(&[blocks.shape(); 3]).unwrap();
+        let got = transposed_gathers(&chain, 32);
         assert!(got.iter().all(|&(s, _)| s >= 2), "GsChain m=3 {got:?}");
         // BOFT's block butterflies swap half-blocks: not a transposition (element loop).
-        let boft = Butterfly::<f32>::new(1024, 32, 6).unwrap();
-        println!("BOFT: {:?}", transposed_gathers(boft.layout(), 32));
+        let boft = ChainLayout::peft_butterfly(blocks, 6).unwrap();
+        println!("BOFT: {:?}", transposed_gathers(&boft, 32));
     }
 }

@@ -246,6 +246,16 @@ impl ChainLayout {
         Self::gs(p1, l, p2, r, Perm::identity(r.n_in()))
     }
 
+    /// The square Monarch layout (paper §3, App. C; Dao et al.'s `M = P L Pᵀ R`): `L` has the
+    /// `r` blocks of `b × b` of `l`, `R` has `b` blocks of `r × r` (the constraint `k_L = b_R`,
+    /// `k_R = b_L`, so `k_L·k_R = n`). Every block of `Pᵀ M` has rank 1.
+    ///
+    /// # Errors
+    /// Never for a valid [`Blocks`] (kept as `Result` like the other constructors).
+    pub fn monarch_square(l: Blocks) -> Result<Self> {
+        Self::monarch(l.shape(), BlockShape::square(l.b(), l.r()))
+    }
+
     /// The chain `B_m P ⋯ P B_2 P B_1` of digest §10 with the default shuffle between factors:
     /// before factor `i + 1` the permutation is `P_(k_{i+1}, s_i)` in the scatter reading
     /// ([`Perm::shuffle_scatter`]; `k_{i+1}` = blocks of the next factor, `s_i` = length between
@@ -261,12 +271,17 @@ impl ChainLayout {
             ));
         };
         let mut perms = vec![Perm::identity(first.n_in())];
-        for w in factors.windows(2) {
+        for (i, w) in factors.windows(2).enumerate() {
             let s = w[0].n_out();
             if s != w[1].n_in() {
                 return Err(Error::BlockMismatch(format!(
-                    "factor outputs length {s} but the next factor takes {}",
-                    w[1].n_in()
+                    "factor {i} outputs length {s} = {}·{} but factor {} takes {} = {}·{}",
+                    w[0].k,
+                    w[0].b1,
+                    i + 1,
+                    w[1].n_in(),
+                    w[1].k,
+                    w[1].b2
                 )));
             }
             perms.push(Perm::shuffle_scatter(w[1].k, s)?);

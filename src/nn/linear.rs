@@ -7,7 +7,7 @@
 //!
 //! ```
 //! use gslab::nn::linear::Linear;
-//! use gslab::{Tape, Tensor};
+//! use gslab::{Params, Tape, Tensor};
 //! let mut layer = Linear::<f64>::seeded(3, 2, 0);
 //! let tape = Tape::new();
 //! let x = tape.constant(Tensor::ones(&[4, 3]));
@@ -18,6 +18,7 @@
 //! }
 //! ```
 
+use crate::autodiff::params::Params;
 use crate::autodiff::tape::{Tape, Var};
 use crate::error::{Error, Result};
 use crate::real::Real;
@@ -124,9 +125,32 @@ impl<T: Real> Linear<T> {
         (vars.apply(x), vars)
     }
 
-    /// `[&mut W, &mut b]`, in the order of [`LinearVars::as_array`], for optimizer updates.
-    pub fn params_mut(&mut self) -> [&mut Tensor<T>; 2] {
-        [&mut self.weight, &mut self.bias]
+    /// `y = x·Wᵀ + b` without a tape (evaluation).
+    ///
+    /// # Panics
+    /// If `x` is not `(batch, in)`.
+    pub fn apply(&self, x: &Tensor<T>) -> Tensor<T> {
+        let mut y = x.matmul_t(false, &self.weight, true);
+        let n = self.bias.numel();
+        for row in y.data_mut().chunks_mut(n) {
+            row.iter_mut()
+                .zip(self.bias.data())
+                .for_each(|(v, &b)| *v += b);
+        }
+        y
+    }
+}
+
+impl<T: Real> Params<T> for Linear<T> {
+    /// `[W, b]`, in the order of [`LinearVars::as_array`].
+    fn params(&self) -> Vec<&Tensor<T>> {
+        vec![&self.weight, &self.bias]
+    }
+    fn params_mut(&mut self) -> Vec<&mut Tensor<T>> {
+        vec![&mut self.weight, &mut self.bias]
+    }
+    fn param_names(&self) -> Vec<String> {
+        vec!["weight".into(), "bias".into()]
     }
 }
 
@@ -158,6 +182,8 @@ mod tests {
         let (y, _) = l.forward(&tape, x);
         // [1·1 + 3·(−1) + 0.5, 4·1 + 6·(−1) − 1]
         assert_eq!(y.value().data(), &[-1.5, -3.0]);
+        let x = Tensor::from_vec(&[1, 3], vec![1.0, 0.0, -1.0]).unwrap();
+        assert_eq!(l.apply(&x).data(), &[-1.5, -3.0]);
     }
 
     #[test]

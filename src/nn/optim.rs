@@ -1,8 +1,18 @@
 //! Optimizers on plain [`Tensor`] parameters given their gradients: SGD with momentum, Adam and
-//! AdamW (the PyTorch update rules), global-norm gradient clipping, and the [`Params`] trait that
-//! models implement to expose their trainable tensors in a fixed order.
+//! AdamW (the PyTorch update rules), and global-norm gradient clipping. Models expose their
+//! trainable tensors through [`Params`](crate::autodiff::params::Params).
 //!
-//! Update rules (step `t = 1, 2, …`, learning rate `η`, gradient `g`, parameter `p`):
+//! **The learning rate has one home: the optimizer's constructor.** A schedule never replaces
+//! it; it multiplies it ([`Optimizer::set_lr_factor`], what
+//! [`fit`](crate::nn::train::fit) calls with [`Schedule::factor_at`](crate::nn::schedule::Schedule::factor_at)),
+//! so step `t` uses `η_t = η · factor_t`.
+//!
+//! Everything an optimizer carries between steps (moments, velocities, step count) is returned by
+//! [`Optimizer::state`] and restored by [`Optimizer::set_state`], for checkpoints that resume to
+//! bitwise the same run.
+//!
+//! Update rules (step `t = 1, 2, …`, learning rate `η` (times the schedule's factor), gradient
+//! `g`, parameter `p`):
 //! - **SGD** (momentum `μ`, weight decay `λ`): `g ← g + λp`, `v ← μv + g`, `p ← p − ηv`
 //!   (`v₀ = 0`; `μ = 0` is plain gradient descent).
 //! - **Adam** (`β₁, β₂, ε`, L2 weight decay `λ` added to the gradient): `g ← g + λp`,
@@ -11,42 +21,9 @@
 //! - **AdamW** (decoupled weight decay, Loshchilov & Hutter): `p ← p(1 − ηλ)` first, then the
 //!   Adam update with the raw gradient.
 
-use crate::autodiff::tape::{Tape, Var};
+use crate::error::{Error, Result};
 use crate::real::Real;
 use crate::tensor::Tensor;
-
-/// A model's trainable tensors, always listed in the same order (optimizer state is matched
-/// by position).
-pub trait Params<T: Real> {
-    /// The trainable tensors.
-    fn params(&self) -> Vec<&Tensor<T>>;
-    /// The same tensors, mutably, in the same order.
-    fn params_mut(&mut self) -> Vec<&mut Tensor<T>>;
-    /// One name per tensor (used when saving); `p0, p1, …` by default.
-    fn param_names(&self) -> Vec<String> {
-        (0..self.params().len()).map(|i| format!("p{i}")).collect()
-    }
-    /// Enters every parameter on `tape` as a leaf, in order.
-    fn leaves<'t>(&self, tape: &'t Tape<T>) -> Vec<Var<'t, T>> {
-        self.params()
-            .into_iter()
-            .map(|p| tape.leaf(p.clone()))
-            .collect()
-    }
-    /// Total number of trainable scalars.
-    fn num_params(&self) -> usize {
-        self.params().iter().map(|p| p.numel()).sum()
-    }
-}
-
-impl<T: Real> Params<T> for Vec<Tensor<T>> {
-    fn params(&self) -> Vec<&Tensor<T>> {
-        self.iter().collect()
-    }
-    fn params_mut(&mut self) -> Vec<&mut Tensor<T>> {
-        self.iter_mut().collect()
-    }
-}
 
 /// An optimizer updating parameters in place from their gradients.
 pub trait Optimizer<T: Real> {
@@ -56,10 +33,64 @@ pub trait Optimizer<T: Real> {
     /// If the numbers of parameters and gradients differ, or a gradient's shape differs from its
     /// parameter's, or the parameter list changed since the first step.
     fn step(&mut self, params: &mut [&mut Tensor<T>], grads: &[Tensor<T>]);
-    /// The current learning rate.
+    /// The learning rate `η` the optimizer was built with.
     fn lr(&self) -> f64;
-    /// Sets the learning rate (used by schedules).
-    fn set_lr(&mut self, lr: f64);
+    /// The factor the following steps multiply `η` by (1 until a schedule sets it).
+    fn lr_factor(&self) -> f64;
+    /// Sets the factor of the following steps: they use `η · factor` (module docs).
+    fn set_lr_factor(&mut self, factor: f64);
+    /// Everything carried between steps, for a checkpoint.
+    fn state(&self) -> OptimizerState<T>;
+    /// Restores a state returned by [`Optimizer::state`] of an optimizer of the same kind.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] naming the missing or extra state tensor.
+    fn set_state(&mut self, state: OptimizerState<T>) -> Result<()>;
+}
+
+/// An optimizer's state between steps: named tensors (`"m.3"`, `"v.3"`, `"velocity.3"` for
+/// parameter 3, empty before the first step) and the number of steps taken.
+#[derive(Clone, Debug, PartialEq)]
+pub struct OptimizerState<T: Real> {
+    /// The state tensors, in parameter order.
+    pub tensors: Vec<(String, Tensor<T>)>,
+    /// Steps taken so far.
+    pub steps: u64,
+}
+
+/// `tensors` as `prefix.i` names.
+fn named<T: Real>(prefix: &str, tensors: &[Tensor<T>]) -> Vec<(String, Tensor<T>)> {
+    tensors
+        .iter()
+        .enumerate()
+        .map(|(i, t)| (format!("{prefix}.{i}"), t.clone()))
+        .collect()
+}
+
+/// Takes the tensors `prefix.0, prefix.1, …` out of `state` (all of them, in order).
+fn take_named<T: Real>(
+    who: &str,
+    prefix: &str,
+    state: &mut Vec<(String, Tensor<T>)>,
+) -> Result<Vec<Tensor<T>>> {
+    let mut out = Vec::new();
+    loop {
+        let want = format!("{prefix}.{}", out.len());
+        match state.iter().position(|(n, _)| *n == want) {
+            Some(i) => out.push(state.remove(i).1),
+            None => break,
+        }
+    }
+    if let Some((extra, _)) = state
+        .iter()
+        .find(|(n, _)| n.starts_with(&format!("{prefix}.")))
+    {
+        return Err(Error::InvalidArgument(format!(
+            "{who} state: '{extra}' without '{prefix}.{}'",
+            out.len()
+        )));
+    }
+    Ok(out)
 }
 
 fn check_step<T: Real>(op: &str, params: &[&mut Tensor<T>], grads: &[Tensor<T>]) {
@@ -93,12 +124,13 @@ fn init_state<T: Real>(op: &str, state: &mut Vec<Tensor<T>>, params: &[&mut Tens
 /// dampening, no Nesterov): `v ← μv + (g + λp)`, `p ← p − ηv`.
 #[derive(Clone, Debug)]
 pub struct Sgd<T: Real> {
-    /// Learning rate η.
-    pub lr: f64,
+    lr: f64,
+    factor: f64,
     /// Momentum μ (0 = plain gradient descent).
     pub momentum: f64,
     /// L2 weight decay λ.
     pub weight_decay: f64,
+    steps: u64,
     velocity: Vec<Tensor<T>>,
 }
 
@@ -107,8 +139,10 @@ impl<T: Real> Sgd<T> {
     pub fn new(lr: f64, momentum: f64) -> Self {
         Self {
             lr,
+            factor: 1.0,
             momentum,
             weight_decay: 0.0,
+            steps: 0,
             velocity: Vec::new(),
         }
     }
@@ -124,8 +158,9 @@ impl<T: Real> Optimizer<T> for Sgd<T> {
     fn step(&mut self, params: &mut [&mut Tensor<T>], grads: &[Tensor<T>]) {
         check_step("Sgd::step", params, grads);
         init_state("Sgd::step", &mut self.velocity, params);
+        self.steps += 1;
         let (lr, mu, wd) = (
-            T::from_f64(self.lr),
+            T::from_f64(self.lr * self.factor),
             T::from_f64(self.momentum),
             T::from_f64(self.weight_decay),
         );
@@ -141,16 +176,36 @@ impl<T: Real> Optimizer<T> for Sgd<T> {
     fn lr(&self) -> f64 {
         self.lr
     }
-    fn set_lr(&mut self, lr: f64) {
-        self.lr = lr;
+    fn lr_factor(&self) -> f64 {
+        self.factor
+    }
+    fn set_lr_factor(&mut self, factor: f64) {
+        self.factor = factor;
+    }
+    fn state(&self) -> OptimizerState<T> {
+        OptimizerState {
+            tensors: named("velocity", &self.velocity),
+            steps: self.steps,
+        }
+    }
+    fn set_state(&mut self, mut state: OptimizerState<T>) -> Result<()> {
+        let velocity = take_named("Sgd", "velocity", &mut state.tensors)?;
+        if let Some((name, _)) = state.tensors.first() {
+            return Err(Error::InvalidArgument(format!(
+                "Sgd state: unknown tensor '{name}'"
+            )));
+        }
+        self.velocity = velocity;
+        self.steps = state.steps;
+        Ok(())
     }
 }
 
 /// Adam, and AdamW when `decoupled` is set (module docs for both rules).
 #[derive(Clone, Debug)]
 pub struct Adam<T: Real> {
-    /// Learning rate η.
-    pub lr: f64,
+    lr: f64,
+    factor: f64,
     /// First-moment decay β₁.
     pub beta1: f64,
     /// Second-moment decay β₂.
@@ -171,6 +226,7 @@ impl<T: Real> Adam<T> {
     pub fn new(lr: f64) -> Self {
         Self {
             lr,
+            factor: 1.0,
             beta1: 0.9,
             beta2: 0.999,
             eps: 1e-8,
@@ -218,11 +274,12 @@ impl<T: Real> Optimizer<T> for Adam<T> {
         self.t += 1;
         let t = self.t as i32;
         let f = T::from_f64;
-        let (b1, b2, eps, lr) = (f(self.beta1), f(self.beta2), f(self.eps), f(self.lr));
+        let eta = self.lr * self.factor;
+        let (b1, b2, eps, lr) = (f(self.beta1), f(self.beta2), f(self.eps), f(eta));
         let bc1 = f(1.0 - self.beta1.powi(t));
         let bc2 = f(1.0 - self.beta2.powi(t));
         let wd = f(self.weight_decay);
-        let decay = f(1.0 - self.lr * self.weight_decay);
+        let decay = f(1.0 - eta * self.weight_decay);
         let one = T::one();
         for (((p, g), m), v) in params
             .iter_mut()
@@ -256,8 +313,37 @@ impl<T: Real> Optimizer<T> for Adam<T> {
     fn lr(&self) -> f64 {
         self.lr
     }
-    fn set_lr(&mut self, lr: f64) {
-        self.lr = lr;
+    fn lr_factor(&self) -> f64 {
+        self.factor
+    }
+    fn set_lr_factor(&mut self, factor: f64) {
+        self.factor = factor;
+    }
+    fn state(&self) -> OptimizerState<T> {
+        let mut tensors = named("m", &self.m);
+        tensors.extend(named("v", &self.v));
+        OptimizerState {
+            tensors,
+            steps: self.t,
+        }
+    }
+    fn set_state(&mut self, mut state: OptimizerState<T>) -> Result<()> {
+        let m = take_named("Adam", "m", &mut state.tensors)?;
+        let v = take_named("Adam", "v", &mut state.tensors)?;
+        if let Some((name, _)) = state.tensors.first() {
+            return Err(Error::InvalidArgument(format!(
+                "Adam state: unknown tensor '{name}'"
+            )));
+        }
+        if m.len() != v.len() {
+            return Err(Error::InvalidArgument(format!(
+                "Adam state: {} first moments but {} second moments",
+                m.len(),
+                v.len()
+            )));
+        }
+        (self.m, self.v, self.t) = (m, v, state.steps);
+        Ok(())
     }
 }
 

@@ -1,33 +1,48 @@
 //! A small training loop: per step, enter the parameters on a fresh tape, evaluate the loss,
 //! stop with [`Error::NonFiniteLoss`] the moment it is not finite, back-propagate, optionally
-//! clip the global gradient norm, set the scheduled learning rate and update.
+//! clip the global gradient norm, set the schedule's factor of the optimizer's learning rate and
+//! update. The learning rate itself is the optimizer's (set where it is built); the loop never
+//! replaces it.
 
+use crate::autodiff::params::Params;
 use crate::autodiff::tape::{Tape, Var};
 use crate::error::{Error, Result};
-use crate::nn::optim::{Optimizer, Params, clip_grad_norm};
+use crate::nn::optim::{Optimizer, clip_grad_norm};
 use crate::nn::schedule::Schedule;
 use crate::real::Real;
 use crate::tensor::Tensor;
 
-/// How long and how to train.
-#[derive(Clone, Copy, Debug, PartialEq)]
+/// How long and how to train (the learning rate is the optimizer's).
+#[derive(Clone, Debug, PartialEq)]
 pub struct TrainConfig {
     /// Number of optimizer steps.
     pub steps: usize,
-    /// Learning rate per step (set on the optimizer before each update).
+    /// Factor of the optimizer's learning rate per step.
     pub schedule: Schedule,
     /// Global-norm gradient clipping threshold, if any.
     pub clip: Option<f64>,
 }
 
 impl TrainConfig {
-    /// `steps` steps at a constant learning rate `lr`, no clipping.
-    pub fn constant(steps: usize, lr: f64) -> Self {
+    /// `steps` steps at the optimizer's learning rate (constant schedule), no clipping.
+    pub fn new(steps: usize) -> Self {
         Self {
             steps,
-            schedule: Schedule::constant(lr),
+            schedule: Schedule::Constant,
             clip: None,
         }
+    }
+
+    /// The same with `schedule` scaling the learning rate.
+    pub fn with_schedule(mut self, schedule: Schedule) -> Self {
+        self.schedule = schedule;
+        self
+    }
+
+    /// The same with global-norm clipping at `max_norm`.
+    pub fn with_clip(mut self, max_norm: f64) -> Self {
+        self.clip = Some(max_norm);
+        self
     }
 }
 
@@ -102,7 +117,7 @@ where
             Some(c) => clip_grad_norm(&mut grads, c),
             None => crate::nn::optim::global_norm(&grads),
         };
-        opt.set_lr(cfg.schedule.lr_at(step));
+        opt.set_lr_factor(cfg.schedule.factor_at(step));
         opt.step(&mut model.params_mut(), &grads);
         log.losses.push(loss);
         log.grad_norms.push(norm);

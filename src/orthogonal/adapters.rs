@@ -10,21 +10,29 @@
 //! - **Double GSOFT** ([`OrthoAdapter::double_gsoft`]): `W' = diag(s)·Q_out·W₀·Q_in` (§4.2).
 //! - **OFT / BOFT** ([`OrthoAdapter::oft`], [`OrthoAdapter::boft`]) as PEFT builds them
 //!   (digest §2.5): `W' = (M W₀ᵀ)ᵀ·s = diag(s)·W₀·Mᵀ` with `M = F_{m−1}⋯F_0` the butterfly
-//!   ([`Boft`]; OFT is `m = 1`, block-diagonal). So `x` is multiplied by `M` itself:
+//!   ([`OrthoButterfly`]; OFT is `m = 1`, block-diagonal). So `x` is multiplied by `M` itself:
 //!   `y = x·M·W₀ᵀ·diag(s)`, computed with the transposed chain ([`OrthoChain::forward_t_with`]).
+//! - **GS chains** ([`OrthoAdapter::gs_chain`]): `W' = diag(s)·W₀·Q` with an `m`-factor
+//!   [`OrthoGsChain`] (`m = 2` is GSOFT), for the ablation over the number of factors.
+//!
+//! Blocks are given as a [`BlockRule`] (`BlockRule::Size(b)` or `BlockRule::Count(r)`), applied to
+//! the dimension the rotation acts on; errors name the adapter and that dimension.
 //!
 //! [`Lora`]: `W' = W₀ + (α/r)·B A`, `A ∈ ℝ^{r×in}` random, `B ∈ ℝ^{out×r}` zero.
 //!
-//! The forward passes never form `W'`: the chain products act on the activations. `merge()` forms
-//! the plain dense weight for inference (no overhead); merged and unmerged outputs agree to
-//! rounding.
+//! Every adapter has `forward(&tape, x)` for training and a tape-free `apply(&x)` for
+//! evaluation; neither forms `W'`: the chain products act on the activations. `merge()` forms the
+//! plain dense weight for inference (no overhead); merged and unmerged outputs agree to rounding.
 
+use crate::autodiff::params::Params;
 use crate::autodiff::tape::{Tape, Var};
+use crate::blocks::BlockRule;
 use crate::error::{Error, Result};
-use crate::nn::optim::Params;
-use crate::orthogonal::layers::{Boft, OrthoChain, OrthoGs};
+use crate::orthogonal::chain::OrthoChain;
+use crate::orthogonal::layers::{OrthoButterfly, OrthoGs, OrthoGsChain};
 use crate::orthogonal::map::OrthoMap;
 use crate::real::Real;
+use crate::structured::LinearOp;
 use crate::tensor::Tensor;
 use rand::Rng;
 use std::collections::BTreeMap;
@@ -78,7 +86,7 @@ impl<T: Real> DenseLinear<T> {
     ///
     /// # Panics
     /// If `x` is not `(batch, in)`.
-    pub fn forward(&self, x: &Tensor<T>) -> Tensor<T> {
+    pub fn apply(&self, x: &Tensor<T>) -> Tensor<T> {
         let y = x.matmul_t(false, &self.weight, true);
         match &self.bias {
             Some(b) => add_row(&y, b),
@@ -86,11 +94,12 @@ impl<T: Real> DenseLinear<T> {
         }
     }
 
-    /// `y = x Wᵀ + bias` on a tape, with the weight and bias entered as constants.
+    /// `y = x Wᵀ + bias` on a tape, with the weight and bias entered as constants (the layer
+    /// is frozen: nothing to differentiate).
     ///
     /// # Panics
     /// If `x` is not `(batch, in)`.
-    pub fn forward_var<'t>(&self, x: Var<'t, T>) -> Var<'t, T> {
+    pub fn forward<'t>(&self, x: Var<'t, T>) -> Var<'t, T> {
         let tape = x.tape();
         let y = x.matmul_t(false, tape.constant(self.weight.clone()), true);
         self.add_bias(y)
@@ -168,67 +177,126 @@ impl<T: Real> OrthoAdapter<T> {
         })
     }
 
-    /// GSOFT: `W' = diag(s)·W₀·Q` with `Q` = [`OrthoGs`] on `in` features with `r` blocks.
+    /// GSOFT: `W' = diag(s)·W₀·Q` with `Q` = [`OrthoGs`] on the `in` features, its blocks given
+    /// by `rule` (a block size or a block count).
     ///
     /// # Errors
-    /// If `r` does not divide `in_features`.
-    pub fn gsoft(base: DenseLinear<T>, r: usize, map: OrthoMap, scale: bool) -> Result<Self> {
-        let q = OrthoGs::new(base.in_features(), r, map)?.0;
-        Self::build(base, Some(InputRotation::Direct(q)), None, scale)
+    /// [`Error::InvalidArgument`] naming the adapter and `in_features` if `rule` does not fit.
+    pub fn gsoft(
+        base: DenseLinear<T>,
+        rule: BlockRule,
+        map: OrthoMap,
+        scale: bool,
+    ) -> Result<Self> {
+        let n = base.in_features();
+        let q = context(
+            "GSOFT",
+            "in",
+            n,
+            rule.on(n).and_then(|b| OrthoGs::new(b, map)),
+        )?;
+        Self::build(base, Some(InputRotation::Direct(q.into())), None, scale)
     }
 
-    /// GSOFT on the output side: `W' = diag(s)·Q·W₀` with `Q` = [`OrthoGs`] on `out` features.
+    /// GSOFT on the output side: `W' = diag(s)·Q·W₀` with `Q` = [`OrthoGs`] on the `out`
+    /// features.
     ///
     /// # Errors
-    /// If `r` does not divide `out_features`.
+    /// [`Error::InvalidArgument`] naming the adapter and `out_features` if `rule` does not fit.
     pub fn gsoft_output(
         base: DenseLinear<T>,
-        r: usize,
+        rule: BlockRule,
         map: OrthoMap,
         scale: bool,
     ) -> Result<Self> {
-        let q = OrthoGs::new(base.out_features(), r, map)?.0;
-        Self::build(base, None, Some(q), scale)
+        let n = base.out_features();
+        let q = context(
+            "GSOFT (output)",
+            "out",
+            n,
+            rule.on(n).and_then(|b| OrthoGs::new(b, map)),
+        )?;
+        Self::build(base, None, Some(q.into()), scale)
     }
 
-    /// Double GSOFT: `W' = diag(s)·Q_out·W₀·Q_in`, `r_in` and `r_out` blocks.
+    /// Double GSOFT: `W' = diag(s)·Q_out·W₀·Q_in`, [`OrthoGs`] on both sides with the blocks of
+    /// `rule_in` on the `in` features and of `rule_out` on the `out` features.
     ///
     /// # Errors
-    /// If a block count does not divide its dimension.
+    /// [`Error::InvalidArgument`] naming the adapter and the dimension a rule does not fit.
     pub fn double_gsoft(
         base: DenseLinear<T>,
-        r_in: usize,
-        r_out: usize,
+        rule_in: BlockRule,
+        rule_out: BlockRule,
         map: OrthoMap,
         scale: bool,
     ) -> Result<Self> {
-        let qi = OrthoGs::new(base.in_features(), r_in, map)?.0;
-        let qo = OrthoGs::new(base.out_features(), r_out, map)?.0;
-        Self::build(base, Some(InputRotation::Direct(qi)), Some(qo), scale)
+        let (n_in, n_out) = (base.in_features(), base.out_features());
+        let on = |rule: BlockRule, n| rule.on(n).and_then(|b| OrthoGs::new(b, map));
+        let qi = context("Double GSOFT", "in", n_in, on(rule_in, n_in))?;
+        let qo = context("Double GSOFT", "out", n_out, on(rule_out, n_out))?;
+        Self::build(
+            base,
+            Some(InputRotation::Direct(qi.into())),
+            Some(qo.into()),
+            scale,
+        )
     }
 
-    /// PEFT BOFT: `W' = diag(s)·W₀·Mᵀ` with `M` = [`Boft`]`(in, r, m)`.
+    /// An `m`-factor GS chain on the input side: `W' = diag(s)·W₀·Q` with `Q` =
+    /// [`OrthoGsChain`] (`m = 1` is a block-diagonal rotation, `m = 2` is GSOFT), for the
+    /// ablation over the number of factors.
     ///
     /// # Errors
-    /// See [`Boft::new`].
-    pub fn boft(
+    /// [`Error::InvalidArgument`] naming the adapter and `in_features` if `rule` does not fit or
+    /// `m = 0`.
+    pub fn gs_chain(
         base: DenseLinear<T>,
-        r: usize,
+        rule: BlockRule,
         m: usize,
         map: OrthoMap,
         scale: bool,
     ) -> Result<Self> {
-        let q = Boft::new(base.in_features(), r, m, map)?.0;
-        Self::build(base, Some(InputRotation::Transposed(q)), None, scale)
+        let n = base.in_features();
+        let q = context(
+            &format!("GS chain (m={m})"),
+            "in",
+            n,
+            rule.on(n).and_then(|b| OrthoGsChain::new(b, m, map)),
+        )?;
+        Self::build(base, Some(InputRotation::Direct(q.into())), None, scale)
     }
 
-    /// PEFT OFT (BOFT with one factor): `W' = diag(s)·W₀·Mᵀ`, `M` block-diagonal with `r`
-    /// blocks.
+    /// PEFT BOFT: `W' = diag(s)·W₀·Mᵀ` with `M` = [`OrthoButterfly`] (`m` factors) on the `in`
+    /// features.
     ///
     /// # Errors
-    /// See [`Boft::new`] (the block size must be even, as in PEFT).
-    pub fn oft(base: DenseLinear<T>, r: usize, map: OrthoMap, scale: bool) -> Result<Self> {
-        Self::boft(base, r, 1, map, scale)
+    /// [`Error::InvalidArgument`] naming the adapter, `in_features` and the failed condition of
+    /// PEFT's rule ([`check_peft_butterfly`](crate::kernels::layout::check_peft_butterfly)).
+    pub fn boft(
+        base: DenseLinear<T>,
+        rule: BlockRule,
+        m: usize,
+        map: OrthoMap,
+        scale: bool,
+    ) -> Result<Self> {
+        let n = base.in_features();
+        let q = context(
+            &format!("BOFT (m={m})"),
+            "in",
+            n,
+            rule.on(n).and_then(|b| OrthoButterfly::new(b, m, map)),
+        )?;
+        Self::build(base, Some(InputRotation::Transposed(q.into())), None, scale)
+    }
+
+    /// PEFT OFT (BOFT with one factor): `W' = diag(s)·W₀·Mᵀ`, `M` block-diagonal with the
+    /// blocks of `rule`.
+    ///
+    /// # Errors
+    /// As [`OrthoAdapter::boft`].
+    pub fn oft(base: DenseLinear<T>, rule: BlockRule, map: OrthoMap, scale: bool) -> Result<Self> {
+        Self::boft(base, rule, 1, map, scale)
     }
 
     /// The frozen base layer.
@@ -295,6 +363,30 @@ impl<T: Real> OrthoAdapter<T> {
         (self.forward_with(x, &leaves), leaves)
     }
 
+    /// `y = x W'ᵀ + bias` without a tape, through the structured kernels (no dense `Q` and no
+    /// merged weight): `x ↦ x·Q̃_inᵀ ↦ ·W₀ᵀ ↦ ·Q_outᵀ ↦ ⊙s ↦ +bias`.
+    ///
+    /// # Panics
+    /// If `x` is not `(batch, in)`.
+    pub fn apply(&self, x: &Tensor<T>) -> Tensor<T> {
+        let mut h = match &self.q_in {
+            Some(InputRotation::Direct(c)) => c.apply(x),
+            Some(InputRotation::Transposed(c)) => c.apply_t(x),
+            None => x.clone(),
+        };
+        h = h.matmul_t(false, &self.base.weight, true);
+        if let Some(c) = &self.q_out {
+            h = c.apply(&h);
+        }
+        if let Some(s) = &self.scale {
+            mul_row(&mut h, s);
+        }
+        match &self.base.bias {
+            Some(b) => add_row(&h, b),
+            None => h,
+        }
+    }
+
     /// The effective weight `W' = diag(s)·Q_out·W₀·Q̃_in` (dense) and the bias. The rotations are
     /// applied to the rows of `W₀` (and of `W₀ᵀ` for `Q_out`, `Q·W = (Wᵀ·Qᵀ)ᵀ`) through the
     /// structured kernel; no dense `Q` is formed.
@@ -355,6 +447,28 @@ fn check_size(chain_n: usize, dim: usize, side: &str) -> Result<()> {
     Ok(())
 }
 
+/// `r` with a construction error re-labelled as the adapter's: `"{adapter} adapter on
+/// {side}_features = {n}: {reason}"`.
+fn context<R>(adapter: &str, side: &str, n: usize, r: Result<R>) -> Result<R> {
+    r.map_err(|e| {
+        let reason = match e {
+            Error::InvalidArgument(m) | Error::BlockMismatch(m) => m,
+            other => other.to_string(),
+        };
+        Error::InvalidArgument(format!(
+            "{adapter} adapter on {side}_features = {n}: {reason}"
+        ))
+    })
+}
+
+/// `x[i, j] *= s[j]` for every row `i`.
+fn mul_row<T: Real>(x: &mut Tensor<T>, s: &Tensor<T>) {
+    let n = s.numel();
+    for row in x.data_mut().chunks_mut(n) {
+        row.iter_mut().zip(s.data()).for_each(|(v, &c)| *v *= c);
+    }
+}
+
 impl<T: Real> Params<T> for OrthoAdapter<T> {
     fn params(&self) -> Vec<&Tensor<T>> {
         let mut v: Vec<&Tensor<T>> = Vec::new();
@@ -413,7 +527,10 @@ impl<T: Real> Lora<T> {
         rng: &mut R,
     ) -> Result<Self> {
         if r == 0 {
-            return Err(Error::InvalidArgument("LoRA needs rank r >= 1".into()));
+            return Err(Error::InvalidArgument(format!(
+                "LoRA adapter on in_features = {}: the rank must be r >= 1, got r=0",
+                base.in_features()
+            )));
         }
         let bound = 1.0 / (base.in_features() as f64).sqrt();
         let a = Tensor::rand_uniform(&[r, base.in_features()], -bound, bound, rng);
@@ -455,6 +572,18 @@ impl<T: Real> Lora<T> {
     pub fn forward<'t>(&self, tape: &'t Tape<T>, x: Var<'t, T>) -> (Var<'t, T>, Vec<Var<'t, T>>) {
         let leaves = self.leaves(tape);
         (self.forward_with(x, &leaves), leaves)
+    }
+
+    /// `y = x W₀ᵀ + (α/r)·(x Aᵀ) Bᵀ + bias` without a tape (no merged weight).
+    ///
+    /// # Panics
+    /// If `x` is not `(batch, in)`.
+    pub fn apply(&self, x: &Tensor<T>) -> Tensor<T> {
+        let delta = x
+            .matmul_t(false, &self.a, true)
+            .matmul_t(false, &self.b, true)
+            .scale(self.factor());
+        self.base.apply(x).add(&delta)
     }
 
     /// The frozen base layer.

@@ -2,7 +2,6 @@
 //! one-factor chain with identity permutations. OFT's `Q` is this with square orthogonal blocks.
 
 use crate::error::Result;
-use crate::perm::Perm;
 use crate::real::Real;
 use crate::structured::{
     BlockShape, ChainLayout, LinearOp, block_shape_of, check_nonempty, identity_blocks,
@@ -10,6 +9,7 @@ use crate::structured::{
 };
 use crate::tensor::Tensor;
 use rand::Rng;
+use std::borrow::Cow;
 use std::sync::Arc;
 
 /// A block-diagonal matrix `diag(B_1, …, B_k)` of shape `(k·b1, k·b2)`:
@@ -21,25 +21,23 @@ pub struct BlockDiag<T: Real> {
 }
 
 impl<T: Real> BlockDiag<T> {
-    /// `k` blocks of `b1 × b2`, each the leading part of an identity (`B_j[u][t] = [u = t]`), so
-    /// with square blocks the matrix is `I`.
+    /// Blocks of `shape` (`k` of `b1 × b2`), each the leading part of an identity
+    /// (`B_j[u][t] = [u = t]`), so with square blocks the matrix is `I`.
     ///
     /// # Errors
     /// [`Error::BlockMismatch`](crate::Error::BlockMismatch) if a size is zero.
-    pub fn new(k: usize, b1: usize, b2: usize) -> Result<Self> {
-        let s = BlockShape::new(k, b1, b2);
-        check_nonempty("BlockDiag", s)?;
-        Self::from_blocks(identity_blocks(s))
+    pub fn new(shape: BlockShape) -> Result<Self> {
+        check_nonempty("BlockDiag", shape)?;
+        Self::from_blocks(identity_blocks(shape))
     }
 
-    /// `k` blocks of `b1 × b2` with i.i.d. `N(0, 1/b2)` entries.
+    /// Blocks of `shape` with i.i.d. `N(0, 1/b2)` entries.
     ///
     /// # Errors
     /// As [`BlockDiag::new`].
-    pub fn random<R: Rng + ?Sized>(k: usize, b1: usize, b2: usize, rng: &mut R) -> Result<Self> {
-        let s = BlockShape::new(k, b1, b2);
-        check_nonempty("BlockDiag", s)?;
-        Self::from_blocks(random_blocks(s, rng))
+    pub fn random<R: Rng + ?Sized>(shape: BlockShape, rng: &mut R) -> Result<Self> {
+        check_nonempty("BlockDiag", shape)?;
+        Self::from_blocks(random_blocks(shape, rng))
     }
 
     /// The block-diagonal matrix with the blocks of a `(k, b1, b2)` tensor.
@@ -49,10 +47,7 @@ impl<T: Real> BlockDiag<T> {
     /// 3-D tensor.
     pub fn from_blocks(blocks: Tensor<T>) -> Result<Self> {
         let s = block_shape_of("BlockDiag blocks", &blocks)?;
-        let layout = ChainLayout::new(
-            vec![s],
-            vec![Perm::identity(s.n_in()), Perm::identity(s.n_out())],
-        )?;
+        let layout = ChainLayout::block_diag(s)?;
         Ok(Self {
             layout: Arc::new(layout),
             blocks: vec![blocks],
@@ -75,7 +70,7 @@ impl<T: Real> LinearOp<T> for BlockDiag<T> {
         &self.layout
     }
 
-    fn blocks(&self) -> &[Tensor<T>] {
-        &self.blocks
+    fn blocks(&self) -> Cow<'_, [Tensor<T>]> {
+        Cow::Borrowed(&self.blocks)
     }
 }

@@ -4,16 +4,17 @@
 //! `b/2` is PEFT's integer division `block_size // 2`).
 //!
 //! As a chain the permutations between factors are composed once:
-//! `Q = P_{m−1} B_{m−1} (P_{m−1}ᵀ P_{m−2}) B_{m−2} ⋯ (P_1ᵀ P_0) B_0 P_0ᵀ`.
+//! `Q = P_{m−1} B_{m−1} (P_{m−1}ᵀ P_{m−2}) B_{m−2} ⋯ (P_1ᵀ P_0) B_0 P_0ᵀ`
+//! ([`ChainLayout::peft_butterfly`]). Sizes follow PEFT's rule, the one rule of the crate
+//! ([`check_peft_butterfly`](crate::kernels::layout::check_peft_butterfly)): `m ≥ 1`, and for `m ≥ 2` an even block size and `2^{m−1} | r`.
 
+use crate::blocks::Blocks;
 use crate::error::{Error, Result};
-use crate::perm::Perm;
 use crate::real::Real;
-use crate::structured::{
-    BlockShape, ChainLayout, LinearOp, block_shape_of, identity_chain, random_blocks,
-};
+use crate::structured::{ChainLayout, LinearOp, block_shape_of, identity_chain, random_blocks};
 use crate::tensor::Tensor;
 use rand::Rng;
+use std::borrow::Cow;
 use std::sync::Arc;
 
 /// A BOFT block butterfly `Q = F_{m−1} ⋯ F_0`, `F_i = P_i B_i P_iᵀ` (PEFT permutations).
@@ -24,61 +25,20 @@ pub struct Butterfly<T: Real> {
     r: usize,
 }
 
-/// Validates `(n, r, m)` and builds the chain.
-fn butterfly_layout(n: usize, r: usize, m: usize) -> Result<ChainLayout> {
-    if r == 0 || !r.is_power_of_two() {
-        return Err(Error::InvalidArgument(format!(
-            "BOFT needs the block count r to be a power of 2, got r={r}"
-        )));
-    }
-    if !n.is_multiple_of(r) || n / r < 2 {
-        return Err(Error::InvalidArgument(format!(
-            "BOFT needs r | n with block size b = n/r >= 2, got n={n}, r={r}"
-        )));
-    }
-    let max_m = 1 + r.trailing_zeros() as usize;
-    if m == 0 || m > max_m {
-        return Err(Error::InvalidArgument(format!(
-            "BOFT with r={r} blocks allows 1 <= m <= 1 + log2(r) = {max_m} factors, got m={m}"
-        )));
-    }
-    peft_chain(n, r, m)
-}
-
-/// The PEFT BOFT chain `F_{m−1} ⋯ F_0`, `F_i = P_i B_i P_iᵀ` with
-/// `P_i = block_butterfly_perm(n, r/2^i, b/2)` (b = n/r), as a [`ChainLayout`] with the
-/// permutations composed once: `[P_0ᵀ, P_1ᵀP_0, …, P_{m−1}ᵀP_{m−2}, P_{m−1}]`. Only the checks of
-/// [`Perm::block_butterfly`] and [`ChainLayout::new`] apply; callers validate `(n, r, m)`.
-///
-/// # Errors
-/// If a butterfly permutation is invalid for these sizes.
-pub fn peft_chain(n: usize, r: usize, m: usize) -> Result<ChainLayout> {
-    let b = n / r;
-    let p: Vec<Perm> = (0..m)
-        .map(|i| Perm::block_butterfly(n, r >> i, b / 2))
-        .collect::<Result<_>>()?;
-    let mut perms = Vec::with_capacity(m + 1);
-    perms.push(p[0].inverse());
-    for i in 1..m {
-        perms.push(p[i].inverse().compose(&p[i - 1]));
-    }
-    perms.push(p[m - 1].clone());
-    ChainLayout::new(vec![BlockShape::square(r, b); m], perms)
-}
-
 impl<T: Real> Butterfly<T> {
-    /// `m` factors with `r` identity blocks of size `n/r` each, so `Q = I`.
+    /// `m` factors, each with the `r` identity blocks of `b × b` of `blocks`, so `Q = I`.
     ///
     /// # Errors
-    /// [`Error::InvalidArgument`] if `r` is not a power of 2, does not divide `n`, leaves blocks
-    /// smaller than 2, or `m` is not in `1..=1 + log2 r`.
-    pub fn new(n: usize, r: usize, m: usize) -> Result<Self> {
-        let layout = butterfly_layout(n, r, m)?;
-        let blocks = identity_chain(&layout);
+    /// [`Error::InvalidArgument`] from
+    /// [`check_peft_butterfly`](crate::kernels::layout::check_peft_butterfly) (PEFT's rule: `m ≥ 1`; for
+    /// `m ≥ 2` an even `b` and `2^{m−1} | r`), naming the failed condition.
+    pub fn new(blocks: Blocks, m: usize) -> Result<Self> {
+        let layout = ChainLayout::peft_butterfly(blocks, m)?;
+        let tensors = identity_chain(&layout);
         Ok(Self {
             layout: Arc::new(layout),
-            blocks,
-            r,
+            blocks: tensors,
+            r: blocks.r(),
         })
     }
 
@@ -86,8 +46,9 @@ impl<T: Real> Butterfly<T> {
     ///
     /// # Errors
     /// As [`Butterfly::new`].
-    pub fn random<R: Rng + ?Sized>(n: usize, r: usize, m: usize, rng: &mut R) -> Result<Self> {
-        let layout = butterfly_layout(n, r, m)?;
+    pub fn random<R: Rng + ?Sized>(blocks: Blocks, m: usize, rng: &mut R) -> Result<Self> {
+        let r = blocks.r();
+        let layout = ChainLayout::peft_butterfly(blocks, m)?;
         let blocks = layout
             .factors()
             .iter()
@@ -117,7 +78,7 @@ impl<T: Real> Butterfly<T> {
                 s.b1, s.b2
             )));
         }
-        let layout = butterfly_layout(s.n_in(), s.k, blocks.len())?;
+        let layout = ChainLayout::peft_butterfly(Blocks::count(s.n_in(), s.k)?, blocks.len())?;
         layout.check_blocks(&blocks)?;
         Ok(Self {
             layout: Arc::new(layout),
@@ -147,7 +108,7 @@ impl<T: Real> LinearOp<T> for Butterfly<T> {
         &self.layout
     }
 
-    fn blocks(&self) -> &[Tensor<T>] {
-        &self.blocks
+    fn blocks(&self) -> Cow<'_, [Tensor<T>]> {
+        Cow::Borrowed(&self.blocks)
     }
 }

@@ -2,11 +2,11 @@
 //! dense baseline for parameter and speed comparisons).
 
 use crate::error::{Error, Result};
-use crate::perm::Perm;
 use crate::real::Real;
-use crate::structured::{BlockShape, ChainLayout, LinearOp, identity_chain, random_blocks};
+use crate::structured::{ChainLayout, LinearOp, identity_chain, random_blocks};
 use crate::tensor::Tensor;
 use rand::Rng;
+use std::borrow::Cow;
 use std::sync::Arc;
 
 /// A dense matrix `W` of shape `(n_out, n_in)`, stored as one block: `y = W x`.
@@ -17,15 +17,7 @@ pub struct Dense<T: Real> {
 }
 
 fn dense_layout(n_out: usize, n_in: usize) -> Result<ChainLayout> {
-    if n_out == 0 || n_in == 0 {
-        return Err(Error::InvalidArgument(format!(
-            "Dense needs nonzero sizes, got n_out={n_out}, n_in={n_in}"
-        )));
-    }
-    ChainLayout::new(
-        vec![BlockShape::new(1, n_out, n_in)],
-        vec![Perm::identity(n_in), Perm::identity(n_out)],
-    )
+    ChainLayout::dense(n_out, n_in)
 }
 
 impl<T: Real> Dense<T> {
@@ -98,7 +90,7 @@ impl<T: Real> LinearOp<T> for Dense<T> {
         &self.layout
     }
 
-    fn blocks(&self) -> &[Tensor<T>] {
-        &self.blocks
+    fn blocks(&self) -> Cow<'_, [Tensor<T>]> {
+        Cow::Borrowed(&self.blocks)
     }
 }

@@ -5,16 +5,21 @@
 //! `b_R²·k_R = n` (A is `m × n`). As a chain: factors `[R, L]`, permutations `[P_R, P, P_L]`.
 //!
 //! GSOFT (§6.1 and the official `BlockdiagButterflyMultiply`) is `Q = Pᵀ L P R` with
-//! `P = P_(k_L, s)` in the scatter reading (digest §2.2, §8): [`Gs::gsoft`].
+//! `P = P_(k_L, s)` in the scatter reading (digest §2.2, §8): [`Gs::gsoft`]. Constructors that
+//! take both factors take `L` first, as the paper writes `A = P_L (L P R) P_R`; the chain stores
+//! them in application order (`[R, L]`, [`LinearOp::blocks`]).
 
+use crate::blocks::Blocks;
 use crate::error::{Error, Result};
 use crate::perm::Perm;
 use crate::real::Real;
+use crate::structured::project::{block_rank_profile, project_blocks};
 use crate::structured::{
     BlockShape, ChainLayout, LinearOp, block_shape_of, identity_blocks, random_blocks,
 };
 use crate::tensor::Tensor;
 use rand::Rng;
+use std::borrow::Cow;
 use std::sync::Arc;
 
 /// A matrix `A = P_L (L P R) P_R` of 𝒢𝒮(P_L, P, P_R) (Definition 3.1).
@@ -24,51 +29,6 @@ pub struct Gs<T: Real> {
     blocks: Vec<Tensor<T>>,
 }
 
-/// Checks the size rules of Definition 3.1 and builds the chain `[R, L]`, `[P_R, P, P_L]`.
-fn gs_layout(p_l: Perm, l: BlockShape, p: Perm, r: BlockShape, p_r: Perm) -> Result<ChainLayout> {
-    for (name, s) in [("L", l), ("R", r)] {
-        if s.k == 0 || s.b1 == 0 || s.b2 == 0 {
-            return Err(Error::BlockMismatch(format!(
-                "GS factor {name} has an empty block shape: k={}, b1={}, b2={}",
-                s.k, s.b1, s.b2
-            )));
-        }
-    }
-    let s = l.b2 * l.k;
-    if s != r.b1 * r.k {
-        return Err(Error::BlockMismatch(format!(
-            "Definition 3.1 needs b_L²·k_L = b_R¹·k_R (= s), got b_L²={}, k_L={} (s={s}) and b_R¹={}, k_R={} (s={})",
-            l.b2,
-            l.k,
-            r.b1,
-            r.k,
-            r.b1 * r.k
-        )));
-    }
-    let (m, n) = (l.b1 * l.k, r.b2 * r.k);
-    for (name, perm, want, rule) in [
-        ("P_R", &p_r, n, "n = b_R²·k_R"),
-        ("P", &p, s, "s = b_L²·k_L"),
-        ("P_L", &p_l, m, "m = b_L¹·k_L"),
-    ] {
-        if perm.len() != want {
-            return Err(Error::BlockMismatch(format!(
-                "{name} has size {} but Definition 3.1 needs {rule} = {want}",
-                perm.len()
-            )));
-        }
-    }
-    ChainLayout::new(vec![r, l], vec![p_r, p, p_l])
-}
-
-/// `P = P_(k_L, s)` (scatter) and `P_L = Pᵀ` extended to the output size: the gather map
-/// `σ_(k_L, m)` (`y[v·k_L + a] = h[a·b_L¹ + v]`, step 4 of the reference algorithm).
-fn gsoft_perms(l: BlockShape) -> Result<(Perm, Perm)> {
-    let p = Perm::shuffle_scatter(l.k, l.n_in())?;
-    let p_l = Perm::shuffle_gather(l.k, l.n_out())?;
-    Ok((p_l, p))
-}
-
 impl<T: Real> Gs<T> {
     /// `A = P_L (L P R) P_R` with blocks that are the leading parts of identities
     /// (`B_j[u][t] = [u = t]`).
@@ -76,7 +36,7 @@ impl<T: Real> Gs<T> {
     /// # Errors
     /// [`Error::BlockMismatch`] naming the sizes if a rule of Definition 3.1 fails.
     pub fn new(p_l: Perm, l: BlockShape, p: Perm, r: BlockShape, p_r: Perm) -> Result<Self> {
-        let layout = gs_layout(p_l, l, p, r, p_r)?;
+        let layout = ChainLayout::gs(p_l, l, p, r, p_r)?;
         Self::wrap(layout, vec![identity_blocks(r), identity_blocks(l)])
     }
 
@@ -92,7 +52,7 @@ impl<T: Real> Gs<T> {
         p_r: Perm,
         rng: &mut R,
     ) -> Result<Self> {
-        let layout = gs_layout(p_l, l, p, r, p_r)?;
+        let layout = ChainLayout::gs(p_l, l, p, r, p_r)?;
         let rb = random_blocks(r, rng);
         let lb = random_blocks(l, rng);
         Self::wrap(layout, vec![rb, lb])
@@ -106,37 +66,30 @@ impl<T: Real> Gs<T> {
     pub fn from_blocks(p_l: Perm, l: Tensor<T>, p: Perm, r: Tensor<T>, p_r: Perm) -> Result<Self> {
         let ls = block_shape_of("L", &l)?;
         let rs = block_shape_of("R", &r)?;
-        let layout = gs_layout(p_l, ls, p, rs, p_r)?;
+        let layout = ChainLayout::gs(p_l, ls, p, rs, p_r)?;
         Self::wrap(layout, vec![r, l])
     }
 
-    /// GSOFT's `Q = Pᵀ L P R` (§6.1, the official `BlockdiagButterflyMultiply`): `P = P_(k_L, s)`
-    /// in the scatter reading ([`Perm::shuffle_scatter`]), `P_L = Pᵀ` (for rectangular `L` the
-    /// gather map `σ_(k_L, m)`), `P_R = I`. Per vector this is
-    /// `y = gather(L·gather(R·x, σ_(b_L², s)), σ_(k_L, m))`.
+    /// GSOFT's `Q = Pᵀ L P R` (§6.1, the official `BlockdiagButterflyMultiply`) with the block
+    /// tensors `l` (`(k_L, b_L¹, b_L²)`) and `r` (`(k_R, b_R¹, b_R²)`), on the layout
+    /// [`ChainLayout::gsoft`]: `P = P_(k_L, s)` in the scatter reading, `P_L = Pᵀ`, `P_R = I`.
     ///
     /// # Errors
     /// As [`Gs::from_blocks`].
     pub fn gsoft(l: Tensor<T>, r: Tensor<T>) -> Result<Self> {
         let ls = block_shape_of("L", &l)?;
         let rs = block_shape_of("R", &r)?;
-        let (p_l, p) = gsoft_perms(ls)?;
-        let p_r = Perm::identity(rs.n_in());
-        Self::from_blocks(p_l, l, p, r, p_r)
+        Self::from_layout(ChainLayout::gsoft(ls, rs)?, l, r)
     }
 
-    /// [`Gs::gsoft`] with `k` square blocks of `b × b` in both factors (`n = k·b`), i.i.d.
-    /// `N(0, 1/b)` entries.
+    /// [`Gs::gsoft`] with the square blocks of `blocks` in both factors (`r` blocks of `b × b`,
+    /// `n = r·b`), i.i.d. `N(0, 1/b)` entries (`R` drawn first).
     ///
     /// # Errors
-    /// If `k` or `b` is zero.
-    pub fn gsoft_random<R: Rng + ?Sized>(k: usize, b: usize, rng: &mut R) -> Result<Self> {
-        let s = BlockShape::square(k, b);
-        if k == 0 || b == 0 {
-            return Err(Error::BlockMismatch(format!(
-                "GSOFT needs k > 0 blocks of size b > 0, got k={k}, b={b}"
-            )));
-        }
+    /// Never for a valid [`Blocks`]; the `Result` is kept for symmetry with the other
+    /// constructors.
+    pub fn gsoft_random<R: Rng + ?Sized>(blocks: Blocks, rng: &mut R) -> Result<Self> {
+        let s = blocks.shape();
         let r = random_blocks(s, rng);
         let l = random_blocks(s, rng);
         Self::gsoft(l, r)
@@ -160,7 +113,42 @@ impl<T: Real> Gs<T> {
         )
     }
 
+    /// `A` on a 2-factor layout (factors `[R, L]`, perms `[P_R, P, P_L]`, e.g. from
+    /// [`ChainLayout::gs`], [`ChainLayout::gsoft`] or [`ChainLayout::monarch`]) with the blocks
+    /// `l` of `L` and `r` of `R`.
+    ///
+    /// # Errors
+    /// [`Error::BlockMismatch`] if the layout does not have 2 factors or a tensor does not match
+    /// its factor.
+    pub fn from_layout(layout: ChainLayout, l: Tensor<T>, r: Tensor<T>) -> Result<Self> {
+        Self::wrap(layout, vec![r, l])
+    }
+
+    /// Algorithm 1: the Frobenius-nearest member of this matrix's class 𝒢𝒮(P_L, P, P_R) on
+    /// `layout` to the dense `a` (`π(A) ∈ argmin_B ‖A − B‖_F`), by per-block truncated SVD at
+    /// the block ranks Proposition 1 allows ([`project`](crate::structured::project)). The
+    /// result rebuilds `π(A)` exactly as [`LinearOp::to_dense`] of its `gs`, and `ranks` holds
+    /// the rank profile used.
+    ///
+    /// # Errors
+    /// [`Error::BlockMismatch`] if the layout is not a 2-factor chain,
+    /// [`Error::InvalidArgument`] if `a` is not `(n_out, n_in)` of the layout,
+    /// [`Error::Numerical`] if an SVD fails.
+    pub fn project(a: &Tensor<T>, layout: &ChainLayout) -> Result<Projection<T>> {
+        let (l, r) = project_blocks(a, layout)?;
+        Ok(Projection {
+            gs: Self::from_layout(layout.clone(), l, r)?,
+            ranks: block_rank_profile(layout)?,
+        })
+    }
+
     fn wrap(layout: ChainLayout, blocks: Vec<Tensor<T>>) -> Result<Self> {
+        if layout.m() != 2 {
+            return Err(Error::BlockMismatch(format!(
+                "a GS(P_L, P, P_R) layout has 2 factors [R, L], got {}",
+                layout.m()
+            )));
+        }
         layout.check_blocks(&blocks)?;
         Ok(Self {
             layout: Arc::new(layout),
@@ -199,12 +187,22 @@ impl<T: Real> Gs<T> {
     }
 }
 
+/// The result of [`Gs::project`]: the projected matrix and Proposition 1's block-rank profile
+/// (`ranks[k1][k2]` = rank allowed in block `(k1, k2)` of `P_Lᵀ A P_Rᵀ`).
+#[derive(Clone, Debug)]
+pub struct Projection<T: Real> {
+    /// `π(A)` as a GS matrix on the projection's layout.
+    pub gs: Gs<T>,
+    /// The `k_L × k_R` block-rank bounds of the layout ([`block_rank_profile`]).
+    pub ranks: Vec<Vec<usize>>,
+}
+
 impl<T: Real> LinearOp<T> for Gs<T> {
     fn layout_arc(&self) -> &Arc<ChainLayout> {
         &self.layout
     }
 
-    fn blocks(&self) -> &[Tensor<T>] {
-        &self.blocks
+    fn blocks(&self) -> Cow<'_, [Tensor<T>]> {
+        Cow::Borrowed(&self.blocks)
     }
 }

@@ -2,7 +2,7 @@
 //! `A = P_{m+1} B_m P_m ⋯ B_1 P_1` with block-diagonal `B_i` (`k_i` blocks of `b_i¹ × b_i²`) and
 //! the size rule `b_i¹·k_i = b_{i+1}²·k_{i+1}`.
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::perm::Perm;
 use crate::real::Real;
 use crate::structured::{
@@ -10,6 +10,7 @@ use crate::structured::{
 };
 use crate::tensor::Tensor;
 use rand::Rng;
+use std::borrow::Cow;
 use std::sync::Arc;
 
 /// A matrix of 𝒢𝒮(P_{m+1}, …, P_1): `A = P_{m+1} B_m P_m ⋯ B_1 P_1` (Definition 5.1).
@@ -73,8 +74,7 @@ impl<T: Real> GsChain<T> {
             .enumerate()
             .map(|(i, b)| block_shape_of(&format!("factor {i}"), b))
             .collect::<Result<Vec<_>>>()?;
-        let perms = shuffle_perms(&factors)?;
-        Self::from_layout(ChainLayout::new(factors, perms)?, blocks)
+        Self::from_layout(ChainLayout::gs_chain(&factors)?, blocks)
     }
 
     /// [`GsChain::with_shuffles`] with i.i.d. `N(0, 1/b_i²)` blocks of the given shapes.
@@ -119,39 +119,12 @@ impl<T: Real> GsChain<T> {
     }
 }
 
-/// `[I, P_(k_2, s_1), …, P_(k_m, s_{m−1}), I]` in the scatter reading.
-fn shuffle_perms(factors: &[BlockShape]) -> Result<Vec<Perm>> {
-    let Some(first) = factors.first() else {
-        return Err(Error::BlockMismatch(
-            "a GS chain needs at least one factor".into(),
-        ));
-    };
-    let mut perms = vec![Perm::identity(first.n_in())];
-    for (i, pair) in factors.windows(2).enumerate() {
-        let s = pair[0].n_out();
-        if s != pair[1].n_in() {
-            return Err(Error::BlockMismatch(format!(
-                "factor {i} outputs length {s} = {}·{} but factor {} takes {} = {}·{}",
-                pair[0].k,
-                pair[0].b1,
-                i + 1,
-                pair[1].n_in(),
-                pair[1].k,
-                pair[1].b2
-            )));
-        }
-        perms.push(Perm::shuffle_scatter(pair[1].k, s)?);
-    }
-    perms.push(Perm::identity(factors[factors.len() - 1].n_out()));
-    Ok(perms)
-}
-
 impl<T: Real> LinearOp<T> for GsChain<T> {
     fn layout_arc(&self) -> &Arc<ChainLayout> {
         &self.layout
     }
 
-    fn blocks(&self) -> &[Tensor<T>] {
-        &self.blocks
+    fn blocks(&self) -> Cow<'_, [Tensor<T>]> {
+        Cow::Borrowed(&self.blocks)
     }
 }

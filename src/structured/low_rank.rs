@@ -2,12 +2,12 @@
 //! chain `[Vᵀ, U]` with one block per factor (the low-rank baseline, e.g. LoRA's `B A`).
 
 use crate::error::{Error, Result};
-use crate::perm::Perm;
 use crate::real::Real;
-use crate::structured::{BlockShape, ChainLayout, LinearOp, identity_chain, random_blocks};
+use crate::structured::{ChainLayout, LinearOp, identity_chain, random_blocks};
 use crate::tensor::Tensor;
 use faer::MatRef;
 use rand::Rng;
+use std::borrow::Cow;
 use std::sync::Arc;
 
 /// A rank-`rank` product `A = U Vᵀ` of shape `(n_out, n_in)`: `y = U (Vᵀ x)`.
@@ -18,22 +18,7 @@ pub struct LowRank<T: Real> {
 }
 
 fn low_rank_layout(n_out: usize, n_in: usize, rank: usize) -> Result<ChainLayout> {
-    if n_out == 0 || n_in == 0 || rank == 0 {
-        return Err(Error::InvalidArgument(format!(
-            "LowRank needs nonzero sizes, got n_out={n_out}, n_in={n_in}, rank={rank}"
-        )));
-    }
-    ChainLayout::new(
-        vec![
-            BlockShape::new(1, rank, n_in),
-            BlockShape::new(1, n_out, rank),
-        ],
-        vec![
-            Perm::identity(n_in),
-            Perm::identity(rank),
-            Perm::identity(n_out),
-        ],
-    )
+    ChainLayout::low_rank(n_out, n_in, rank)
 }
 
 impl<T: Real> LowRank<T> {
@@ -152,7 +137,7 @@ impl<T: Real> LinearOp<T> for LowRank<T> {
         &self.layout
     }
 
-    fn blocks(&self) -> &[Tensor<T>] {
-        &self.blocks
+    fn blocks(&self) -> Cow<'_, [Tensor<T>]> {
+        Cow::Borrowed(&self.blocks)
     }
 }

@@ -20,15 +20,16 @@
 //!
 //! ```
 //! use gslab::structured::{Gs, LinearOp};
-//! use gslab::Tensor;
+//! use gslab::{Blocks, Tensor};
 //! use rand::{SeedableRng, rngs::StdRng};
 //! // GSOFT's Q = Pᵀ L P R with 4 blocks of 3×3 (n = 12), P = P_(4,12) (scatter reading).
-//! let q = Gs::<f64>::gsoft_random(4, 3, &mut StdRng::seed_from_u64(0)).unwrap();
+//! let q = Gs::<f64>::gsoft_random(Blocks::count(12, 4)?, &mut StdRng::seed_from_u64(0))?;
 //! let x = Tensor::ones(&[2, 12]);
 //! let y = q.apply(&x); // (2, 12): each row is Q·x
 //! let dense = q.to_dense();
 //! assert!(y.sub(&x.matmul_t(false, &dense, true)).max_abs() < 1e-12);
 //! assert_eq!(q.param_count(), 2 * 4 * 3 * 3);
+//! # Ok::<(), gslab::Error>(())
 //! ```
 
 pub mod block_diag;
@@ -40,7 +41,6 @@ pub mod low_rank;
 pub mod monarch;
 pub mod pattern;
 pub mod project;
-pub mod theorem1;
 
 pub use crate::blocks::BlockShape;
 pub use crate::kernels::layout::{self, ChainLayout};
@@ -58,6 +58,7 @@ use crate::real::Real;
 use crate::tensor::Tensor;
 use faer::Par;
 use rand::Rng;
+use std::borrow::Cow;
 use std::sync::Arc;
 
 /// A structured linear operator `A` (shape `(n_out, n_in)`) stored as a block-diagonal chain.
@@ -69,8 +70,10 @@ pub trait LinearOp<T: Real> {
     /// [`chain_apply`](crate::autodiff::ops::chain::chain_apply) takes it by `Arc`).
     fn layout_arc(&self) -> &Arc<ChainLayout>;
 
-    /// The block tensors, one `(k_i, b_i¹, b_i²)` tensor per factor, `B_1` first.
-    fn blocks(&self) -> &[Tensor<T>];
+    /// The block tensors, one `(k_i, b_i¹, b_i²)` tensor per factor, `B_1` first: borrowed for
+    /// operators that store them, computed for parametrized ones (the orthogonal layers build
+    /// their blocks from skew generators on each call).
+    fn blocks(&self) -> Cow<'_, [Tensor<T>]>;
 
     /// The chain layout.
     fn layout(&self) -> &ChainLayout {
@@ -87,7 +90,7 @@ pub trait LinearOp<T: Real> {
     /// # Panics
     /// If `x` is not `(batch, n_in)`.
     fn apply(&self, x: &Tensor<T>) -> Tensor<T> {
-        chain_forward(self.layout(), self.blocks(), x, Par::rayon(0))
+        chain_forward(self.layout(), &self.blocks(), x, Par::rayon(0))
     }
 
     /// `Y = X·A` for `X` of shape `(batch, n_out)` (each row `y = Aᵀ x`).
@@ -95,7 +98,7 @@ pub trait LinearOp<T: Real> {
     /// # Panics
     /// If `x` is not `(batch, n_out)`.
     fn apply_t(&self, x: &Tensor<T>) -> Tensor<T> {
-        chain_forward_t(self.layout(), self.blocks(), x, Par::rayon(0))
+        chain_forward_t(self.layout(), &self.blocks(), x, Par::rayon(0))
     }
 
     /// The boolean sparsity pattern of `A`, computed symbolically from the structure

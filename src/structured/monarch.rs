@@ -9,12 +9,15 @@
 //! outputs (`y[v·k_L + a] = h[a·b_L¹ + v]`). In the square case `P₁ = P₂ᵀ`, i.e. Dao et al.'s
 //! `M = P L Pᵀ R`.
 
-use crate::error::{Error, Result};
-use crate::perm::Perm;
+use crate::blocks::Blocks;
+use crate::error::Result;
 use crate::real::Real;
-use crate::structured::{BlockShape, ChainLayout, Gs, LinearOp, block_shape_of, check_nonempty};
+use crate::structured::{
+    BlockShape, ChainLayout, Gs, LinearOp, block_shape_of, identity_blocks, random_blocks,
+};
 use crate::tensor::Tensor;
 use rand::Rng;
+use std::borrow::Cow;
 use std::sync::Arc;
 
 /// A generalized Monarch matrix `M = P₁ L P₂ R` (a constrained [`Gs`]).
@@ -23,44 +26,14 @@ pub struct Monarch<T: Real> {
     gs: Gs<T>,
 }
 
-/// Checks `k_L = b_R¹` and `k_R = b_L²` and returns `(P₁, P₂, P_R = I)`.
-fn monarch_perms(l: BlockShape, r: BlockShape) -> Result<(Perm, Perm, Perm)> {
-    check_nonempty("Monarch L", l)?;
-    check_nonempty("Monarch R", r)?;
-    if l.k != r.b1 || r.k != l.b2 {
-        return Err(Error::BlockMismatch(format!(
-            "Monarch needs k_L = b_R¹ and k_R = b_L², got k_L={}, b_R¹={}, k_R={}, b_L²={}",
-            l.k, r.b1, r.k, l.b2
-        )));
-    }
-    let s = r.n_out();
-    Ok((
-        Perm::shuffle_gather(l.k, l.n_out())?,
-        Perm::shuffle_gather(r.k, s)?,
-        Perm::identity(r.n_in()),
-    ))
-}
-
-/// The Monarch layout `M = P₁ L P₂ R` as a 2-factor chain (factors `[R, L]`, permutations
-/// `[I, P₂, P₁]`), with the constraints `k_L = b_R¹`, `k_R = b_L²` checked.
-///
-/// # Errors
-/// [`Error::BlockMismatch`] naming `k_L, b_R¹, k_R, b_L²` if the Monarch constraints fail.
-pub fn monarch_chain(l: BlockShape, r: BlockShape) -> Result<ChainLayout> {
-    let (p1, p2, pr) = monarch_perms(l, r)?;
-    ChainLayout::new(vec![r, l], vec![pr, p2, p1])
-}
-
 impl<T: Real> Monarch<T> {
     /// `M = P₁ L P₂ R` with blocks that are the leading parts of identities.
     ///
     /// # Errors
     /// [`Error::BlockMismatch`] naming `k_L, b_R¹, k_R, b_L²` if the Monarch constraints fail.
     pub fn new(l: BlockShape, r: BlockShape) -> Result<Self> {
-        let (p1, p2, pr) = monarch_perms(l, r)?;
-        Ok(Self {
-            gs: Gs::new(p1, l, p2, r, pr)?,
-        })
+        let layout = ChainLayout::monarch(l, r)?;
+        Self::from_layout(layout, identity_blocks(l), identity_blocks(r))
     }
 
     /// `M = P₁ L P₂ R` with i.i.d. `N(0, 1/b²)` block entries.
@@ -68,23 +41,19 @@ impl<T: Real> Monarch<T> {
     /// # Errors
     /// As [`Monarch::new`].
     pub fn random<R: Rng + ?Sized>(l: BlockShape, r: BlockShape, rng: &mut R) -> Result<Self> {
-        let (p1, p2, pr) = monarch_perms(l, r)?;
-        Ok(Self {
-            gs: Gs::random(p1, l, p2, r, pr, rng)?,
-        })
+        let layout = ChainLayout::monarch(l, r)?;
+        let rb = random_blocks(r, rng);
+        let lb = random_blocks(l, rng);
+        Self::from_layout(layout, lb, rb)
     }
 
-    /// The square Monarch matrix of size `n = k_L·k_R` with `k_L` blocks of `k_R × k_R` in `L`
-    /// and `k_R` blocks of `k_L × k_L` in `R`, i.i.d. `N(0, 1/b)` entries.
+    /// The square Monarch matrix ([`ChainLayout::monarch_square`]): `L` has the `r` blocks of
+    /// `b × b` of `l`, `R` has `b` blocks of `r × r` (`n = r·b`), i.i.d. `N(0, 1/b)` entries.
     ///
     /// # Errors
-    /// If `k_L` or `k_R` is zero.
-    pub fn random_square<R: Rng + ?Sized>(k_l: usize, k_r: usize, rng: &mut R) -> Result<Self> {
-        Self::random(
-            BlockShape::square(k_l, k_r),
-            BlockShape::square(k_r, k_l),
-            rng,
-        )
+    /// Never for a valid [`Blocks`] (kept as `Result` like the other constructors).
+    pub fn random_square<R: Rng + ?Sized>(l: Blocks, rng: &mut R) -> Result<Self> {
+        Self::random(l.shape(), BlockShape::square(l.b(), l.r()), rng)
     }
 
     /// `M = P₁ L P₂ R` from the block tensors `l` (`(k_L, b_L¹, b_L²)`) and `r`
@@ -93,9 +62,13 @@ impl<T: Real> Monarch<T> {
     /// # Errors
     /// As [`Monarch::new`], or if a tensor is not 3-D.
     pub fn from_blocks(l: Tensor<T>, r: Tensor<T>) -> Result<Self> {
-        let (p1, p2, pr) = monarch_perms(block_shape_of("L", &l)?, block_shape_of("R", &r)?)?;
+        let layout = ChainLayout::monarch(block_shape_of("L", &l)?, block_shape_of("R", &r)?)?;
+        Self::from_layout(layout, l, r)
+    }
+
+    fn from_layout(layout: ChainLayout, l: Tensor<T>, r: Tensor<T>) -> Result<Self> {
         Ok(Self {
-            gs: Gs::from_blocks(p1, l, p2, r, pr)?,
+            gs: Gs::from_layout(layout, l, r)?,
         })
     }
 
@@ -115,7 +88,7 @@ impl<T: Real> LinearOp<T> for Monarch<T> {
         self.gs.layout_arc()
     }
 
-    fn blocks(&self) -> &[Tensor<T>] {
+    fn blocks(&self) -> Cow<'_, [Tensor<T>]> {
         self.gs.blocks()
     }
 }

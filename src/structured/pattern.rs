@@ -19,19 +19,26 @@
 //! and [`boft_formula`] do the same for BOFT's block butterfly (`1 + ⌈log₂ r⌉`).
 //!
 //! ```
+//! use gslab::Blocks;
 //! use gslab::structured::pattern::*;
 //! // The paper's example: n = 1024, b = 32 (r = 32): GS is dense with 2 factors, BOFT with 6.
-//! assert_eq!(gs_formula(1024, 32).unwrap(), 2);
-//! assert_eq!(min_factors_gs(1024, 32, 4, GsShuffle::default()).unwrap(), Some(2));
-//! assert_eq!(min_factors_boft(1024, 32, 8).unwrap(), Some(6));
+//! let blocks = Blocks::size(1024, 32)?;
+//! assert_eq!(gs_formula(blocks)?, 2);
+//! assert_eq!(min_factors_gs(blocks, 4, GsShuffle::default())?, Some(2));
+//! assert_eq!(boft_formula(blocks)?, 6);
+//! assert_eq!(min_factors_boft(blocks, 8)?, Some(6));
 //! // One GS factor: every row of the 1024 x 1024 pattern has b = 32 nonzeros.
-//! let steps = support_growth_gs(1024, 32, 1, GsShuffle::default()).unwrap();
+//! let steps = support_growth_gs(blocks, 1, GsShuffle::default())?;
 //! assert_eq!(steps[0].row_range(), (32, 32));
+//! // n = 96 with blocks of 4: r = 24 is not a power of 2, so BOFT cannot build 1 + ⌈log₂ 24⌉ = 6
+//! // factors (PEFT needs 2⁵ | r) and the formula says so instead of returning 6.
+//! assert!(boft_formula(Blocks::size(96, 4)?).is_err());
+//! # Ok::<(), gslab::Error>(())
 //! ```
 
-use crate::blocks::BlockShape;
+use crate::blocks::{BlockShape, Blocks};
 use crate::error::{Error, Result};
-use crate::kernels::layout::ChainLayout;
+use crate::kernels::layout::{ChainLayout, check_peft_butterfly, peft_butterfly_max_factors};
 use crate::perm::Perm;
 
 /// A boolean `n_out × n_in` sparsity pattern stored as bitset rows (`u64` words, bit `j % 64` of
@@ -363,49 +370,20 @@ impl Default for GsShuffle {
     }
 }
 
-/// Checks `b ≥ 1` divides `n ≥ 1` and returns `r = n/b`.
-fn blocks_of(n: usize, b: usize) -> Result<usize> {
-    if n == 0 || b == 0 || !n.is_multiple_of(b) {
-        return Err(Error::InvalidArgument(format!(
-            "need a block size b >= 1 dividing n >= 1, got n={n}, b={b}"
-        )));
-    }
-    Ok(n / b)
-}
-
-/// The GS chain `B_m P ⋯ B_2 P B_1` of Theorem 2: `m` factors of `r = n/b` blocks of `b × b`,
-/// `P = P_(k,n)` (reading chosen by `shuffle`) between factors, `P_1 = P_{m+1} = I` (the outer
-/// permutations do not change density).
+/// The GS chain `B_m P ⋯ B_2 P B_1` of Theorem 2: `m` factors with the `r` blocks of `b × b` of
+/// `blocks`, `P = P_(k,n)` (reading chosen by `shuffle`) between factors, `P_1 = P_{m+1} = I` (the
+/// outer permutations do not change density). With the default shuffle this is
+/// [`ChainLayout::gs_chain`] of `m` square factors.
 ///
 /// # Errors
-/// If `b` does not divide `n` or `m = 0`.
-pub fn gs_chain_layout(n: usize, b: usize, m: usize, shuffle: GsShuffle) -> Result<ChainLayout> {
-    let r = blocks_of(n, b)?;
+/// If `m = 0`.
+pub fn gs_chain_layout(blocks: Blocks, m: usize, shuffle: GsShuffle) -> Result<ChainLayout> {
+    let (n, r, b) = (blocks.n(), blocks.r(), blocks.b());
     let p = shuffle.perm(b, r)?;
     let mut perms = vec![Perm::identity(n)];
     perms.extend((1..m).map(|_| p.clone()));
     perms.push(Perm::identity(n));
-    ChainLayout::new(vec![BlockShape::square(r, b); m], perms)
-}
-
-/// The PEFT BOFT chain `F_{m−1} ⋯ F_0` with `F_i = P_i B_i P_iᵀ`,
-/// `P_i = block_butterfly_perm(n, r/2^i, ⌊b/2⌋)` (digest §2.5), written as a [`ChainLayout`]:
-/// perms `[P_0ᵀ, P_1ᵀ P_0, …, P_{m−1}ᵀ P_{m−2}, P_{m−1}]`.
-///
-/// PEFT's rule is that `2^{m−1}` divides `r`, so `m ≤ 1 + v₂(r)` (`v₂` = number of factors 2
-/// in `r`); a dense product needs `r` to be a power of 2.
-///
-/// # Errors
-/// If `b` does not divide `n`, `m = 0`, or `2^{m−1}` does not divide `r`.
-pub fn boft_chain_layout(n: usize, b: usize, m: usize) -> Result<ChainLayout> {
-    let r = blocks_of(n, b)?;
-    if m == 0 || m > boft_max_factors(r) {
-        return Err(Error::InvalidArgument(format!(
-            "BOFT with r={r} blocks allows 1 <= m <= {} factors (2^(m-1) must divide r), got m={m}",
-            boft_max_factors(r)
-        )));
-    }
-    crate::structured::butterfly::peft_chain(n, r, m)
+    ChainLayout::new(vec![blocks.shape(); m], perms)
 }
 
 /// Support of the product of the first `m` factors of a chain (Theorem 2 bookkeeping).
@@ -472,58 +450,47 @@ pub fn support_growth(layout: &ChainLayout, max_m: usize) -> Vec<GrowthStep> {
 /// With `P_(r,n)` each row and column has exactly `min(n, b^m)` nonzeros (digest T2).
 ///
 /// # Errors
-/// If `b` does not divide `n` or `max_m = 0`.
+/// If `max_m = 0`.
 pub fn support_growth_gs(
-    n: usize,
-    b: usize,
+    blocks: Blocks,
     max_m: usize,
     shuffle: GsShuffle,
 ) -> Result<Vec<GrowthStep>> {
     Ok(support_growth(
-        &gs_chain_layout(n, b, max_m, shuffle)?,
+        &gs_chain_layout(blocks, max_m, shuffle)?,
         max_m,
     ))
 }
 
-/// Largest BOFT factor count PEFT accepts for `r` blocks: `1 + v₂(r)`.
-fn boft_max_factors(r: usize) -> usize {
-    1 + r.trailing_zeros() as usize
-}
-
-/// [`support_growth`] of the PEFT BOFT chain ([`boft_chain_layout`]) with
-/// `min(max_m, 1 + v₂(r))` factors. Rows have `b·2^{m−1}` nonzeros (digest T3).
+/// [`support_growth`] of the PEFT BOFT chain ([`ChainLayout::peft_butterfly`]) with as many
+/// factors as PEFT's rule allows, at most `max_m` ([`peft_butterfly_max_factors`]). Rows have
+/// `b·2^{m−1}` nonzeros (digest T3).
 ///
 /// # Errors
-/// If `b` does not divide `n` or `max_m = 0`.
-pub fn support_growth_boft(n: usize, b: usize, max_m: usize) -> Result<Vec<GrowthStep>> {
-    let r = blocks_of(n, b)?;
+/// If `max_m = 0`.
+pub fn support_growth_boft(blocks: Blocks, max_m: usize) -> Result<Vec<GrowthStep>> {
     if max_m == 0 {
         return Err(Error::InvalidArgument("max_m must be at least 1".into()));
     }
-    let m = max_m.min(boft_max_factors(r));
-    Ok(support_growth(&boft_chain_layout(n, b, m)?, m))
+    let m = max_m.min(peft_butterfly_max_factors(blocks));
+    Ok(support_growth(&ChainLayout::peft_butterfly(blocks, m)?, m))
 }
 
 /// Smallest `m ≤ max_m` for which the Theorem 2 GS chain is dense, or `None`.
 ///
 /// # Errors
 /// As [`support_growth_gs`].
-pub fn min_factors_gs(
-    n: usize,
-    b: usize,
-    max_m: usize,
-    shuffle: GsShuffle,
-) -> Result<Option<usize>> {
-    Ok(first_dense(&support_growth_gs(n, b, max_m, shuffle)?))
+pub fn min_factors_gs(blocks: Blocks, max_m: usize, shuffle: GsShuffle) -> Result<Option<usize>> {
+    Ok(first_dense(&support_growth_gs(blocks, max_m, shuffle)?))
 }
 
 /// Smallest `m ≤ max_m` for which the PEFT BOFT chain is dense, or `None` (also when PEFT's
-/// limit `1 + v₂(r)` is reached without density, e.g. `r = 96`).
+/// limit [`peft_butterfly_max_factors`] is reached without density, e.g. `r = 96`).
 ///
 /// # Errors
 /// As [`support_growth_boft`].
-pub fn min_factors_boft(n: usize, b: usize, max_m: usize) -> Result<Option<usize>> {
-    Ok(first_dense(&support_growth_boft(n, b, max_m)?))
+pub fn min_factors_boft(blocks: Blocks, max_m: usize) -> Result<Option<usize>> {
+    Ok(first_dense(&support_growth_boft(blocks, max_m)?))
 }
 
 fn first_dense(steps: &[GrowthStep]) -> Option<usize> {
@@ -548,18 +515,23 @@ pub fn ceil_log(base: usize, x: usize) -> Result<usize> {
     Ok(t)
 }
 
-/// Theorem 2's factor count for GS: `1 + ⌈log_b r⌉` with `r = n/b`, in integer arithmetic.
+/// Theorem 2's factor count for GS: `1 + ⌈log_b r⌉`, in integer arithmetic.
 ///
 /// # Errors
-/// If `b < 2` or `b` does not divide `n`.
-pub fn gs_formula(n: usize, b: usize) -> Result<usize> {
-    Ok(1 + ceil_log(b, blocks_of(n, b)?)?)
+/// If `b < 2`.
+pub fn gs_formula(blocks: Blocks) -> Result<usize> {
+    Ok(1 + ceil_log(blocks.b(), blocks.r())?)
 }
 
-/// BOFT's factor count for density: `1 + ⌈log₂ r⌉` with `r = n/b`, in integer arithmetic.
+/// BOFT's factor count for density, `1 + ⌈log₂ r⌉` (Liu et al.; digest §1), if PEFT's rule can
+/// build that many factors.
 ///
 /// # Errors
-/// If `b` does not divide `n`.
-pub fn boft_formula(n: usize, b: usize) -> Result<usize> {
-    Ok(1 + ceil_log(2, blocks_of(n, b)?)?)
+/// [`Error::InvalidArgument`] from [`check_peft_butterfly`] when the count is not buildable
+/// (`r` is not a power of 2 or `b` is odd, e.g. `n = 96`, `b = 4`: `r = 24` needs 6 factors,
+/// but `2⁵ ∤ 24`), naming the failed condition.
+pub fn boft_formula(blocks: Blocks) -> Result<usize> {
+    let m = 1 + ceil_log(2, blocks.r())?;
+    check_peft_butterfly(blocks, m)?;
+    Ok(m)
 }

@@ -3,7 +3,7 @@
 //!
 //! A GS(P_L, P, P_R) matrix `A = P_L (L P R) P_R` (Definition 3.1) is the 2-factor
 //! [`ChainLayout`] with factors `[R, L]` and permutations `[P_R, P, P_L]` (build it with
-//! [`gs_layout`]). `R` has `k_R` blocks of `b_R¹ × b_R²`, `L` has `k_L` blocks of `b_L¹ × b_L²`,
+//! [`ChainLayout::gs`]). `R` has `k_R` blocks of `b_R¹ × b_R²`, `L` has `k_L` blocks of `b_L¹ × b_L²`,
 //! and `s = k_R·b_R¹ = k_L·b_L²`.
 //!
 //! **Proposition 1 in our gather convention.** `P` stores the gather map π, `(P x)[i] = x[π(i)]`,
@@ -19,21 +19,22 @@
 //! `M_{k1,k2}` (of size `b_L¹ × b_R²`) therefore has rank at most the number of such slots,
 //! [`block_rank_profile`]; each slot is used by exactly one block, so the blocks are
 //! independent and the Frobenius projection decouples into per-block Eckart–Young problems
-//! ([`project_gs`], Algorithm 1 with `U[:, :r]`).
+//! ([`Gs::project`](crate::structured::Gs::project), Algorithm 1 with `U[:, :r]`).
 //!
 //! **Monarch** (Dao et al., 2022) with square blocks is the special case `k_L·k_R = n`,
 //! `b_L = k_R`, `b_R = k_L`, where every block has exactly one slot (rank 1):
 //!
 //! ```
-//! use gslab::Tensor;
-//! use gslab::structured::project::{block_rank_profile, monarch_layout, project_gs};
-//! use gslab::kernels::reference::reference_dense;
-//! let layout = monarch_layout(4, 4).unwrap(); // n = 16, 4 blocks of 4x4 in L and in R
-//! assert!(block_rank_profile(&layout).unwrap().iter().flatten().all(|&c| c == 1));
+//! use gslab::{Blocks, Tensor};
+//! use gslab::structured::{ChainLayout, Gs, LinearOp, project::block_rank_profile};
+//! // n = 16: L has 4 blocks of 4x4, R has 4 blocks of 4x4 (k_L·k_R = n).
+//! let layout = ChainLayout::monarch_square(Blocks::count(16, 4)?)?;
+//! assert!(block_rank_profile(&layout)?.iter().flatten().all(|&c| c == 1));
 //! let a = Tensor::<f64>::from_fn(&[16, 16], |i| ((i * 7919) % 13) as f64 - 6.0);
-//! let blocks = project_gs(&a, &layout).unwrap(); // nearest Monarch matrix: rank-1 blocks
-//! let pa = reference_dense(&layout, &blocks);
-//! assert_eq!(pa.shape(), &[16, 16]);
+//! let p = Gs::project(&a, &layout)?; // the nearest Monarch matrix: rank-1 blocks
+//! assert_eq!(p.gs.to_dense().shape(), &[16, 16]);
+//! assert_eq!(p.ranks, vec![vec![1; 4]; 4]);
+//! # Ok::<(), gslab::Error>(())
 //! ```
 
 use crate::blocks::BlockShape;
@@ -43,22 +44,6 @@ use crate::perm::Perm;
 use crate::real::Real;
 use crate::tensor::Tensor;
 use faer::Mat;
-
-/// The GS(P_L, P, P_R) layout `A = P_L (L P R) P_R` as a 2-factor chain: factors `[R, L]`,
-/// permutations `[P_R, P, P_L]`.
-///
-/// # Errors
-/// [`Error::BlockMismatch`] if the sizes do not satisfy Definition 3.1
-/// (`|P_R| = k_R·b_R²`, `|P| = k_R·b_R¹ = k_L·b_L²`, `|P_L| = k_L·b_L¹`).
-pub fn gs_layout(
-    p_l: Perm,
-    l: BlockShape,
-    p: Perm,
-    r: BlockShape,
-    p_r: Perm,
-) -> Result<ChainLayout> {
-    ChainLayout::new(vec![r, l], vec![p_r, p, p_l])
-}
 
 /// The block shapes `(R, L)` of a 2-factor GS layout.
 fn gs_shapes(layout: &ChainLayout) -> Result<(BlockShape, BlockShape)> {
@@ -126,13 +111,16 @@ pub fn strip_outer<T: Real>(a: &Tensor<T>, p_l: &Perm, p_r: &Perm) -> Tensor<T> 
 /// and row `t` of `Σ_r^{1/2} V[:, :r]ᵀ` into row `π(S[t]) mod b_R¹` of `R_{k2}`; unused slots
 /// stay zero. Rectangular blocks are allowed.
 ///
-/// Returns the block tensors `[R, L]` in the layout's factor order, so
-/// `reference_dense(layout, &blocks)` is `π(A)`.
+/// Returns the block tensors `(L, R)`; [`Gs::project`](crate::structured::Gs::project) wraps
+/// them into a typed result.
 ///
 /// # Errors
 /// [`Error::BlockMismatch`] if the layout is not a 2-factor chain, [`Error::InvalidArgument`]
 /// if `a` is not `(n_out, n_in)` of the layout, [`Error::Numerical`] if an SVD fails.
-pub fn project_gs<T: Real>(a: &Tensor<T>, layout: &ChainLayout) -> Result<Vec<Tensor<T>>> {
+pub(crate) fn project_blocks<T: Real>(
+    a: &Tensor<T>,
+    layout: &ChainLayout,
+) -> Result<(Tensor<T>, Tensor<T>)> {
     let (rs, ls) = gs_shapes(layout)?;
     let want = [layout.n_out(), layout.n_in()];
     if a.shape() != want {
@@ -169,35 +157,5 @@ pub fn project_gs<T: Real>(a: &Tensor<T>, layout: &ChainLayout) -> Result<Vec<Te
             }
         }
     }
-    Ok(vec![r_blocks, l_blocks])
-}
-
-/// The generalized Monarch layout with square blocks (paper §3, App. C): `n = k_L·k_R`,
-/// `L` = `k_L` blocks of `k_R × k_R`, `R` = `k_R` blocks of `k_L × k_L`,
-/// `P` = gather by σ_(k_R,n) ([`Perm::shuffle_gather`]`(k_R, n)`), `P_L = Pᵀ`, `P_R = I`.
-/// Slot `i = k1·k_R + t` is sent to R-block `t`, so every block of `M` has exactly one slot:
-/// Monarch matrices are (permuted) block matrices with rank-1 blocks.
-///
-/// # Errors
-/// If `k_l` or `k_r` is 0.
-pub fn monarch_layout(k_l: usize, k_r: usize) -> Result<ChainLayout> {
-    crate::structured::monarch::monarch_chain(
-        BlockShape::square(k_l, k_r),
-        BlockShape::square(k_r, k_l),
-    )
-}
-
-/// Monarch projection: [`project_gs`] onto [`monarch_layout`]`(k_l, k_r)`; returns the layout
-/// and the blocks `[R, L]` (every block of `P_Lᵀ π(A)` is the best rank-1 approximation).
-///
-/// # Errors
-/// As [`monarch_layout`] and [`project_gs`].
-pub fn project_monarch<T: Real>(
-    a: &Tensor<T>,
-    k_l: usize,
-    k_r: usize,
-) -> Result<(ChainLayout, Vec<Tensor<T>>)> {
-    let layout = monarch_layout(k_l, k_r)?;
-    let blocks = project_gs(a, &layout)?;
-    Ok((layout, blocks))
+    Ok((l_blocks, r_blocks))
 }

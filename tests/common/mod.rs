@@ -1,33 +1,31 @@
-//! Helpers shared by the integration tests of the experiment binaries.
+//! Helpers shared by the integration tests (each test binary includes this module).
+#![allow(dead_code)]
 
-/// `figures.json` lists every PNG of `dir` exactly once, each entry's PNG and SVG exist, and
-/// every caption is one non-empty sentence.
-pub fn check_figures_json(dir: &std::path::Path) {
-    let text = std::fs::read_to_string(dir.join("figures.json")).expect("figures.json");
-    let figs: Vec<serde_json::Value> = serde_json::from_str(&text).expect("figures.json list");
-    let mut listed: Vec<String> = figs
-        .iter()
-        .map(|f| f["png"].as_str().expect("png").to_string())
-        .collect();
-    for f in &figs {
-        let stem = f["stem"].as_str().expect("stem");
-        assert_eq!(f["png"].as_str(), Some(format!("{stem}.png").as_str()));
-        assert_eq!(f["svg"].as_str(), Some(format!("{stem}.svg").as_str()));
-        assert!(dir.join(format!("{stem}.svg")).is_file(), "{stem}.svg");
-        let cap = f["caption"].as_str().expect("caption");
-        assert!(cap.len() > 20 && cap.ends_with('.'), "{stem}: {cap:?}");
-        assert!(
-            !cap.contains(". "),
-            "{stem}: caption is not one sentence: {cap:?}"
-        );
-    }
-    let mut pngs: Vec<String> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .filter(|n| n.ends_with(".png"))
-        .collect();
-    assert!(!pngs.is_empty());
-    pngs.sort();
-    listed.sort();
-    assert_eq!(listed, pngs, "figures.json vs PNG files");
+use gslab::{Real, Tensor, Var};
+use rand::{SeedableRng, rngs::StdRng};
+
+/// A seeded generator.
+pub fn rng(seed: u64) -> StdRng {
+    StdRng::seed_from_u64(seed)
+}
+
+/// i.i.d. `N(0, std²)` entries, drawn in f64 from `seed` and rounded to `T` (so f32 and f64
+/// tensors of one seed hold the same numbers up to rounding).
+pub fn randn<T: Real>(shape: &[usize], std: f64, seed: u64) -> Tensor<T> {
+    Tensor::<f64>::randn(shape, std, &mut rng(seed)).cast()
+}
+
+/// `max |a − b|` in f64.
+pub fn max_abs_diff<T: Real>(a: &Tensor<T>, b: &Tensor<T>) -> f64 {
+    a.sub(b).max_abs().to_f64()
+}
+
+/// `Σ w ⊙ v`: a scalar probe, so that a gradient check sees every output entry with its own
+/// weight (a plain sum would hide errors that cancel across entries).
+pub fn probe<'t>(v: Var<'t, f64>, w: &Tensor<f64>) -> Var<'t, f64> {
+    let w = w.clone();
+    let val = v.value().mul(&w).sum();
+    v.tape().push_op(Tensor::scalar(val), &[v], move |g, _| {
+        vec![Some(w.scale(g.item()))]
+    })
 }

@@ -16,60 +16,25 @@
 //! The result reproduces `M` exactly (up to rounding), hence `A`.
 
 use crate::error::{Error, Result};
-use crate::kernels::layout::ChainLayout;
+use crate::orthogonal::map::orthogonality_error;
 use crate::real::Real;
 use crate::structured::project::prop1_slots;
+use crate::structured::{Gs, LinearOp};
 use crate::tensor::Tensor;
 use faer::Mat;
 
-/// Largest deviation from orthogonality over the square blocks of a `(k, b, b)` tensor:
-/// `max_j ‖B_jᵀ B_j − I‖_max`.
-///
-/// # Panics
-/// If the tensor is not 3-D with square blocks.
-pub fn block_orthogonality_error<T: Real>(blocks: &Tensor<T>) -> f64 {
-    let [k, b, b2] = blocks.shape()[..] else {
-        panic!(
-            "block_orthogonality_error: expected a (k, b, b) tensor, got {:?}",
-            blocks.shape()
-        )
-    };
-    assert!(
-        b == b2,
-        "block_orthogonality_error: blocks of {b}x{b2} are not square"
-    );
-    let d = blocks.data();
-    let mut worst = 0.0f64;
-    for j in 0..k {
-        let blk = &d[j * b * b..(j + 1) * b * b];
-        for p in 0..b {
-            for q in 0..b {
-                let dot: f64 = (0..b)
-                    .map(|x| blk[x * b + p].to_f64() * blk[x * b + q].to_f64())
-                    .sum();
-                let target = if p == q { 1.0 } else { 0.0 };
-                worst = worst.max((dot - target).abs());
-            }
-        }
-    }
-    worst
-}
-
-/// Theorem 1, constructive: given the blocks `[R, L]` of an **orthogonal** `A` on a 2-factor
-/// GS(P_L, P, P_R) layout with square blocks (factors may be any invertible, non-orthogonal
-/// blocks), returns new blocks `[R', L']` on the same layout with every block orthogonal and
-/// `P_L (L' P R') P_R = A` (QR-based skeleton per block, then repacking; see the module docs).
+/// Theorem 1, constructive: given an **orthogonal** `A = P_L (L P R) P_R` with square blocks
+/// (its factors may be any invertible, non-orthogonal blocks), returns the same matrix on the
+/// same layout with every block of `L'` and `R'` orthogonal, `P_L (L' P R') P_R = A` (QR-based
+/// skeleton per block, then repacking; see the module docs).
 ///
 /// # Errors
-/// [`Error::BlockMismatch`] if the layout is not 2 factors of square blocks or the blocks do
-/// not match it; [`Error::Numerical`] if a recovered block deviates from orthogonality by more
-/// than `√ε` (the input product was not orthogonal, so Theorem 1 does not apply).
-pub fn orthogonal_representation<T: Real>(
-    layout: &ChainLayout,
-    blocks: &[Tensor<T>],
-) -> Result<Vec<Tensor<T>>> {
+/// [`Error::BlockMismatch`] if the blocks are not square; [`Error::Numerical`] if a recovered
+/// block deviates from orthogonality by more than `√ε` (the input product was not orthogonal,
+/// so Theorem 1 does not apply).
+pub fn orthogonal_representation<T: Real>(a: &Gs<T>) -> Result<Gs<T>> {
+    let layout = a.layout();
     let slots = prop1_slots(layout)?;
-    layout.check_blocks(blocks)?;
     let (rs, ls) = (layout.factors()[0], layout.factors()[1]);
     if rs.b1 != rs.b2 || ls.b1 != ls.b2 {
         return Err(Error::BlockMismatch(format!(
@@ -79,7 +44,7 @@ pub fn orthogonal_representation<T: Real>(
     }
     let (b_r, b_l) = (rs.b1, ls.b1);
     let pi = layout.perms()[1].as_slice();
-    let (r_old, l_old) = (blocks[0].data(), blocks[1].data());
+    let (r_old, l_old) = (a.r().data(), a.l().data());
     let mut r_new = Tensor::<T>::zeros(&rs.tensor_shape());
     let mut l_new = Tensor::<T>::zeros(&ls.tensor_shape());
     for (k1, row) in slots.iter().enumerate() {
@@ -110,7 +75,7 @@ pub fn orthogonal_representation<T: Real>(
     }
     let tol = T::EPS.to_f64().sqrt();
     for (name, t) in [("R", &r_new), ("L", &l_new)] {
-        let err = block_orthogonality_error(t);
+        let err = orthogonality_error(t).to_f64();
         if err > tol || err.is_nan() {
             return Err(Error::Numerical(format!(
                 "recovered {name} blocks deviate from orthogonality by {err:.3e} > {tol:.3e}: \
@@ -118,5 +83,5 @@ pub fn orthogonal_representation<T: Real>(
             )));
         }
     }
-    Ok(vec![r_new, l_new])
+    Gs::from_layout(layout.clone(), l_new, r_new)
 }
