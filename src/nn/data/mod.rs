@@ -1,5 +1,28 @@
-//! Toy classification data: the seeded two-interleaved-spirals set, plus [`argmax_rows`],
-//! [`accuracy`] and [`one_hot`].
+//! Classification data: the seeded two-interleaved-spirals set ([`two_spirals`]), MNIST digits
+//! read from IDX files ([`mnist`], through the generic reader [`idx`]), and the metrics
+//! [`argmax_rows`], [`accuracy`] and [`one_hot`].
+//!
+//! # The IDX format
+//! The MNIST files are IDX arrays: a 4-byte magic number `00 00 tt nd` (two zero bytes, the
+//! element type code `tt`, `0x08` for unsigned bytes, and the number of dimensions `nd`), then
+//! the `nd` dimensions as big-endian `u32`, then `Π dims` elements, row-major. MNIST images are
+//! magic `0x00000803`, dimensions `(count, 28, 28)`, one byte per pixel (0 = background,
+//! 255 = ink); labels are `0x00000801`, `(count)`, one byte `0..=9` each. The files are usually
+//! gzip-compressed; [`idx::read_idx`] reads both forms and validates the header and the exact
+//! payload length, returning an [`Error::Format`] naming the offending value, never panicking.
+//!
+//! # Conventions
+//! - Images are NCHW tensors `(count, 1, side, side)` (one grey channel), row-major pixels.
+//! - Pixel values are `byte / 255 ∈ [0, 1]`.
+//! - [`mnist::Mnist::padded`]`(32)` centres the 28×28 digits in a 32×32 zero canvas (2 pixels
+//!   on each side), the power-of-two size the structured layers want. Zero padding is an
+//!   isometry: norms and distances between images are unchanged.
+//! - [`mnist::Mnist::flat`] gives the `(count, side²)` rows an operator acts on.
+//! - The shipped 10,000 digits (`data/mnist-10k/`, [`mnist::mnist_dir`]) are already shuffled:
+//!   the first 8,000 train, the last 2,000 test ([`mnist::Mnist::split`]).
+
+pub mod idx;
+pub mod mnist;
 
 use crate::error::{Error, Result};
 use crate::real::Real;
