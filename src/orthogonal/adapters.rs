@@ -20,8 +20,8 @@
 //!
 //! [`Lora`]: `W' = W₀ + (α/r)·B A`, `A ∈ ℝ^{r×in}` random, `B ∈ ℝ^{out×r}` zero.
 //!
-//! Every adapter has `forward(&tape, x)` for training and a tape-free `apply(&x)` for
-//! evaluation; neither forms `W'`: the chain products act on the activations. `merge()` forms the
+//! Every adapter implements [`Adapter`]: `forward(&tape, x)` for training and a tape-free
+//! `apply(&x)` for evaluation; neither forms `W'`: the chain products act on the activations. `merge()` forms the
 //! plain dense weight for inference (no overhead); merged and unmerged outputs agree to rounding.
 
 use crate::autodiff::params::Params;
@@ -121,6 +121,37 @@ fn add_row<T: Real>(x: &Tensor<T>, b: &Tensor<T>) -> Tensor<T> {
         row.iter_mut().zip(b.data()).for_each(|(v, &c)| *v += c);
     }
     y
+}
+
+/// What every adapter on a frozen [`DenseLinear`] offers: training on a tape, tape-free
+/// evaluation, and merging into a plain dense layer. Parameters come from [`Params`].
+pub trait Adapter<T: Real>: Params<T> {
+    /// The frozen base layer.
+    fn base(&self) -> &DenseLinear<T>;
+
+    /// `y = x W'ᵀ + bias` on the tape, with the parameters given as leaves in [`Params`] order.
+    ///
+    /// # Panics
+    /// If `x` is not `(batch, in)` or `leaves` does not match [`Params::params`].
+    fn forward_with<'t>(&self, x: Var<'t, T>, leaves: &[Var<'t, T>]) -> Var<'t, T>;
+
+    /// `y = x W'ᵀ + bias` on the tape; enters the parameters as leaves and returns them.
+    ///
+    /// # Panics
+    /// If `x` is not `(batch, in)`.
+    fn forward<'t>(&self, tape: &'t Tape<T>, x: Var<'t, T>) -> (Var<'t, T>, Vec<Var<'t, T>>) {
+        let leaves = self.leaves(tape);
+        (self.forward_with(x, &leaves), leaves)
+    }
+
+    /// `y = x W'ᵀ + bias` without a tape (evaluation), without forming `W'`.
+    ///
+    /// # Panics
+    /// If `x` is not `(batch, in)`.
+    fn apply(&self, x: &Tensor<T>) -> Tensor<T>;
+
+    /// The effective dense layer `W'` and the bias (for inference without overhead).
+    fn merge(&self) -> DenseLinear<T>;
 }
 
 /// The rotation on the input side of an [`OrthoAdapter`].
@@ -299,11 +330,6 @@ impl<T: Real> OrthoAdapter<T> {
         Self::boft(base, rule, 1, map, scale)
     }
 
-    /// The frozen base layer.
-    pub fn base(&self) -> &DenseLinear<T> {
-        &self.base
-    }
-
     /// The input-side chain, if any.
     pub fn input_chain(&self) -> Option<&OrthoChain<T>> {
         self.q_in.as_ref().map(InputRotation::chain)
@@ -317,99 +343,6 @@ impl<T: Real> OrthoAdapter<T> {
     /// The scale vector `s`, if any.
     pub fn scale(&self) -> Option<&Tensor<T>> {
         self.scale.as_ref()
-    }
-
-    /// `y = x W'ᵀ + bias` on the tape, the parameters given as leaves in [`Params`] order:
-    /// `x ↦ x·Q̃_inᵀ ↦ ·W₀ᵀ ↦ ·Q_outᵀ ↦ ⊙s ↦ +bias`.
-    ///
-    /// # Panics
-    /// If `x` is not `(batch, in)` or `leaves` does not match [`Params::params`].
-    pub fn forward_with<'t>(&self, x: Var<'t, T>, leaves: &[Var<'t, T>]) -> Var<'t, T> {
-        let want = self.params().len();
-        assert!(
-            leaves.len() == want,
-            "OrthoAdapter::forward_with: {} leaves for {want} parameters",
-            leaves.len()
-        );
-        let mut rest = leaves;
-        let mut h = x;
-        if let Some(q) = &self.q_in {
-            let (mine, tail) = rest.split_at(q.chain().m());
-            h = match q {
-                InputRotation::Direct(c) => c.forward_with(h, mine),
-                InputRotation::Transposed(c) => c.forward_t_with(h, mine),
-            };
-            rest = tail;
-        }
-        let tape = x.tape();
-        h = h.matmul_t(false, tape.constant(self.base.weight.clone()), true);
-        if let Some(q) = &self.q_out {
-            let (mine, tail) = rest.split_at(q.m());
-            h = q.forward_with(h, mine);
-            rest = tail;
-        }
-        if self.scale.is_some() {
-            h = h.mul_row(rest[0]);
-        }
-        self.base.add_bias(h)
-    }
-
-    /// `y = x W'ᵀ + bias` on the tape; returns the output and the parameter leaves.
-    ///
-    /// # Panics
-    /// If `x` is not `(batch, in)`.
-    pub fn forward<'t>(&self, tape: &'t Tape<T>, x: Var<'t, T>) -> (Var<'t, T>, Vec<Var<'t, T>>) {
-        let leaves = self.leaves(tape);
-        (self.forward_with(x, &leaves), leaves)
-    }
-
-    /// `y = x W'ᵀ + bias` without a tape, through the structured kernels (no dense `Q` and no
-    /// merged weight): `x ↦ x·Q̃_inᵀ ↦ ·W₀ᵀ ↦ ·Q_outᵀ ↦ ⊙s ↦ +bias`.
-    ///
-    /// # Panics
-    /// If `x` is not `(batch, in)`.
-    pub fn apply(&self, x: &Tensor<T>) -> Tensor<T> {
-        let mut h = match &self.q_in {
-            Some(InputRotation::Direct(c)) => c.apply(x),
-            Some(InputRotation::Transposed(c)) => c.apply_t(x),
-            None => x.clone(),
-        };
-        h = h.matmul_t(false, &self.base.weight, true);
-        if let Some(c) = &self.q_out {
-            h = c.apply(&h);
-        }
-        if let Some(s) = &self.scale {
-            mul_row(&mut h, s);
-        }
-        match &self.base.bias {
-            Some(b) => add_row(&h, b),
-            None => h,
-        }
-    }
-
-    /// The effective weight `W' = diag(s)·Q_out·W₀·Q̃_in` (dense) and the bias. The rotations are
-    /// applied to the rows of `W₀` (and of `W₀ᵀ` for `Q_out`, `Q·W = (Wᵀ·Qᵀ)ᵀ`) through the
-    /// structured kernel; no dense `Q` is formed.
-    pub fn merge(&self) -> DenseLinear<T> {
-        let mut w = self.base.weight.clone();
-        match &self.q_in {
-            Some(InputRotation::Direct(c)) => w = c.apply_t(&w),
-            Some(InputRotation::Transposed(c)) => w = c.apply(&w),
-            None => {}
-        }
-        if let Some(c) = &self.q_out {
-            w = c.apply(&w.transpose()).transpose();
-        }
-        if let Some(s) = &self.scale {
-            let n = w.shape()[1];
-            for (row, &si) in w.data_mut().chunks_mut(n).zip(s.data()) {
-                row.iter_mut().for_each(|v| *v *= si);
-            }
-        }
-        DenseLinear {
-            weight: w,
-            bias: self.base.bias.clone(),
-        }
     }
 
     /// Trainable parameter count with free skew storage (chains' `Σ k·b(b−1)/2` plus `out` for
@@ -466,6 +399,94 @@ fn mul_row<T: Real>(x: &mut Tensor<T>, s: &Tensor<T>) {
     let n = s.numel();
     for row in x.data_mut().chunks_mut(n) {
         row.iter_mut().zip(s.data()).for_each(|(v, &c)| *v *= c);
+    }
+}
+
+impl<T: Real> Adapter<T> for OrthoAdapter<T> {
+    /// The frozen base layer.
+    fn base(&self) -> &DenseLinear<T> {
+        &self.base
+    }
+    /// `y = x W'ᵀ + bias` on the tape, the parameters given as leaves in [`Params`] order:
+    /// `x ↦ x·Q̃_inᵀ ↦ ·W₀ᵀ ↦ ·Q_outᵀ ↦ ⊙s ↦ +bias`.
+    ///
+    /// # Panics
+    /// If `x` is not `(batch, in)` or `leaves` does not match [`Params::params`].
+    fn forward_with<'t>(&self, x: Var<'t, T>, leaves: &[Var<'t, T>]) -> Var<'t, T> {
+        let want = self.params().len();
+        assert!(
+            leaves.len() == want,
+            "OrthoAdapter::forward_with: {} leaves for {want} parameters",
+            leaves.len()
+        );
+        let mut rest = leaves;
+        let mut h = x;
+        if let Some(q) = &self.q_in {
+            let (mine, tail) = rest.split_at(q.chain().m());
+            h = match q {
+                InputRotation::Direct(c) => c.forward_with(h, mine),
+                InputRotation::Transposed(c) => c.forward_t_with(h, mine),
+            };
+            rest = tail;
+        }
+        let tape = x.tape();
+        h = h.matmul_t(false, tape.constant(self.base.weight.clone()), true);
+        if let Some(q) = &self.q_out {
+            let (mine, tail) = rest.split_at(q.m());
+            h = q.forward_with(h, mine);
+            rest = tail;
+        }
+        if self.scale.is_some() {
+            h = h.mul_row(rest[0]);
+        }
+        self.base.add_bias(h)
+    }
+    /// `y = x W'ᵀ + bias` without a tape, through the structured kernels (no dense `Q` and no
+    /// merged weight): `x ↦ x·Q̃_inᵀ ↦ ·W₀ᵀ ↦ ·Q_outᵀ ↦ ⊙s ↦ +bias`.
+    ///
+    /// # Panics
+    /// If `x` is not `(batch, in)`.
+    fn apply(&self, x: &Tensor<T>) -> Tensor<T> {
+        let mut h = match &self.q_in {
+            Some(InputRotation::Direct(c)) => c.apply(x),
+            Some(InputRotation::Transposed(c)) => c.apply_t(x),
+            None => x.clone(),
+        };
+        h = h.matmul_t(false, &self.base.weight, true);
+        if let Some(c) = &self.q_out {
+            h = c.apply(&h);
+        }
+        if let Some(s) = &self.scale {
+            mul_row(&mut h, s);
+        }
+        match &self.base.bias {
+            Some(b) => add_row(&h, b),
+            None => h,
+        }
+    }
+    /// The effective weight `W' = diag(s)·Q_out·W₀·Q̃_in` (dense) and the bias. The rotations are
+    /// applied to the rows of `W₀` (and of `W₀ᵀ` for `Q_out`, `Q·W = (Wᵀ·Qᵀ)ᵀ`) through the
+    /// structured kernel; no dense `Q` is formed.
+    fn merge(&self) -> DenseLinear<T> {
+        let mut w = self.base.weight.clone();
+        match &self.q_in {
+            Some(InputRotation::Direct(c)) => w = c.apply_t(&w),
+            Some(InputRotation::Transposed(c)) => w = c.apply(&w),
+            None => {}
+        }
+        if let Some(c) = &self.q_out {
+            w = c.apply(&w.transpose()).transpose();
+        }
+        if let Some(s) = &self.scale {
+            let n = w.shape()[1];
+            for (row, &si) in w.data_mut().chunks_mut(n).zip(s.data()) {
+                row.iter_mut().for_each(|v| *v *= si);
+            }
+        }
+        DenseLinear {
+            weight: w,
+            bias: self.base.bias.clone(),
+        }
     }
 }
 
@@ -547,11 +568,18 @@ impl<T: Real> Lora<T> {
         T::from_f64(self.alpha / self.rank() as f64)
     }
 
+    /// Trainable parameters `r·(in + out)`.
+    pub fn param_count(&self) -> usize {
+        self.a.numel() + self.b.numel()
+    }
+}
+
+impl<T: Real> Adapter<T> for Lora<T> {
     /// `y = x W₀ᵀ + (α/r)·(x Aᵀ) Bᵀ + bias` on the tape, leaves `[A, B]`.
     ///
     /// # Panics
     /// If `x` is not `(batch, in)` or there are not two leaves.
-    pub fn forward_with<'t>(&self, x: Var<'t, T>, leaves: &[Var<'t, T>]) -> Var<'t, T> {
+    fn forward_with<'t>(&self, x: Var<'t, T>, leaves: &[Var<'t, T>]) -> Var<'t, T> {
         assert!(
             leaves.len() == 2,
             "Lora::forward_with: expected leaves [A, B]"
@@ -564,45 +592,28 @@ impl<T: Real> Lora<T> {
             .mul_scalar(self.factor());
         self.base.add_bias(base.add(delta))
     }
-
-    /// `y = x W'ᵀ + bias` on the tape; returns the output and the leaves `[A, B]`.
-    ///
-    /// # Panics
-    /// If `x` is not `(batch, in)`.
-    pub fn forward<'t>(&self, tape: &'t Tape<T>, x: Var<'t, T>) -> (Var<'t, T>, Vec<Var<'t, T>>) {
-        let leaves = self.leaves(tape);
-        (self.forward_with(x, &leaves), leaves)
-    }
-
     /// `y = x W₀ᵀ + (α/r)·(x Aᵀ) Bᵀ + bias` without a tape (no merged weight).
     ///
     /// # Panics
     /// If `x` is not `(batch, in)`.
-    pub fn apply(&self, x: &Tensor<T>) -> Tensor<T> {
+    fn apply(&self, x: &Tensor<T>) -> Tensor<T> {
         let delta = x
             .matmul_t(false, &self.a, true)
             .matmul_t(false, &self.b, true)
             .scale(self.factor());
         self.base.apply(x).add(&delta)
     }
-
     /// The frozen base layer.
-    pub fn base(&self) -> &DenseLinear<T> {
+    fn base(&self) -> &DenseLinear<T> {
         &self.base
     }
-
     /// `W' = W₀ + (α/r)·B A` and the bias.
-    pub fn merge(&self) -> DenseLinear<T> {
+    fn merge(&self) -> DenseLinear<T> {
         let ba = self.b.matmul(&self.a).scale(self.factor());
         DenseLinear {
             weight: self.base.weight.add(&ba),
             bias: self.base.bias.clone(),
         }
-    }
-
-    /// Trainable parameters `r·(in + out)`.
-    pub fn param_count(&self) -> usize {
-        self.a.numel() + self.b.numel()
     }
 }
 
