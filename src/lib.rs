@@ -48,18 +48,14 @@
 pub mod autodiff;
 pub mod count;
 pub mod error;
-pub mod exp;
 pub mod io;
 pub mod kernels;
-pub mod malloc;
 pub mod nn;
 pub mod orthogonal;
 pub mod perm;
-pub mod plot;
 pub mod real;
 pub mod structured;
 pub mod tensor;
-pub mod threads;
 
 pub use autodiff::gradcheck::{GradcheckReport, gradcheck};
 pub use autodiff::tape::{Grads, Tape, Var};
