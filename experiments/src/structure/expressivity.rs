@@ -3,14 +3,16 @@
 //! (`expressivity.csv`, `expressivity_<target>` figures). Projections where they exist
 //! (Algorithm 1, keeping blocks, truncated SVD), Adam on the chain blocks otherwise.
 
-use super::{Config, LR, random_member, random_orthogonal, rel_err, rng_for};
+use super::{Config, LR, random_member, rel_err, rng_for};
 use crate::plot::{Plot, Scale, Series, XyPlot};
 use crate::{Result, Run, print_table};
 use faer::Mat;
 use gslab::autodiff::ops::chain::chain_apply;
 use gslab::nn::optim::{Adam, Optimizer};
 use gslab::nn::schedule::Schedule;
+use gslab::orthogonal::haar_orthogonal;
 use gslab::structured::layout::reference_dense;
+use gslab::structured::pattern::boft_formula;
 use gslab::structured::project::{monarch_layout, project_gs};
 use gslab::structured::{
     BlockDiag, BlockShape, Butterfly, ChainLayout, Gs, GsChain, LinearOp, LowRank,
@@ -26,7 +28,7 @@ use std::sync::Arc;
 fn targets(n: usize, seed: u64) -> Vec<(&'static str, &'static str, Tensor<f64>)> {
     let mut rng = rng_for(seed, "targets");
     let gauss = Tensor::randn(&[n, n], 1.0 / (n as f64).sqrt(), &mut rng);
-    let orth = Tensor::from_mat(random_orthogonal(n, &mut rng).as_ref());
+    let orth = haar_orthogonal::<f64, _>(n, &mut rng);
     let nf = n as f64;
     let dct = Tensor::from_fn(&[n, n], |idx| {
         let (k, j) = ((idx / n) as f64, (idx % n) as f64);
@@ -112,7 +114,7 @@ fn expressivity_jobs(n: usize, seed: u64) -> Result<Vec<Job>> {
     }
     for b in pow2(2, n / 2) {
         let r = n / b;
-        let m = 1 + r.trailing_zeros() as usize;
+        let m = boft_formula(n, b)?;
         let bf = Butterfly::<f64>::random(n, r, m, &mut rng)?;
         jobs.push(Job::Adam(
             "BOFT",

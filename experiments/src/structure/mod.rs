@@ -32,7 +32,6 @@ mod theorem1;
 
 use crate::{CommonArgs, Error, Result, Run, print_table};
 use clap::Parser;
-use faer::Mat;
 use gslab::Tensor;
 use gslab::structured::{BlockShape, ChainLayout};
 use rand::{SeedableRng, rngs::StdRng};
@@ -225,24 +224,4 @@ fn random_member(layout: &ChainLayout, rng: &mut StdRng) -> Vec<Tensor<f64>> {
 /// `‖a − b‖_F / ‖a‖_F`.
 fn rel_err(a: &Tensor<f64>, b: &Tensor<f64>) -> f64 {
     a.sub(b).norm() / a.norm()
-}
-
-/// An `n × n` matrix with orthonormal columns: the Q of a QR of a Gaussian matrix.
-fn random_orthogonal(n: usize, rng: &mut StdRng) -> Mat<f64> {
-    let g = Tensor::<f64>::randn(&[n, n], 1.0, rng).to_mat();
-    g.qr().compute_thin_Q()
-}
-
-/// `k` random orthogonal `b × b` blocks as a `(k, b, b)` tensor.
-fn orthogonal_blocks(k: usize, b: usize, rng: &mut StdRng) -> Tensor<f64> {
-    let mut t = Tensor::zeros(&[k, b, b]);
-    for j in 0..k {
-        let q = random_orthogonal(b, rng);
-        for u in 0..b {
-            for v in 0..b {
-                t.data_mut()[(j * b + u) * b + v] = q[(u, v)];
-            }
-        }
-    }
-    t
 }

@@ -4,10 +4,11 @@
 
 use super::projection::projection_layouts;
 use super::ranks::Setting;
-use super::{Config, orthogonal_blocks, random_orthogonal, rng_for};
+use super::{Config, rng_for};
 use crate::{Result, Run};
 use faer::Mat;
 use gslab::Tensor;
+use gslab::orthogonal::{haar_orthogonal, haar_orthogonal_blocks, orthogonality_error};
 use gslab::structured::ChainLayout;
 use gslab::structured::layout::reference_dense;
 use gslab::structured::project::prop1_slots;
@@ -45,10 +46,10 @@ fn hide_orthogonality(
             if q == 0 {
                 continue;
             }
-            let qm = random_orthogonal(q, rng);
+            let qm = haar_orthogonal::<f64, _>(q, rng);
             let d: Vec<f64> = Tensor::<f64>::rand_uniform(&[q], 0.5, 2.0, rng).into_vec();
-            let g = Mat::<f64>::from_fn(q, q, |i, j| d[i] * qm[(i, j)]);
-            let ginv = Mat::<f64>::from_fn(q, q, |i, j| qm[(j, i)] / d[j]);
+            let g = Mat::<f64>::from_fn(q, q, |i, j| d[i] * qm.at2(i, j));
+            let ginv = Mat::<f64>::from_fn(q, q, |i, j| qm.at2(j, i) / d[j]);
             let l_s = Mat::<f64>::from_fn(bl, q, |x, t| l.data()[(k1 * bl + x) * bl + s[t] % bl]);
             let r_s =
                 Mat::<f64>::from_fn(q, br, |t, c| r.data()[(k2 * br + pi[s[t]] % br) * br + c]);
@@ -66,13 +67,6 @@ fn hide_orthogonality(
     Ok(vec![r, l])
 }
 
-/// `‖AᵀA − I‖_max`.
-fn orthogonality_error(a: &Tensor<f64>) -> f64 {
-    let n = a.shape()[1];
-    let ata = a.matmul_t(true, a, false);
-    ata.sub(&Tensor::eye(n)).max_abs()
-}
-
 pub(super) fn theorem1_study(
     run: &Run,
     cfg: &Config,
@@ -88,8 +82,8 @@ pub(super) fn theorem1_study(
         let mut rng = rng_for(run.seed, &format!("thm1-{name}"));
         for trial in 0..cfg.trials {
             let ortho = vec![
-                orthogonal_blocks(rs.k, rs.b1, &mut rng),
-                orthogonal_blocks(ls.k, ls.b1, &mut rng),
+                haar_orthogonal_blocks::<f64, _>(rs.k, rs.b1, &mut rng),
+                haar_orthogonal_blocks::<f64, _>(ls.k, ls.b1, &mut rng),
             ];
             let a = reference_dense(layout, &ortho);
             let hidden = hide_orthogonality(layout, &ortho, &mut rng)?;
