@@ -9,9 +9,9 @@
 //! with 2 untimed calls; the two points the targets are read at (n = 1024 and the threading
 //! point n = 4096, both b = 32, batch 256) run 3 times as many rounds. Each op runs inside a
 //! dedicated rayon pool of the given size (`pool.install`), whose workers are pinned to CPUs
-//! when it has several ([`crate::threads`]: on this VM an unpinned woken worker often waited
-//! behind the worker that woke it; `--no-pin` measures without pinning, and `summary.json`
-//! records each worker's CPUs); the chain kernels get `Par::Seq` on 1 thread and
+//! when it has several ([`crate::threads`]: a scheduler may queue a woken worker behind the
+//! worker that woke it; `--no-pin` measures without pinning, and `summary.json` records each
+//! worker's CPUs); the chain kernels get `Par::Seq` on 1 thread and
 //! `Par::rayon(t)` on `t > 1` (they run `Par::Seq` faer products inside rayon tasks), the dense
 //! GEMM gets the same `Par`. Every op writes into outputs allocated once per measurement
 //! (dense: `faer::Mat`s; chain ops: the `_into` kernels; Cayley: the `_into` Cayley kernels), so
@@ -34,7 +34,7 @@
 //!
 //! The sweep runs point-major (all ops at one size back to back) so that the ops compared by the
 //! targets see the same machine load. `--ops a,b` restricts the sweep; `--budget-ms` sets the
-//! timing budget per measurement. The full default grid takes about 1.5 minutes on 2 cores.
+//! timing budget per measurement.
 //!
 //! FLOPs follow the one convention of `gslab::count` (2 per multiply-add; permutations are free):
 //! chain forward `2·batch·Σ_i k_i·b_i¹·b_i²` ([`chain_flops`](gslab::count::chain_flops); GS with
