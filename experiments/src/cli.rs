@@ -1,11 +1,9 @@
 //! The command line shared by the experiment binaries: [`CommonArgs`] and [`run_main`].
 //!
-//! A binary is thin: it declares its arguments with [`CommonArgs`] flattened in, and calls
-//! [`run_main`] with a body that turns the arguments into a [`Run`] ([`CommonArgs::setup`]) and
-//! calls the library. The [`Run`] owns the output directory, the seed, the `--quick` flag and a
-//! rayon pool of `--threads` threads, and writes CSV, JSON and figures into the output directory.
-//! Figures saved through [`Run::figure`], [`Run::figure_grid`] or [`Run::figure_layered`] (or
-//! registered with [`Run::register_figure`]) are listed with a caption in `figures.json`.
+//! A binary is thin: its experiment declares its arguments with [`CommonArgs`] flattened in, and
+//! the binary calls [`run_main`] with a body that turns the arguments into a [`Run`]
+//! ([`CommonArgs::setup`]: output directory, seed, `--quick`, a rayon pool of `--threads`
+//! threads) and runs the experiment.
 //!
 //! Exit status of [`run_main`]: 0 on success, 2 on a usage error or a returned
 //! [`Error`] (one line on stderr: `NAME: error: ...`), 101 if the body panicked
