@@ -3,12 +3,12 @@
 //!
 //! IDs are `OP/PASS/nN_bB_BBATCH` (e.g. `gs/fwd/n1024_b32_B256`), so `cargo bench -- gs/` or
 //! `cargo bench -- n1024` select subsets. Throughput is `Throughput::Elements(flops)`, so
-//! criterion's "Gelem/s" reads as **GFLOP/s** (2 per multiply-add; permutations are free):
-//! chain forward `2·batch·Σ_i k_i·b_i¹·b_i²` (GS `m = 2`: `2·batch·2·n·b`), dense forward
-//! `2·batch·n²`, forward+backward 3× forward (backward = data + weight gradients = 2× forward);
-//! Cayley of `k` blocks `b × b`: forward `k·(8/3)·b³` (LU + `b` right-hand sides), with backward
-//! `k·(20/3)·b³`; a training step: GS forward+backward plus the Cayley forward+backward of both
-//! factors.
+//! criterion's "Gelem/s" reads as **GFLOP/s**, with the FLOP model of `gslab::count` (2 per
+//! multiply-add; permutations are free): chain forward `2·batch·Σ_i k_i·b_i¹·b_i²` (GS `m = 2`:
+//! `2·batch·2·n·b`), dense forward `2·batch·n²`, forward+backward 3× forward (backward = data +
+//! weight gradients = 2× forward); Cayley of `k` blocks `b × b`: forward `k·(8/3)·b³` (LU + `b`
+//! right-hand sides), with backward `k·(20/3)·b³`; a training step: GS forward+backward plus the
+//! Cayley forward+backward of both factors.
 //!
 //! Everything runs on rayon's global pool (all cores) with `Par::rayon(0)`; see the `speed`
 //! binary for separate 1- and 2-thread pools.
@@ -45,6 +45,7 @@ use criterion::{
 use faer::linalg::matmul::matmul;
 use faer::{Accum, Mat, Par};
 use gslab::Params;
+use gslab::count::{cayley_flops, chain_flops, dense_flops, fwd_bwd_flops, orthogs_step_flops};
 use gslab::kernels::batch_inv::invert_unpivoted_blocks;
 use gslab::kernels::chain::{
     chain_backward, chain_backward_into, chain_forward, chain_forward_into, chain_forward_saved,
@@ -94,13 +95,13 @@ fn chain_pair<T: Real, O: LinearOp<T>>(g: &mut Group<'_>, op: &O, b: usize, batc
         Tensor::zeros(&[batch, n_in]),
     );
     let mut dbs: Vec<Tensor<T>> = blocks.iter().map(|t| Tensor::zeros(t.shape())).collect();
-    let fwd = op.flops(batch) as u64;
+    let fwd = chain_flops(layout.macs_per_vector(), batch);
     let name = id(n_in, b, batch);
-    g.throughput(Throughput::Elements(fwd));
+    g.throughput(Throughput::Elements(fwd as u64));
     g.bench_function(BenchmarkId::new("fwd", &name), |bch| {
         bch.iter(|| chain_forward_into(layout, blocks, black_box(&x), &mut y, Par::rayon(0)))
     });
-    g.throughput(Throughput::Elements(3 * fwd));
+    g.throughput(Throughput::Elements(fwd_bwd_flops(fwd) as u64));
     g.bench_function(BenchmarkId::new("fwdbwd", &name), |bch| {
         bch.iter(|| {
             let par = Par::rayon(0);
@@ -124,11 +125,11 @@ fn dense_pair<T: Real>(g: &mut Group<'_>, n: usize, batch: usize, with_bwd: bool
         Mat::zeros(batch, n),
         Mat::zeros(n, n),
     );
-    let fwd = (2 * batch * n * n) as u64;
+    let fwd = dense_flops(n, n, batch);
     let par = Par::rayon(0);
     let one = T::one();
     let name = id(n, n, batch);
-    g.throughput(Throughput::Elements(fwd));
+    g.throughput(Throughput::Elements(fwd as u64));
     g.bench_function(BenchmarkId::new("fwd", &name), |bch| {
         bch.iter(|| {
             matmul(
@@ -144,7 +145,7 @@ fn dense_pair<T: Real>(g: &mut Group<'_>, n: usize, batch: usize, with_bwd: bool
     if !with_bwd {
         return;
     }
-    g.throughput(Throughput::Elements(3 * fwd));
+    g.throughput(Throughput::Elements(fwd_bwd_flops(fwd) as u64));
     g.bench_function(BenchmarkId::new("fwdbwd", &name), |bch| {
         bch.iter(|| {
             matmul(
@@ -214,12 +215,6 @@ fn bench_others(c: &mut Criterion) {
     g.finish();
 }
 
-/// Cayley FLOPs of `k` blocks of `b × b` (module docs).
-fn cayley_flops(k: usize, b: usize, with_bwd: bool) -> u64 {
-    let per = if with_bwd { 20.0 / 3.0 } else { 8.0 / 3.0 };
-    (k as f64 * per * (b as f64).powi(3)) as u64
-}
-
 fn bench_cayley(c: &mut Criterion) {
     let (k, b) = (N0 / B0, B0);
     let mut r = rng(6);
@@ -227,11 +222,11 @@ fn bench_cayley(c: &mut Criterion) {
     let gq = Tensor::<f32>::randn(&[k, b, b], 1.0, &mut r);
     let mut g = c.benchmark_group("cayley");
     let name = format!("k{k}_b{b}");
-    g.throughput(Throughput::Elements(cayley_flops(k, b, false)));
+    g.throughput(Throughput::Elements(cayley_flops(k, b, false) as u64));
     g.bench_function(BenchmarkId::new("fwd", &name), |bch| {
         bch.iter(|| cayley_with_inverse(black_box(&theta), b))
     });
-    g.throughput(Throughput::Elements(cayley_flops(k, b, true)));
+    g.throughput(Throughput::Elements(cayley_flops(k, b, true) as u64));
     g.bench_function(BenchmarkId::new("fwdbwd", &name), |bch| {
         bch.iter(|| {
             let tape = Tape::new();
@@ -303,9 +298,9 @@ fn bench_step(c: &mut Criterion) {
     let x = Tensor::<f32>::randn(&[batch, n], 1.0, &mut r);
     let gy = Tensor::<f32>::randn(&[batch, n], 1.0, &mut r);
     let mut adam = Adam::new(1e-3);
-    let flops = (3 * 2 * batch * 2 * n * b) as u64 + cayley_flops(2 * k, b, true);
+    let flops = orthogs_step_flops(n, b, batch);
     let mut g = c.benchmark_group("orthogs_step");
-    g.throughput(Throughput::Elements(flops));
+    g.throughput(Throughput::Elements(flops as u64));
     g.bench_function(BenchmarkId::new("fwdbwd", id(n, b, batch)), |bch| {
         bch.iter(|| {
             let grads = {
@@ -335,11 +330,11 @@ fn bench_breakdown(c: &mut Criterion) {
     let mut r = rng(12);
     let x = Tensor::<f32>::randn(&[BATCH0, N0], 1.0, &mut r);
     let dy = Tensor::<f32>::randn(&[BATCH0, N0], 1.0, &mut r);
-    let fwd = op.flops(BATCH0) as u64;
+    let fwd = chain_flops(layout.macs_per_vector(), BATCH0);
     let name = id(N0, B0, BATCH0);
     let par = Par::rayon(0);
     let mut g = c.benchmark_group("gs_breakdown");
-    g.throughput(Throughput::Elements(fwd));
+    g.throughput(Throughput::Elements(fwd as u64));
     g.bench_function(BenchmarkId::new("fwd", &name), |bch| {
         bch.iter(|| chain_forward(layout, blocks, black_box(&x), par))
     });
@@ -350,7 +345,7 @@ fn bench_breakdown(c: &mut Criterion) {
         bch.iter(|| chain_forward_t(layout, blocks, black_box(&dy), par))
     });
     let (_, saved) = chain_forward_saved(layout, blocks, &x, par);
-    g.throughput(Throughput::Elements(2 * fwd));
+    g.throughput(Throughput::Elements((2.0 * fwd) as u64));
     g.bench_function(BenchmarkId::new("bwd", &name), |bch| {
         bch.iter(|| chain_backward(layout, blocks, (&x, &saved), black_box(&dy), par))
     });
@@ -363,7 +358,9 @@ fn bench_f64(c: &mut Criterion) {
     let op =
         Gs::<f64>::gsoft_random(Blocks::size(N0, B0).expect("blocks"), &mut rng(9)).expect("gs");
     let x = Tensor::<f64>::randn(&[BATCH0, N0], 1.0, &mut rng(10));
-    g.throughput(Throughput::Elements(op.flops(BATCH0) as u64));
+    g.throughput(Throughput::Elements(
+        chain_flops(op.layout().macs_per_vector(), BATCH0) as u64,
+    ));
     g.bench_function(BenchmarkId::new("gs_fwd", id(N0, B0, BATCH0)), |bch| {
         bch.iter(|| chain_forward(op.layout(), &op.blocks(), black_box(&x), Par::rayon(0)))
     });

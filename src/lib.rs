@@ -57,20 +57,14 @@ pub mod autodiff;
 pub mod blocks;
 pub mod count;
 pub mod error;
-#[cfg(any())] // TEMP: the experiments move to their own crate
-pub mod exp;
 pub mod io;
 pub mod kernels;
-pub mod malloc;
 pub mod nn;
 pub mod orthogonal;
 pub mod perm;
-#[cfg(any())] // TEMP: the experiments move to their own crate
-pub mod plot;
 pub mod real;
 pub mod structured;
 pub mod tensor;
-pub mod threads;
 
 pub use autodiff::gradcheck::{GradcheckReport, gradcheck};
 pub use autodiff::params::Params;

@@ -1,6 +1,6 @@
 //! [`Butterfly`]: BOFT's block butterfly `Q = F_{m−1} ⋯ F_1 F_0` (Liu et al., 2024; PEFT), with
 //! `F_i = P_i B_i P_iᵀ`, `B_i` block-diagonal with `r` blocks of `b × b` (`n = r·b`) and
-//! `P_i = perm2mat(block_butterfly_perm(n, r/2^i, b/2))` ([`Perm::block_butterfly`], digest §2.5;
+//! `P_i = perm2mat(block_butterfly_perm(n, r/2^i, b/2))` ([`Perm::block_butterfly`](crate::Perm::block_butterfly), digest §2.5;
 //! `b/2` is PEFT's integer division `block_size // 2`).
 //!
 //! As a chain the permutations between factors are composed once:

@@ -26,7 +26,7 @@ impl<T: Real> GsChain<T> {
     /// (`B_j[u][t] = [u = t]`).
     ///
     /// # Errors
-    /// [`Error::BlockMismatch`] if the sizes do not chain (Definition 5.1) or `perms.len() ≠ m + 1`.
+    /// [`Error::BlockMismatch`](crate::Error::BlockMismatch) if the sizes do not chain (Definition 5.1) or `perms.len() ≠ m + 1`.
     pub fn new(factors: Vec<BlockShape>, perms: Vec<Perm>) -> Result<Self> {
         let layout = ChainLayout::new(factors, perms)?;
         let blocks = identity_chain(&layout);
@@ -50,7 +50,7 @@ impl<T: Real> GsChain<T> {
     /// permutations `P_1, …, P_{m+1}`.
     ///
     /// # Errors
-    /// [`Error::BlockMismatch`] for a tensor that is not 3-D, sizes that do not chain, or a
+    /// [`Error::BlockMismatch`](crate::Error::BlockMismatch) for a tensor that is not 3-D, sizes that do not chain, or a
     /// wrong number of permutations.
     pub fn from_blocks(blocks: Vec<Tensor<T>>, perms: Vec<Perm>) -> Result<Self> {
         let factors = blocks
@@ -89,7 +89,7 @@ impl<T: Real> GsChain<T> {
     /// Wraps a validated layout and matching blocks.
     ///
     /// # Errors
-    /// [`Error::BlockMismatch`] if the blocks do not match the layout.
+    /// [`Error::BlockMismatch`](crate::Error::BlockMismatch) if the blocks do not match the layout.
     pub fn from_layout(layout: ChainLayout, blocks: Vec<Tensor<T>>) -> Result<Self> {
         layout.check_blocks(&blocks)?;
         Ok(Self {
@@ -111,7 +111,7 @@ impl<T: Real> GsChain<T> {
     /// Replaces the block tensors (same shapes).
     ///
     /// # Errors
-    /// [`Error::BlockMismatch`] naming the first tensor whose shape differs.
+    /// [`Error::BlockMismatch`](crate::Error::BlockMismatch) naming the first tensor whose shape differs.
     pub fn set_blocks(&mut self, blocks: Vec<Tensor<T>>) -> Result<()> {
         self.layout.check_blocks(&blocks)?;
         self.blocks = blocks;

@@ -30,7 +30,7 @@ impl<T: Real> Monarch<T> {
     /// `M = P₁ L P₂ R` with blocks that are the leading parts of identities.
     ///
     /// # Errors
-    /// [`Error::BlockMismatch`] naming `k_L, b_R¹, k_R, b_L²` if the Monarch constraints fail.
+    /// [`Error::BlockMismatch`](crate::Error::BlockMismatch) naming `k_L, b_R¹, k_R, b_L²` if the Monarch constraints fail.
     pub fn new(l: BlockShape, r: BlockShape) -> Result<Self> {
         let layout = ChainLayout::monarch(l, r)?;
         Self::from_layout(layout, identity_blocks(l), identity_blocks(r))

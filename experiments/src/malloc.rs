@@ -4,15 +4,14 @@
 //! are freed, at most 32 MiB) with fresh `mmap`s, and gives the top of its heap back to the
 //! system whenever more than the trim threshold (twice the mmap threshold) is free. A training
 //! step through the tape allocates and frees megabytes of tensors, so each step can pay a page
-//! fault for every 4 KiB it touches again and `munmap` calls that interrupt the other threads.
-//! Measured with `speed --ops orthogs_step,cayley` (one `OrthoGs` Cayley training step at
-//! n = 1024, b = 32, batch 256, f32, on 1 / 2 threads): 4.6 / 4.0 ms with about 1,200 minor page
-//! faults per step by default, 2.2 / 1.3 ms and no page faults with [`keep_freed_memory`].
+//! fault for every 4 KiB it touches again and `munmap` calls that interrupt the other threads;
+//! [`keep_freed_memory`] keeps that memory in the process instead (what it saves per step:
+//! `papers/group-and-shuffle.md`, "Machine notes").
 //!
-//! The experiment binaries call [`keep_freed_memory`] at start (`exp::run_main`; set
-//! `GSLAB_MALLOC=default` to run them with glibc's defaults). Outside them the same effect needs
-//! no code: set `MALLOC_MMAP_THRESHOLD_=33554432` and `MALLOC_TRIM_THRESHOLD_=1073741824` in the
-//! environment.
+//! The experiment binaries call [`keep_freed_memory`] at start ([`run_main`](crate::run_main);
+//! set `GSLAB_MALLOC=default` to run them with glibc's defaults). Outside them the same effect
+//! needs no code: set `MALLOC_MMAP_THRESHOLD_=33554432` and `MALLOC_TRIM_THRESHOLD_=1073741824`
+//! in the environment.
 
 /// On Linux with glibc, keeps freed memory in the process for the next step: sets
 /// `M_MMAP_THRESHOLD` to 32 MiB (glibc's largest, so blocks up to 32 MiB come from the heap) and

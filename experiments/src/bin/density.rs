@@ -1,7 +1,7 @@
 //! `density`: Theorem 2 of Group-and-Shuffle, measured by symbolic pattern propagation.
-//! See [`gslab::exp::density`] for what it computes and writes.
+//! See [`experiments::density`] for what it computes and writes.
 
-use gslab::exp::{density, run_main};
+use experiments::{density, run_main};
 use std::process::ExitCode;
 
 fn main() -> ExitCode {

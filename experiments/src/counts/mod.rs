@@ -1,5 +1,5 @@
 //! The `counts` experiment: parameter counts of paper Tables 1–3 and per-token costs of the
-//! adapters, from layer shapes ([`crate::count`]).
+//! adapters, from layer shapes (`gslab::count`); the tables themselves are in [`tables`].
 //!
 //! Outputs in the run directory:
 //! - `params.csv` (`table,model,method,config,params,paper_printed`): exact counts in the paper's
@@ -10,11 +10,35 @@
 //! - `summary.json`; figures `params_table{1,2,3}`, `params` (all three panels) and `flops`
 //!   (merged vs unmerged cost), PNG + SVG, listed with captions in `figures.json`.
 
-use super::Run;
-use crate::count::{self, Agreement, CountRow};
+pub mod tables;
+
 use crate::error::Result;
 use crate::plot::{BarPlot, Plot, Scale};
+use crate::{CommonArgs, Run};
+use clap::Parser;
 use serde::Serialize;
+use tables::{Agreement, CountRow, FlopRow, MatvecRow};
+
+/// Parameter and FLOP accounting of the Group-and-Shuffle paper's Tables 1–3.
+#[derive(Parser, Debug, Clone)]
+#[command(name = "counts", version)]
+pub struct Args {
+    /// `--seed`, `--threads`, `--out`, `--quick` (the counts are exact: the same at every size).
+    #[command(flatten)]
+    pub common: CommonArgs,
+}
+
+/// Runs the experiment: writes every output into `--out` and prints the tables.
+///
+/// # Errors
+/// A file that cannot be written (named in the message).
+pub fn run(args: Args) -> Result<()> {
+    let run = args.common.setup("counts")?;
+    let summary = run.install(|| write_outputs(&run))?;
+    print!("{}", report(&summary));
+    println!("outputs written to {}", run.out.display());
+    Ok(())
+}
 
 /// A `params.csv` record.
 #[derive(Debug, Serialize)]
@@ -44,18 +68,18 @@ pub struct CountsSummary {
     /// GLUE classification head parameters for 2 classes (not in Table 1's counts).
     pub roberta_head_params_2_classes: u64,
     /// Per-token costs.
-    pub flops: Vec<count::FlopRow>,
+    pub flops: Vec<FlopRow>,
     /// Matvec costs (T4, T15).
-    pub matvec: Vec<count::MatvecRow>,
+    pub matvec: Vec<MatvecRow>,
 }
 
 /// Computes every count, writes the CSV, JSON and figure files into `run.out`, and returns the
 /// summary.
 ///
 /// # Errors
-/// [`crate::Error::Io`] if a file cannot be written.
-pub fn run(run: &Run) -> Result<CountsSummary> {
-    let rows = count::all_tables()?;
+/// A file that cannot be written (named in the message).
+pub fn write_outputs(run: &Run) -> Result<CountsSummary> {
+    let rows = tables::all_tables()?;
     let records: Vec<ParamsRecord<'_>> = rows
         .iter()
         .map(|r| ParamsRecord {
@@ -69,16 +93,16 @@ pub fn run(run: &Run) -> Result<CountsSummary> {
         .collect();
     run.write_csv("params.csv", &records)?;
     run.write_csv("params_detail.csv", &rows)?;
-    let flops = count::flop_rows()?;
+    let flops = tables::flop_rows()?;
     run.write_csv("flops.csv", &flops)?;
-    let matvec = count::matvec_rows(&MATVEC_CASES);
+    let matvec = tables::matvec_rows(&MATVEC_CASES)?;
     run.write_csv("matvec_macs.csv", &matvec)?;
     let n = |a: Agreement| rows.iter().filter(|r| r.agreement == a).count();
     let summary = CountsSummary {
         rounds: n(Agreement::Rounds),
         truncates: n(Agreement::Truncates),
         differs: n(Agreement::Differs),
-        roberta_head_params_2_classes: count::roberta_head_params(768, 2),
+        roberta_head_params_2_classes: gslab::count::roberta_head_params(768, 2),
         rows,
         flops,
         matvec,
@@ -123,7 +147,7 @@ pub fn run(run: &Run) -> Result<CountsSummary> {
 /// Horizontal bars of exact (paper convention), printed and free-convention counts of table `t`.
 fn bars(rows: &[CountRow], t: u8) -> Plot {
     let rs: Vec<&CountRow> = rows.iter().filter(|r| r.table == t).collect();
-    let printed = |r: &CountRow| count::parse_printed(&r.paper_printed).map_or(f64::NAN, |p| p.0);
+    let printed = |r: &CountRow| tables::parse_printed(&r.paper_printed).map_or(f64::NAN, |p| p.0);
     let mut series = vec![
         (
             "exact (b² per block)".to_string(),
@@ -154,8 +178,8 @@ fn bars(rows: &[CountRow], t: u8) -> Plot {
 }
 
 /// Merged vs unmerged multiply-adds per token of table `t`'s methods.
-fn flop_bars(rows: &[count::FlopRow], t: u8) -> Plot {
-    let rs: Vec<&count::FlopRow> = rows.iter().filter(|r| r.table == t).collect();
+fn flop_bars(rows: &[FlopRow], t: u8) -> Plot {
+    let rs: Vec<&FlopRow> = rows.iter().filter(|r| r.table == t).collect();
     let model = rs.first().map_or("", |r| r.model.as_str());
     Plot::Bars(BarPlot {
         title: format!("Table {t}: {model}"),
@@ -214,7 +238,7 @@ pub fn report(s: &CountsSummary) -> String {
             ]
         })
         .collect();
-    let mut out = super::format_table(&header, &rows);
+    let mut out = crate::format_table(&header, &rows);
     out.push_str(&format!(
         "\n{} rows round to the printed value, {} only truncate, {} differ (notes in params_detail.csv)\n\n",
         s.rounds, s.truncates, s.differs
@@ -241,7 +265,7 @@ pub fn report(s: &CountsSummary) -> String {
             ]
         })
         .collect();
-    out.push_str(&super::format_table(&mh, &mrows));
+    out.push_str(&crate::format_table(&mh, &mrows));
     out
 }
 

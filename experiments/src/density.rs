@@ -13,17 +13,16 @@
 //! `min_factors_variants.csv`, `support.csv`, `random_perms.csv`, `summary.json`, PNG + SVG
 //! figures and `figures.json` (one caption per figure). Patterns are exact (no floating point), so the run is deterministic given `--seed`.
 
-use crate::blocks::BlockShape;
-use crate::error::{Error, Result};
-use crate::exp::{CommonArgs, Run, print_table, write_csv_records};
-use crate::kernels::layout::ChainLayout;
-use crate::perm::Perm;
+use crate::error::Result;
 use crate::plot::{self, BarPlot, LayerEdge, LayeredPlot, Plot, Scale, Series, SpyPlot, XyPlot};
-use crate::structured::pattern::{
-    GrowthStep, GsShuffle, Pattern, boft_formula, gs_formula, min_factors_boft, min_factors_gs,
-    support_growth, support_growth_boft, support_growth_gs,
-};
+use crate::{CommonArgs, Run, print_table, write_csv_records};
 use clap::Parser;
+use gslab::structured::pattern::{
+    GrowthStep, GsShuffle, Pattern, boft_formula, ceil_log, gs_formula, min_factors_boft,
+    min_factors_gs, support_growth, support_growth_boft, support_growth_gs,
+};
+use gslab::structured::{BlockShape, ChainLayout};
+use gslab::{Blocks, Perm};
 use indicatif::ProgressBar;
 use rand::{SeedableRng, rngs::StdRng};
 use rayon::prelude::*;
@@ -189,9 +188,19 @@ fn blocks(n: usize, b: usize) -> usize {
     n / b
 }
 
+/// Blocks of size `b` on `n`.
+fn sized(n: usize, b: usize) -> Result<Blocks> {
+    Ok(Blocks::size(n, b)?)
+}
+
+/// BOFT's density count `1 + ⌈log₂ r⌉` as a number, whether or not PEFT's rule can build it.
+fn boft_count(n: usize, b: usize) -> Result<usize> {
+    Ok(1 + ceil_log(2, blocks(n, b))?)
+}
+
 /// Largest `m` searched: `1 + ⌈log₂ r⌉ + 1`, above both closed forms (`b ≥ 2`).
 fn search_limit(n: usize, b: usize) -> Result<usize> {
-    Ok(boft_formula(n, b)? + 1)
+    Ok(boft_count(n, b)? + 1)
 }
 
 /// Minimal factor counts of one grid point, GS in all four readings of `P_(k,n)`.
@@ -199,20 +208,21 @@ fn min_row(n: usize, b: usize) -> Result<MinRow> {
     let r = blocks(n, b);
     let limit = search_limit(n, b)?;
     let mut gs_variants = [None; 4];
+    let bl = sized(n, b)?;
     for (v, s) in gs_variants.iter_mut().zip(GsShuffle::ALL) {
-        *v = min_factors_gs(n, b, limit, s)?;
+        *v = min_factors_gs(bl, limit, s)?;
     }
-    let (boft_min_factors, boft_f) = if r.is_power_of_two() {
-        (min_factors_boft(n, b, limit)?, Some(boft_formula(n, b)?))
-    } else {
-        (None, None)
+    // The BOFT closed form only where PEFT's rule can build it (r a power of 2, b even).
+    let (boft_min_factors, boft_f) = match boft_formula(bl) {
+        Ok(m) => (min_factors_boft(bl, limit)?, Some(m)),
+        Err(_) => (None, None),
     };
     Ok(MinRow {
         n,
         b,
         r,
-        gs_min_factors: min_factors_gs(n, b, limit, GsShuffle::default())?,
-        gs_formula: gs_formula(n, b)?,
+        gs_min_factors: min_factors_gs(bl, limit, GsShuffle::default())?,
+        gs_formula: gs_formula(bl)?,
         boft_min_factors,
         boft_formula: boft_f,
         gs_variants,
@@ -222,9 +232,9 @@ fn min_row(n: usize, b: usize) -> Result<MinRow> {
 /// Support after `m = 1 ..= 1 + ⌈log₂ r⌉` factors for GS (`P_(r,n)`, scatter) and for BOFT
 /// (up to PEFT's limit `1 + v₂(r)`).
 fn support_rows(n: usize, b: usize) -> Result<Vec<SupportRow>> {
-    let max_m = boft_formula(n, b)?;
-    let gs = support_growth_gs(n, b, max_m, GsShuffle::default())?;
-    let boft = support_growth_boft(n, b, max_m)?;
+    let max_m = boft_count(n, b)?;
+    let gs = support_growth_gs(sized(n, b)?, max_m, GsShuffle::default())?;
+    let boft = support_growth_boft(sized(n, b)?, max_m)?;
     let mut rows: Vec<SupportRow> = gs
         .iter()
         .map(|s| support_row("gs", n, b, s, n.min(b.saturating_pow(s.m as u32))))
@@ -265,7 +275,7 @@ fn support_row(
 /// everywhere; records the extreme row counts and whether any chain was dense.
 fn random_rows(n: usize, b: usize, trials: usize, seed: u64) -> Result<Vec<RandomRow>> {
     let r = blocks(n, b);
-    let threshold = gs_formula(n, b)?;
+    let threshold = gs_formula(sized(n, b)?)?;
     let mut rows = Vec::new();
     for m in 1..threshold {
         // Seed per (n, b, m) so results do not depend on thread scheduling.
@@ -278,9 +288,9 @@ fn random_rows(n: usize, b: usize, trials: usize, seed: u64) -> Result<Vec<Rando
         for _ in 0..trials {
             let perms = (0..=m).map(|_| Perm::random(n, &mut rng)).collect();
             let layout = ChainLayout::new(vec![BlockShape::square(r, b); m], perms)?;
-            let last = support_growth(&layout, m).pop().ok_or_else(|| {
-                Error::InvalidArgument(format!("empty chain for n={n}, b={b}, m={m}"))
-            })?;
+            let last = support_growth(&layout, m)
+                .pop()
+                .expect("support_growth gives one step per factor, and m >= 1");
             let (a, z) = last.row_range();
             // The output permutation only moves rows: counts are those of the whole chain.
             lo = lo.min(a);
@@ -333,8 +343,18 @@ fn summarize(
         random_any_dense_below_threshold: random.iter().any(|r| r.any_dense),
         random_max_row_nnz_within_b_pow_m: random.iter().all(|r| r.max_row_nnz <= r.bound_b_pow_m),
         // T4: m factors of r blocks of b × b have m·r·b² parameters.
-        t4_boft_dense_params_1024_32: boft_formula(1024, 32).unwrap_or(0) * 32 * 32 * 32,
-        t4_gs_dense_params_1024_32: gs_formula(1024, 32).unwrap_or(0) * 32 * 32 * 32,
+        t4_boft_dense_params_1024_32: sized(1024, 32)
+            .and_then(|bl| Ok(boft_formula(bl)?))
+            .unwrap_or(0)
+            * 32
+            * 32
+            * 32,
+        t4_gs_dense_params_1024_32: sized(1024, 32)
+            .and_then(|bl| Ok(gs_formula(bl)?))
+            .unwrap_or(0)
+            * 32
+            * 32
+            * 32,
         t4_dense_entries_1024: 1024 * 1024,
         figures,
         min_factors: rows.to_vec(),
@@ -574,12 +594,12 @@ fn fig1_spy(stem: &Path) -> Result<()> {
 fn chain_spy(stem: &Path, fam: &str, n: usize, b: usize, max_m: usize) -> Result<()> {
     let (layout, name) = if fam == "gs" {
         (
-            crate::structured::pattern::gs_chain_layout(n, b, max_m, GsShuffle::default())?,
+            gslab::structured::pattern::gs_chain_layout(sized(n, b)?, max_m, GsShuffle::default())?,
             "GS, P = P_(r,n)",
         )
     } else {
         (
-            crate::structured::pattern::boft_chain_layout(n, b, max_m)?,
+            ChainLayout::peft_butterfly(sized(n, b)?, max_m)?,
             "BOFT, PEFT perms",
         )
     };
@@ -794,19 +814,19 @@ fn chain_graph(title: String, layout: &ChainLayout) -> LayeredPlot {
 /// (`n = 8, b = 2`: 2, 4, 8; `n = 16, b = 4`: 4, 16), BOFT with PEFT's permutations only
 /// `b·2^{m−1}` (`n = 16, b = 4`: 4, 8, 16, one factor more than GS).
 fn fig5_graph(stem: &Path) -> Result<()> {
-    use crate::structured::pattern::{boft_chain_layout, gs_chain_layout};
+    use gslab::structured::pattern::gs_chain_layout;
     let panels = [
         chain_graph(
             "GS, n = 8, b = 2, r = 4, P = P_(r,n)".into(),
-            &gs_chain_layout(8, 2, 3, GsShuffle::default())?,
+            &gs_chain_layout(sized(8, 2)?, 3, GsShuffle::default())?,
         ),
         chain_graph(
             "GS, n = 16, b = 4, r = 4, P = P_(r,n)".into(),
-            &gs_chain_layout(16, 4, 2, GsShuffle::default())?,
+            &gs_chain_layout(sized(16, 4)?, 2, GsShuffle::default())?,
         ),
         chain_graph(
             "BOFT, n = 16, b = 4, r = 4, PEFT perms".into(),
-            &boft_chain_layout(16, 4, 3)?,
+            &ChainLayout::peft_butterfly(sized(16, 4)?, 3)?,
         ),
     ];
     plot::save_layered(

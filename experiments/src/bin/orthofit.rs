@@ -1,7 +1,7 @@
 //! `orthofit`: fits target orthogonal matrices with exactly orthogonal structured layers
-//! (Cayley and exp). See [`gslab::exp::orthofit`] for what it computes and writes.
+//! (Cayley and exp). See [`experiments::orthofit`] for what it computes and writes.
 
-use gslab::exp::{orthofit, run_main};
+use experiments::{orthofit, run_main};
 use std::process::ExitCode;
 
 fn main() -> ExitCode {

@@ -1,6 +1,6 @@
 //! Each plot helper writes a non-empty PNG and SVG; the SVG carries the labels as text.
 
-use gslab::plot::{self, BarPlot, Heatmap, Plot, Scale, Series, SpyPlot, XyPlot};
+use experiments::plot::{self, BarPlot, Heatmap, Plot, Scale, Series, SpyPlot, XyPlot};
 use std::path::PathBuf;
 
 fn out_dir(name: &str) -> PathBuf {
@@ -155,7 +155,7 @@ fn unwritable_path_is_io_error_naming_path() {
     std::fs::write(&blocker, b"x").unwrap();
     let err = plot::save(&blocker.join("sub").join("p"), &xy().into()).unwrap_err();
     match err {
-        gslab::Error::Format { path, .. } => assert!(path.contains("file"), "{path}"),
+        experiments::Error::Io { path, .. } => assert!(path.contains("file"), "{path}"),
         other => panic!("expected Io, got {other:?}"),
     }
 }

@@ -2,46 +2,43 @@
 //! tables and the figures listed in each experiment's `figures.json`.
 
 use crate::error::{Error, Result};
-use crate::exp::{FIGURES_JSON, FigureEntry};
+use crate::run::{FIGURES_JSON, FigureEntry};
 use std::fmt::Write as _;
 use std::path::Path;
-
-fn io_err(path: &Path, e: impl std::fmt::Display) -> Error {
-    Error::format(path, e)
-}
 
 /// Reads `dir/figures.json`; an absent manifest gives an empty list.
 ///
 /// # Errors
-/// [`Error::Io`] if the file exists but cannot be read or parsed.
+/// [`Error::Io`] if the file exists but cannot be read, [`Error::Json`] if it cannot be parsed.
 pub fn read_figures(dir: &Path) -> Result<Vec<FigureEntry>> {
     let path = dir.join(FIGURES_JSON);
     if !path.exists() {
         return Ok(vec![]);
     }
-    let text = std::fs::read_to_string(&path).map_err(|e| io_err(&path, e))?;
-    serde_json::from_str(&text).map_err(|e| io_err(&path, e))
+    let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
+    serde_json::from_str(&text).map_err(|e| Error::json(&path, e))
 }
 
 /// Renders a CSV file as a Markdown table, keeping the rows for which `keep(header, row)` is
 /// true, at most `max_rows` of them (a final line says how many were left out).
 ///
 /// # Errors
-/// [`Error::Io`] if the file cannot be read or is not valid CSV.
+/// [`Error::Csv`] if the file cannot be read or is not valid CSV.
 pub fn csv_table(
     path: &Path,
     max_rows: usize,
     keep: impl Fn(&csv::StringRecord, &csv::StringRecord) -> bool,
 ) -> Result<String> {
-    let mut rdr = csv::Reader::from_path(path).map_err(|e| io_err(path, e))?;
-    let header = rdr.headers().map_err(|e| io_err(path, e))?.clone();
+    let csv_err = |e| Error::csv(path, e);
+    let mut rdr = csv::Reader::from_path(path).map_err(csv_err)?;
+    let header = rdr.headers().map_err(csv_err)?.clone();
     let mut md = String::new();
     let cells = |r: &csv::StringRecord| r.iter().map(|c| c.replace('|', "\\|")).collect::<Vec<_>>();
     let _ = writeln!(md, "| {} |", cells(&header).join(" | "));
     let _ = writeln!(md, "|{}", "---|".repeat(header.len()));
     let (mut shown, mut left) = (0usize, 0usize);
     for rec in rdr.records() {
-        let rec = rec.map_err(|e| io_err(path, e))?;
+        let rec = rec.map_err(csv_err)?;
         if !keep(&header, &rec) {
             continue;
         }

@@ -1,4 +1,4 @@
-//! `malloc::keep_freed_memory` (its own test binary: it changes process-wide allocator settings
+//! `experiments::malloc::keep_freed_memory` (its own test binary: it changes process-wide allocator settings
 //! and counts this process's page faults).
 
 /// Minor page faults of this process so far (`/proc/self/stat`, field 10).
@@ -29,7 +29,7 @@ fn freed_memory_is_reused_without_page_faults() {
         step();
     }
     let default = minor_faults() - f0;
-    assert!(gslab::malloc::keep_freed_memory());
+    assert!(experiments::malloc::keep_freed_memory());
     step();
     let f1 = minor_faults();
     for _ in 0..10 {

@@ -1,7 +1,7 @@
 //! `structure`: Prop. 1 block ranks, Algorithm 1 projection, Theorem 1 and expressivity against
-//! parameter budget. See [`gslab::exp::structure`] for what it computes and writes.
+//! parameter budget. See [`experiments::structure`] for what it computes and writes.
 
-use gslab::exp::{run_main, structure};
+use experiments::{run_main, structure};
 use std::process::ExitCode;
 
 fn main() -> ExitCode {

@@ -2,8 +2,9 @@
 //! every figure and the main tables, one sentence each on what they show. The crate's main job.
 
 use clap::Parser;
-use gslab::error::{Error, Result};
-use gslab::exp::{self, CommonArgs, counts, density, orthofit, report, run_main, speed, structure};
+use experiments::{
+    CommonArgs, Error, Result, counts, density, orthofit, report, run_main, speed, structure,
+};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -11,7 +12,7 @@ use std::time::Instant;
 
 /// Runs every experiment of the Group-and-Shuffle reproduction and writes `REPORT.md`.
 #[derive(Parser)]
-#[command(name = "reproduce", about)]
+#[command(name = "reproduce")]
 struct Args {
     /// `--seed`, `--threads`, `--out` (default `results/`), `--quick`.
     #[command(flatten)]
@@ -21,11 +22,12 @@ struct Args {
     only: Vec<String>,
 }
 
-/// One experiment: its name, what it tests, how to run it, and the tables the report shows.
+/// One experiment: its name, what it tests, how to run it (its `run` with the common arguments
+/// and its own defaults), and the tables the report shows.
 struct Experiment {
     name: &'static str,
     about: &'static str,
-    run: fn(&[String]) -> Result<()>,
+    run: fn(CommonArgs) -> Result<()>,
     tables: &'static [Table],
 }
 
@@ -38,29 +40,16 @@ struct Table {
     only: &'static [(&'static str, &'static str)],
 }
 
-fn parse<A: Parser>(argv: &[String]) -> Result<A> {
-    A::try_parse_from(argv).map_err(|e| Error::InvalidArgument(exp::one_line(&e.to_string())))
-}
-
-#[derive(Parser)]
-struct CountsArgs {
-    #[command(flatten)]
-    common: CommonArgs,
-}
-
-fn run_counts(argv: &[String]) -> Result<()> {
-    let args: CountsArgs = parse(argv)?;
-    let run = args.common.setup("counts")?;
-    let summary = run.install(|| counts::run(&run))?;
-    print!("{}", counts::report(&summary));
-    Ok(())
-}
-
 const EXPERIMENTS: &[Experiment] = &[
     Experiment {
         name: "density",
         about: "Theorem 2 (T1-T4): the number of block-diagonal factors that makes a GS chain or a BOFT butterfly dense, by symbolic pattern propagation.",
-        run: |a| density::run(parse(a)?),
+        run: |common| {
+            density::run(density::Args {
+                common,
+                trials: None,
+            })
+        },
         tables: &[Table {
             file: "min_factors.csv",
             sentence: "Smallest number of factors for a dense product, measured by pattern propagation, next to the closed forms 1+⌈log_b r⌉ (GS) and 1+⌈log₂ r⌉ (BOFT; empty where r is not a power of 2).",
@@ -71,7 +60,14 @@ const EXPERIMENTS: &[Experiment] = &[
     Experiment {
         name: "structure",
         about: "Prop. 1, Algorithm 1 and Theorem 1 (T7-T9), and expressivity against parameter budget for GS, Monarch, BOFT, block-diagonal and low-rank.",
-        run: |a| structure::run(parse(a)?),
+        run: |common| {
+            structure::run(structure::Args {
+                common,
+                n: None,
+                steps: None,
+                trials: None,
+            })
+        },
         tables: &[
             Table {
                 file: "projection.csv",
@@ -90,7 +86,15 @@ const EXPERIMENTS: &[Experiment] = &[
     Experiment {
         name: "orthofit",
         about: "Trainable orthogonality (T5, T6): fits of target orthogonal matrices with OrthoGs, GS chain m=3, OFT, BOFT, orthogonal Monarch and dense Cayley, with the Cayley map and with exp; orthogonality is tracked at every logged step.",
-        run: |a| orthofit::run(parse(a)?),
+        run: |common| {
+            orthofit::run(orthofit::Args {
+                common,
+                n: None,
+                steps: None,
+                log_every: None,
+                lr: orthofit::DEFAULT_LR,
+            })
+        },
         tables: &[Table {
             file: "final.csv",
             sentence: "Final loss ||Q − Q*||²_F / n per method, map and target, with free parameter counts and the largest ||QᵀQ − I||_max seen during training.",
@@ -101,7 +105,7 @@ const EXPERIMENTS: &[Experiment] = &[
     Experiment {
         name: "counts",
         about: "Tables 1-3 (T4, T12-T15): trainable-parameter counts from layer shapes, next to the paper's printed values, and adapter FLOPs per token.",
-        run: run_counts,
+        run: |common| counts::run(counts::Args { common }),
         tables: &[Table {
             file: "params.csv",
             sentence: "Parameter counts in the paper's convention (b² per Cayley block) from the layer shapes, beside the value printed in the paper.",
@@ -112,7 +116,14 @@ const EXPERIMENTS: &[Experiment] = &[
     Experiment {
         name: "speed",
         about: "Wall-clock cost of the structured products against faer's dense GEMM on 1 and 2 threads (T15 on the wall clock; the issue's speed targets are evaluated in summary.json).",
-        run: |a| speed::run(parse(a)?),
+        run: |common| {
+            speed::run(speed::Args {
+                common,
+                budget_ms: None,
+                ops: None,
+                no_pin: false,
+            })
+        },
         tables: &[Table {
             file: "speed.csv",
             sentence: "Median wall time and GFLOP/s per operation, size, batch, thread count, dtype and pass (fwd or fwdbwd) at the issue's target point n=1024, b=32, batch=256.",
@@ -131,9 +142,7 @@ fn main() -> ExitCode {
     run_main("reproduce", |args: Args| {
         for name in &args.only {
             if !EXPERIMENTS.iter().any(|e| e.name == name) {
-                return Err(Error::InvalidArgument(format!(
-                    "--only: unknown experiment {name:?}"
-                )));
+                return Err(Error::Usage(format!("--only: unknown experiment {name:?}")));
             }
         }
         let root = args
@@ -148,8 +157,10 @@ fn main() -> ExitCode {
             }
             println!("== {}: {}", e.name, e.about);
             let t0 = Instant::now();
-            (e.run)(&argv(e.name, &args.common, &root))
-                .map_err(|err| Error::InvalidArgument(format!("{}: {err}", e.name)))?;
+            (e.run)(common_for(e.name, &args.common, &root)).map_err(|err| Error::Experiment {
+                name: e.name.to_string(),
+                source: Box::new(err),
+            })?;
             timings.push((e, t0.elapsed().as_secs_f64()));
         }
         let path = root.join("REPORT.md");
@@ -159,22 +170,13 @@ fn main() -> ExitCode {
     })
 }
 
-/// The argument vector of one experiment: the common flags, `--out ROOT/NAME`.
-fn argv(name: &str, common: &CommonArgs, root: &Path) -> Vec<String> {
-    let mut v = vec![
-        name.to_string(),
-        "--seed".into(),
-        common.seed.to_string(),
-        "--out".into(),
-        root.join(name).display().to_string(),
-    ];
-    if let Some(t) = common.threads {
-        v.extend(["--threads".into(), t.to_string()]);
+/// The common arguments of one experiment: `reproduce`'s seed, threads and `--quick`, and the
+/// output directory `ROOT/NAME`.
+fn common_for(name: &str, common: &CommonArgs, root: &Path) -> CommonArgs {
+    CommonArgs {
+        out: Some(root.join(name)),
+        ..common.clone()
     }
-    if common.quick {
-        v.push("--quick".into());
-    }
-    v
 }
 
 fn write_report(

@@ -94,7 +94,9 @@ fn quick_run_matches_closed_forms() {
         let gs = 1 + ceil_log_int(b, r);
         assert_eq!(num(3), gs, "GS minimum at n={n}, b={b}");
         assert_eq!(num(4), gs, "GS formula at n={n}, b={b}");
-        if r.is_power_of_two() {
+        // PEFT's rule builds a dense butterfly only for r a power of 2 and an even block size
+        // (the digest's (12, 3) row is not buildable: b = 3 is odd).
+        if r.is_power_of_two() && b % 2 == 0 {
             let boft = 1 + ceil_log_int(2, r);
             assert_eq!(num(5), boft, "BOFT minimum at n={n}, b={b}");
             assert_eq!(num(6), boft, "BOFT formula at n={n}, b={b}");

@@ -1,7 +1,7 @@
 //! `speed`: wall-clock sweep of the structured kernels against dense GEMM on 1 and 2 threads.
-//! See [`gslab::exp::speed`] for what it measures and writes.
+//! See [`experiments::speed`] for what it measures and writes.
 
-use gslab::exp::{run_main, speed};
+use experiments::{run_main, speed};
 use std::process::ExitCode;
 
 fn main() -> ExitCode {

@@ -1,14 +1,11 @@
-//! Rayon pools with workers pinned to CPUs, for measurements on machines whose scheduler
-//! strands a woken worker.
+//! Rayon pools with workers pinned to CPUs, for timings on machines whose scheduler can leave a
+//! woken worker waiting behind the worker that woke it.
 //!
-//! Every parallel kernel of this crate wakes the pool's other workers when a parallel region
-//! starts. On the 2-vCPU VM this crate is measured on (Linux 6.18), the kernel often queued the
-//! woken worker on the CPU of the worker that woke it and left it waiting there while the other
-//! CPU idled: `perf sched timehist` showed a helper queued for 3.5 ms on the CPU where its waker
-//! kept running, and in 2-thread GS forwards (medians 0.44–0.63 ms per call) the helper spent
-//! 0.1–0.56 ms per call runnable but not running. With worker `i` pinned to CPU `i` its wait
-//! dropped to 1–4 µs per call (papers/group-and-shuffle.md, fifth session). [`pool`] builds such a pool; the `speed` experiment uses it for its multi-thread
-//! pools unless given `--no-pin`.
+//! Every parallel kernel of gslab wakes the pool's other workers when a parallel region starts.
+//! If the scheduler queues a woken worker on the CPU of its waker while another CPU idles, a
+//! 2-thread call runs at about 1-thread speed; with worker `i` pinned to CPU `i` the woken worker
+//! starts at once (measurements: `papers/group-and-shuffle.md`, "Machine notes"). [`pool`] builds
+//! such a pool; the `speed` experiment uses it for its multi-thread pools unless given `--no-pin`.
 //!
 //! Pinning fixes where each worker runs, so it suits a machine that runs nothing else heavy; the
 //! default rayon pool (unpinned) is the right choice otherwise.
@@ -21,13 +18,11 @@ use crate::error::{Error, Result};
 /// [`pinned_workers`]). A one-worker pool is never pinned: it wakes no other worker.
 ///
 /// # Errors
-/// [`Error::InvalidArgument`] for `threads == 0` or if rayon cannot start the pool (names the
-/// size and rayon's reason).
+/// [`Error::Usage`] for `threads == 0`; [`Error::ThreadPool`] if rayon cannot start the pool
+/// (names the size and rayon's reason).
 pub fn pool(threads: usize, pin: bool) -> Result<rayon::ThreadPool> {
     if threads == 0 {
-        return Err(Error::InvalidArgument(
-            "a pool needs at least 1 thread, got 0".into(),
-        ));
+        return Err(Error::Usage("a pool needs at least 1 thread, got 0".into()));
     }
     let cpus = if pin && threads > 1 {
         core_affinity::get_core_ids().unwrap_or_default()
@@ -42,8 +37,9 @@ pub fn pool(threads: usize, pin: bool) -> Result<rayon::ThreadPool> {
             core_affinity::set_for_current(cpus[i % cpus.len()]);
         });
     }
-    builder.build().map_err(|e| {
-        Error::InvalidArgument(format!("cannot build a pool of {threads} threads: {e}"))
+    builder.build().map_err(|e| Error::ThreadPool {
+        threads,
+        msg: e.to_string(),
     })
 }
 

@@ -11,20 +11,23 @@
 //! `loss_steps`, `loss_seconds`, `ortho_err`, `final_loss` (PNG and SVG), with the
 //! manifest `figures.json` (stem and caption of each) and the per-fit table `final.csv`.
 
-use crate::autodiff::tape::{Tape, Var};
-use crate::exp::{CommonArgs, Run, print_table};
-use crate::kernels::chain::chain_forward;
-use crate::nn::optim::{Adam, Optimizer, Params};
-use crate::nn::schedule::Schedule;
-use crate::nn::train::loss_and_grads;
-use crate::orthogonal::layers::{Boft, DenseOrtho, GsChain, Monarch, Oft, OrthoChain, OrthoGs};
-use crate::orthogonal::{OrthoMap, orthogonality_error};
-use crate::{Error, Result, Tensor};
+use crate::plot::{self, BarPlot, LegendColumn, Panel, PanelGrid, Scale};
+use crate::{CommonArgs, Error, Result, Run, print_table};
 use clap::Parser;
 use faer::Mat;
-use plotters::coord::Shift;
-use plotters::coord::ranged1d::{AsRangedCoord, ValueFormatter};
-use plotters::prelude::*;
+use gslab::Tensor;
+use gslab::autodiff::tape::{Tape, Var};
+use gslab::kernels::chain::chain_forward;
+use gslab::nn::optim::{Adam, Optimizer};
+use gslab::nn::schedule::Schedule;
+use gslab::nn::train::loss_and_grads;
+use gslab::orthogonal::{
+    OrthoBlockDiag, OrthoButterfly, OrthoChain, OrthoDense, OrthoGs, OrthoGsChain, OrthoLayer,
+    OrthoMap, OrthoMonarch, haar_special_orthogonal, orthogonality_error,
+};
+use gslab::structured::LinearOp;
+use gslab::structured::pattern::boft_formula;
+use gslab::{Blocks, Params};
 use rand::{SeedableRng, rngs::StdRng};
 use serde::Serialize;
 use std::rc::Rc;
@@ -51,9 +54,12 @@ pub struct Args {
     #[arg(long)]
     pub log_every: Option<usize>,
     /// Peak Adam learning rate (cosine decay to lr/10, 5 % warmup).
-    #[arg(long, default_value_t = 0.1, allow_negative_numbers = true)]
+    #[arg(long, default_value_t = DEFAULT_LR, allow_negative_numbers = true)]
     pub lr: f64,
 }
+
+/// Default of `--lr`: the peak Adam learning rate.
+pub const DEFAULT_LR: f64 = 0.1;
 
 /// The resolved configuration of a run.
 #[derive(Clone, Debug, Serialize)]
@@ -75,22 +81,20 @@ impl Config {
         let n = args.n.unwrap_or(if quick { 16 } else { 64 });
         let is_pow4 = n.is_power_of_two() && n.trailing_zeros().is_multiple_of(2);
         if !(16..=256).contains(&n) || !is_pow4 {
-            return Err(Error::InvalidArgument(format!(
+            return Err(Error::Usage(format!(
                 "--n must be 16, 64 or 256 (a power of 4), got {n}"
             )));
         }
         let steps = args.steps.unwrap_or(if quick { 100 } else { 1000 });
         if steps == 0 {
-            return Err(Error::InvalidArgument("--steps must be at least 1".into()));
+            return Err(Error::Usage("--steps must be at least 1".into()));
         }
         let log_every = args.log_every.unwrap_or((steps / 60).max(1));
         if log_every == 0 {
-            return Err(Error::InvalidArgument(
-                "--log-every must be at least 1".into(),
-            ));
+            return Err(Error::Usage("--log-every must be at least 1".into()));
         }
         if !(args.lr.is_finite() && args.lr > 0.0) {
-            return Err(Error::InvalidArgument(format!(
+            return Err(Error::Usage(format!(
                 "--lr must be a positive finite number, got {}",
                 args.lr
             )));
@@ -153,38 +157,39 @@ impl Method {
         let s = n.isqrt();
         Ok(match self {
             Self::Gs2 => (
-                OrthoGs::new(n, s, map)?.0,
+                OrthoGs::new(Blocks::count(n, s)?, map)?.into(),
                 format!("OrthoGs: 2 factors x {s} blocks of {s}x{s}, P = P_({s},{n})"),
             ),
             Self::Gs3 => {
                 let b = 1usize << (n.trailing_zeros() as usize).div_ceil(3);
                 let r = n / b;
                 (
-                    GsChain::new(n, r, 3, map)?.0,
+                    OrthoGsChain::new(Blocks::count(n, r)?, 3, map)?.into(),
                     format!("GsChain: 3 factors x {r} blocks of {b}x{b}, P = P_({r},{n})"),
                 )
             }
             Self::Oft => (
-                Oft::new(n, s / 2, map)?.0,
+                OrthoBlockDiag::new(Blocks::count(n, s / 2)?, map)?.into(),
                 format!("OFT: {} blocks of {b}x{b}", s / 2, b = 2 * s),
             ),
             Self::Boft => {
                 let r = n / 4;
-                let m = 1 + r.trailing_zeros() as usize;
+                let blocks = Blocks::size(n, 4)?;
+                let m = boft_formula(blocks)?;
                 (
-                    Boft::new(n, r, m, map)?.0,
+                    OrthoButterfly::new(blocks, m, map)?.into(),
                     format!("BOFT: {m} butterfly factors x {r} blocks of 4x4 (PEFT perms)"),
                 )
             }
             Self::Monarch => {
                 let (kl, kr) = (s / 2, 2 * s);
                 (
-                    Monarch::new(n, kl, kr, map)?.0,
+                    OrthoMonarch::new(Blocks::count(n, kl)?, map)?.into(),
                     format!("Monarch: R {kr} blocks of {kl}x{kl}, L {kl} blocks of {kr}x{kr}"),
                 )
             }
             Self::Dense => (
-                DenseOrtho::new(n, map)?.0,
+                OrthoDense::new(n, map)?.into(),
                 format!("dense: 1 block of {n}x{n}"),
             ),
         })
@@ -246,52 +251,24 @@ fn cayley_certificate(
     })
 }
 
-/// A Haar-distributed matrix of SO(b): QR of a Gaussian matrix, columns scaled by `sign(R_jj)`,
-/// the first column negated if the determinant is −1.
-fn haar_so(b: usize, rng: &mut StdRng) -> Mat<f64> {
-    let g = Tensor::<f64>::randn(&[b, b], 1.0, rng).to_mat();
-    let qr = g.qr();
-    let mut q = qr.compute_thin_Q();
-    let r = qr.thin_R();
-    for j in 0..b {
-        if r[(j, j)] < 0.0 {
-            for i in 0..b {
-                q[(i, j)] = -q[(i, j)];
-            }
-        }
-    }
-    if q.determinant() < 0.0 {
-        for i in 0..b {
-            q[(i, 0)] = -q[(i, 0)];
-        }
-    }
-    q
-}
-
 /// The three targets: a random GS member reachable by `gs_m2` (Haar SO(√n) blocks in the same
 /// layout), a Haar random matrix of SO(n), and the orthonormal DCT-II matrix (with its last row
 /// negated when its determinant is −1, since both maps only reach SO(n)).
 fn targets(n: usize, seed: u64) -> Result<Vec<Target>> {
     let mut rng = StdRng::seed_from_u64(seed ^ 0x6f72_7468_6f66_6974);
     let s = n.isqrt();
-    let gs = OrthoGs::<f64>::new(n, s, OrthoMap::Cayley)?;
+    let gs = OrthoGs::<f64>::new(Blocks::count(n, s)?, OrthoMap::Cayley)?;
     let blocks: Vec<Tensor<f64>> = (0..2)
         .map(|_| {
-            let mut t = Tensor::zeros(&[s, s, s]);
-            for j in 0..s {
-                let q = haar_so(s, &mut rng);
-                for a in 0..s {
-                    for c in 0..s {
-                        t.data_mut()[(j * s + a) * s + c] = q[(a, c)];
-                    }
-                }
-            }
-            t
+            let qs: Vec<f64> = (0..s)
+                .flat_map(|_| haar_special_orthogonal::<f64, _>(s, &mut rng).into_vec())
+                .collect();
+            Tensor::from_vec(&[s, s, s], qs)
         })
-        .collect();
+        .collect::<gslab::Result<_>>()?;
     let gs_q = chain_forward(gs.layout(), &blocks, &Tensor::eye(n), faer::Par::Seq).transpose();
     let certificate = cayley_certificate(gs, &blocks, &gs_q)?;
-    let dense_q = Tensor::from_mat(haar_so(n, &mut rng).as_ref());
+    let dense_q = haar_special_orthogonal::<f64, _>(n, &mut rng);
     let mut dct = Tensor::from_fn(&[n, n], |idx| {
         let (k, j) = ((idx / n) as f64, (idx % n) as f64);
         let nf = n as f64;
@@ -390,7 +367,8 @@ fn fit(
     let (mut model, _) = method.build(cfg.n, map)?;
     let eye = Tensor::eye(cfg.n);
     let target_t = target.q.transpose();
-    let sched = Schedule::cosine(cfg.lr, cfg.lr / 10.0, cfg.steps, cfg.steps / 20);
+    // η = cfg.lr with a cosine decay to η/10 after a 5 % warmup.
+    let sched = Schedule::cosine(0.1, cfg.steps, cfg.steps / 20);
     let mut opt = Adam::<f64>::new(cfg.lr);
     let params = model.free_param_count();
     let (mut rows, mut seconds, mut max_err) = (Vec::new(), 0.0f64, 0.0f64);
@@ -405,7 +383,7 @@ fn fit(
         // `seconds` of a row: all earlier steps plus this step's loss evaluation.
         let at_loss = seconds + t0.elapsed().as_secs_f64();
         if step < cfg.steps {
-            opt.set_lr(sched.lr_at(step));
+            opt.set_lr_factor(sched.factor_at(step));
             opt.step(&mut model.params_mut(), &grads);
         }
         seconds += t0.elapsed().as_secs_f64();
@@ -449,7 +427,7 @@ fn fit(
 ///
 /// # Errors
 /// Invalid arguments (checked before anything is written), a non-finite loss
-/// ([`Error::NonFiniteLoss`] naming the step), or a file that cannot be written.
+/// ([`gslab::Error::NonFiniteLoss`] naming the step), or a file that cannot be written.
 pub fn run(args: Args) -> Result<()> {
     let mut cfg = Config::new(&args)?;
     let run = args.common.setup("orthofit")?;
@@ -586,33 +564,12 @@ fn print_results(cfg: &Config, sums: &[FitSummary]) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Figures. Drawn with plotters directly: `crate::plot::XyPlot` always puts its legend in the upper
-// left corner of the chart, exactly where every loss curve starts (all fits begin at Q = I), so
-// these panel grids share one legend in a column to the right of the panels instead.
+// Figures. Every fit starts at Q = I, so every loss curve starts in the same corner: the panel
+// grids share one legend column beside the panels (`plot::PanelGrid`) instead of a legend inside
+// each chart.
 
-/// One panel: a title and one point list per method (index into [`METHODS`]).
-struct Panel {
-    title: String,
-    series: Vec<(usize, Vec<(f64, f64)>)>,
-}
-
-/// A grid of panels with shared axis labels and scales, a legend column and an optional
-/// horizontal reference line.
-struct Figure {
-    title: String,
-    x_label: String,
-    y_label: String,
-    x_log: bool,
-    y_log: bool,
-    ncols: usize,
-    panels: Vec<Panel>,
-    legend: Vec<String>,
-    hline: Option<(f64, String)>,
-}
-
+/// Pixel size of one panel of the loss and orthogonality figures.
 const PANEL: (u32, u32) = (470, 360);
-const LEGEND_W: u32 = 190;
-const TITLE_H: u32 = 44;
 
 /// The three figures from the logged rows.
 fn draw_figures(run: &Run, cfg: &Config, rows: &[Row]) -> Result<()> {
@@ -654,45 +611,48 @@ fn draw_figures(run: &Run, cfg: &Config, rows: &[Row]) -> Result<()> {
                     .collect();
                 out.push(Panel {
                     title: format!("target {t}, {} map", map.name()),
-                    series,
+                    lines: series,
                 });
             }
         }
         out
     };
-    let fig = |title: String, x_label: &str, y_label: &str, x_log, y_log, panels| Figure {
+    let fig = |title: String, x_label: &str, y_label: &str, x_scale, y_scale, panels| PanelGrid {
         title,
         x_label: x_label.into(),
         y_label: y_label.into(),
-        x_log,
-        y_log,
+        x_scale,
+        y_scale,
         ncols: target_names.len(),
         panels,
-        legend: legend.clone(),
+        legend: LegendColumn {
+            heading: "method (params)".into(),
+            entries: legend.clone(),
+            reference: None,
+        },
         hline: None,
     };
+    let save = |stem: &str, grid: &PanelGrid| plot::save_panels(&run.path(stem), grid, PANEL);
     let n = cfg.n;
-    save_figure(
-        run,
+    save(
         "loss_steps",
         &fig(
             format!("Fitting Q* (n = {n}): loss vs Adam steps; legend: method (free params)"),
             "step",
             "||Q - Q*||_F^2 / n",
-            false,
-            true,
+            Scale::Linear,
+            Scale::Log,
             panels(|r| r.step as f64, |r| r.loss),
         ),
     )?;
-    save_figure(
-        run,
+    save(
         "loss_seconds",
         &fig(
             format!("Fitting Q* (n = {n}): loss vs wall time"),
             "wall time [s] (log)",
             "||Q - Q*||_F^2 / n",
-            true,
-            true,
+            Scale::Log,
+            Scale::Log,
             panels(|r| r.seconds, |r| r.loss),
         ),
     )?;
@@ -703,12 +663,13 @@ fn draw_figures(run: &Run, cfg: &Config, rows: &[Row]) -> Result<()> {
         ),
         "step",
         "||Q^T Q - I||_max / eps",
-        false,
-        true,
+        Scale::Linear,
+        Scale::Log,
         panels(|r| r.step as f64, |r| r.ortho_err / f64::EPSILON),
     );
-    ortho.hline = Some((cfg.ortho_bound / f64::EPSILON, "bound 10 n eps".into()));
-    save_figure(run, "ortho_err", &ortho)?;
+    ortho.hline = Some(cfg.ortho_bound / f64::EPSILON);
+    ortho.legend.reference = Some("bound 10 n eps".into());
+    save("ortho_err", &ortho)?;
     // Final losses as bars on a linear axis: the structured methods' plateaus (0.4 to 1.4)
     // are indistinguishable on the log loss-curve axes, which also span the dense fits' 1e-6.
     let series = target_names
@@ -726,8 +687,8 @@ fn draw_figures(run: &Run, cfg: &Config, rows: &[Row]) -> Result<()> {
             (format!("{t}/{}", map.name()), vals)
         })
         .collect();
-    let bars = crate::plot::BarPlot {
-        // Short series names: plot.rs draws the bar legend as one row that does not wrap.
+    let bars = BarPlot {
+        // Short series names: the bar legend is one row that does not wrap.
         title: format!(
             "Final loss after {} steps (n = {n}); bars: target/map",
             cfg.steps
@@ -735,7 +696,7 @@ fn draw_figures(run: &Run, cfg: &Config, rows: &[Row]) -> Result<()> {
         value_label: "||Q - Q*||_F^2 / n (linear; tiny values: see loss_steps)".into(),
         categories: legend.clone(),
         series,
-        scale: crate::plot::Scale::Linear,
+        scale: Scale::Linear,
     };
     run.plot("final_loss", &bars.into())?;
     let captions = [
@@ -760,177 +721,5 @@ fn draw_figures(run: &Run, cfg: &Config, rows: &[Row]) -> Result<()> {
         run.register_figure(stem, caption)?;
     }
     run.finish()?;
-    Ok(())
-}
-
-/// Writes `stem.png` and `stem.svg` in the run's output directory.
-fn save_figure(run: &Run, stem: &str, fig: &Figure) -> Result<()> {
-    crate::plot::register_font()?;
-    let (png, svg) = crate::plot::output_paths(&run.path(stem));
-    let nrows = fig.panels.len().div_ceil(fig.ncols) as u32;
-    let size = (
-        PANEL.0 * fig.ncols as u32 + LEGEND_W,
-        PANEL.1 * nrows + TITLE_H,
-    );
-    let io = |p: &std::path::Path, e: String| Error::format(p, e);
-    {
-        let root = BitMapBackend::new(&png, size).into_drawing_area();
-        draw_figure(&root, fig).map_err(|e| io(&png, e))?;
-        root.present().map_err(|e| io(&png, e.to_string()))?;
-    }
-    let root = SVGBackend::new(&svg, size).into_drawing_area();
-    draw_figure(&root, fig).map_err(|e| io(&svg, e))?;
-    root.present().map_err(|e| io(&svg, e.to_string()))
-}
-
-type DrawResult = std::result::Result<(), String>;
-
-fn draw_figure<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, fig: &Figure) -> DrawResult {
-    let s = |e: DrawingAreaErrorKind<DB::ErrorType>| e.to_string();
-    root.fill(&WHITE).map_err(s)?;
-    let body = root.titled(&fig.title, ("sans-serif", 22)).map_err(s)?;
-    let width = body.dim_in_pixel().0;
-    let (grid, legend) = body.split_horizontally(width - LEGEND_W);
-    let nrows = fig.panels.len().div_ceil(fig.ncols);
-    let pts = || {
-        fig.panels
-            .iter()
-            .flat_map(|p| p.series.iter().flat_map(|(_, v)| v.iter().copied()))
-    };
-    let hl = fig.hline.iter().map(|h| h.0);
-    let xr = axis(pts().map(|q| q.0), fig.x_log);
-    let yr = axis(pts().map(|q| q.1).chain(hl), fig.y_log);
-    for (panel, cell) in fig.panels.iter().zip(grid.split_evenly((nrows, fig.ncols))) {
-        match (fig.x_log, fig.y_log) {
-            (false, false) => draw_panel(&cell, fig, panel, xr.0..xr.1, yr.0..yr.1)?,
-            (false, true) => draw_panel(&cell, fig, panel, xr.0..xr.1, (yr.0..yr.1).log_scale())?,
-            (true, false) => draw_panel(&cell, fig, panel, (xr.0..xr.1).log_scale(), yr.0..yr.1)?,
-            (true, true) => draw_panel(
-                &cell,
-                fig,
-                panel,
-                (xr.0..xr.1).log_scale(),
-                (yr.0..yr.1).log_scale(),
-            )?,
-        }
-    }
-    draw_legend(&legend, fig)
-}
-
-/// Axis range over the drawable values: whole decades on a log axis (positive values only),
-/// `[min(0, lo), hi + 5 %]` on a linear one.
-fn axis(vals: impl Iterator<Item = f64>, log: bool) -> (f64, f64) {
-    let (lo, hi) = vals
-        .filter(|v| v.is_finite() && (!log || *v > 0.0))
-        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| {
-            (a.min(v), b.max(v))
-        });
-    if lo > hi {
-        return if log { (1.0, 10.0) } else { (0.0, 1.0) };
-    }
-    if log {
-        // Whole decades, widened by 0.15 decade so the end decades get labelled ticks.
-        let (a, b) = (lo.log10().floor(), hi.log10().ceil());
-        let b = if b > a { b } else { a + 1.0 };
-        (10f64.powf(a - 0.15), 10f64.powf(b + 0.15))
-    } else {
-        let lo = lo.min(0.0);
-        (lo, hi + 0.05 * (hi - lo).max(1e-12))
-    }
-}
-
-fn draw_panel<DB, X, Y>(
-    area: &DrawingArea<DB, Shift>,
-    fig: &Figure,
-    panel: &Panel,
-    x: X,
-    y: Y,
-) -> DrawResult
-where
-    DB: DrawingBackend,
-    X: AsRangedCoord<Value = f64>,
-    Y: AsRangedCoord<Value = f64>,
-    X::CoordDescType: ValueFormatter<f64>,
-    Y::CoordDescType: ValueFormatter<f64>,
-{
-    let s = |e: DrawingAreaErrorKind<DB::ErrorType>| e.to_string();
-    let mut chart = ChartBuilder::on(area)
-        .caption(&panel.title, ("sans-serif", 17))
-        .margin(10)
-        .x_label_area_size(44)
-        .y_label_area_size(70)
-        .build_cartesian_2d(x, y)
-        .map_err(s)?;
-    let fmt = |v: &f64| crate::plot::tick_label(*v);
-    chart
-        .configure_mesh()
-        .x_desc(fig.x_label.as_str())
-        .y_desc(fig.y_label.as_str())
-        .x_label_formatter(&fmt)
-        .y_label_formatter(&fmt)
-        .x_labels(6)
-        .label_style(("sans-serif", 13))
-        .axis_desc_style(("sans-serif", 14))
-        .draw()
-        .map_err(s)?;
-    let ok = |v: f64, log: bool| v.is_finite() && (!log || v > 0.0);
-    for (i, pts) in &panel.series {
-        let c = crate::plot::series_color(*i);
-        let pts: Vec<(f64, f64)> = pts
-            .iter()
-            .copied()
-            .filter(|&(a, b)| ok(a, fig.x_log) && ok(b, fig.y_log))
-            .collect();
-        chart
-            .draw_series(LineSeries::new(pts, c.stroke_width(2)))
-            .map_err(s)?;
-    }
-    if let Some((v, _)) = &fig.hline {
-        let (x0, x1) = {
-            let r = chart.x_range();
-            (r.start, r.end)
-        };
-        chart
-            .draw_series(DashedLineSeries::new(
-                vec![(x0, *v), (x1, *v)],
-                6,
-                4,
-                BLACK.stroke_width(2),
-            ))
-            .map_err(s)?;
-    }
-    Ok(())
-}
-
-/// The legend column: one coloured line and name per method, then the reference line if any.
-fn draw_legend<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, fig: &Figure) -> DrawResult {
-    let s = |e: DrawingAreaErrorKind<DB::ErrorType>| e.to_string();
-    let font = ("sans-serif", 15).into_font().color(&BLACK);
-    let y0 = 40;
-    area.draw(&Text::new("method (params)", (8, y0 - 26), font.clone()))
-        .map_err(s)?;
-    for (i, name) in fig.legend.iter().enumerate() {
-        let y = y0 + 24 * i as i32;
-        let c = crate::plot::series_color(i);
-        area.draw(&PathElement::new(
-            vec![(8, y + 8), (34, y + 8)],
-            c.stroke_width(3),
-        ))
-        .map_err(s)?;
-        area.draw(&Text::new(name.as_str(), (40, y), font.clone()))
-            .map_err(s)?;
-    }
-    if let Some((_, label)) = &fig.hline {
-        let y = y0 + 24 * fig.legend.len() as i32 + 8;
-        for x in [8, 20] {
-            area.draw(&PathElement::new(
-                vec![(x, y + 8), (x + 8, y + 8)],
-                BLACK.stroke_width(2),
-            ))
-            .map_err(s)?;
-        }
-        area.draw(&Text::new(label.as_str(), (40, y), font.clone()))
-            .map_err(s)?;
-    }
     Ok(())
 }

@@ -1,0 +1,401 @@
+//! `speed`: wall-clock sweep of the structured chain kernels (GS, a 3-factor GS chain, Monarch,
+//! BOFT, block-diagonal) against faer's dense GEMM on the equivalent dense product, plus the
+//! Cayley map and one full training step of an `OrthoGs` layer, on 1 and 2 threads.
+//!
+//! Every measurement is the **median wall time** over repeats after a warm-up, taken in 5
+//! rounds in which all the ops compared at one point (the structured ops, dense GEMM at the
+//! same `(n, batch)`, Cayley of the same blocks) and the thread counts take turns, so that a
+//! change of machine speed during the measurement hits them alike; every timed block starts
+//! with 2 untimed calls; the two points the targets are read at (n = 1024 and the threading
+//! point n = 4096, both b = 32, batch 256) run 3 times as many rounds. Each op runs inside a
+//! dedicated rayon pool of the given size (`pool.install`), whose workers are pinned to CPUs
+//! when it has several ([`crate::threads`]: a scheduler may queue a woken worker behind the
+//! worker that woke it; `--no-pin` measures without pinning, and `summary.json` records each
+//! worker's CPUs); the chain kernels get `Par::Seq` on 1 thread and
+//! `Par::rayon(t)` on `t > 1` (they run `Par::Seq` faer products inside rayon tasks), the dense
+//! GEMM gets the same `Par`. Every op writes into outputs allocated once per measurement
+//! (dense: `faer::Mat`s; chain ops: the `_into` kernels; Cayley: the `_into` Cayley kernels), so
+//! no row pays for allocating or page-faulting its results;
+//! `orthogs_step` goes through the tape and the optimizer as a user's training loop does.
+//!
+//! Outputs (in `--out`, default `results/speed/`):
+//! - `speed.csv`: `op,n,b,batch,threads,dtype,pass,median_s,gflops`, one row per measurement
+//!   (`pass` is `fwd` or `fwdbwd`). Row conventions: `dense` has `b = n` (one `n × n` block);
+//!   `cayley` has `n = k·b` for `k = n/b` blocks and `batch = 0` (no batch).
+//! - `speed_diag.csv`: per-call CPU time, run-queue wait and minor page faults of every row
+//!   (same key columns as `speed.csv`).
+//! - `summary.json`: the targets with the measured value and pass/fail (plus a
+//!   load-robust cross-check from the 1-thread CPU times), the 1-vs-2-thread bitwise comparison
+//!   of every structured op's outputs, the grid, the load averages, and per-call diagnostics at
+//!   the target point (CPU time, run-queue wait = time stolen by other load, minor page faults).
+//! - `time_vs_n.{png,svg}` (log-log median time against `n`, one series per op) and
+//!   `fraction_of_dense.{png,svg}` (GFLOP/s of every op divided by dense GEMM's at the same `n`,
+//!   batch, threads and pass, in the same run).
+//!
+//! The sweep runs point-major (all ops at one size back to back) so that the ops compared by the
+//! targets see the same machine load. `--ops a,b` restricts the sweep; `--budget-ms` sets the
+//! timing budget per measurement.
+//!
+//! FLOPs follow the one convention of `gslab::count` (2 per multiply-add; permutations are free):
+//! chain forward `2·batch·Σ_i k_i·b_i¹·b_i²` ([`chain_flops`](gslab::count::chain_flops); GS with
+//! `m = 2` square factors: `2·batch·2·n·b`), dense `2·batch·n²`
+//! ([`dense_flops`](gslab::count::dense_flops)), forward+backward 3× forward; the Cayley map of
+//! `k` blocks `k·(8/3)·b³` forward and `k·(20/3)·b³` with backward
+//! ([`cayley_flops`](gslab::count::cayley_flops): the FLOPs of an LU of `I − K` and `b`
+//! right-hand sides, kept as the convention although the Gauss–Jordan inversion used does `b³`
+//! multiply-adds); `orthogs_step`: GS forward+backward plus the Cayley forward+backward of its
+//! `2·n/b` blocks ([`orthogs_step_flops`](gslab::count::orthogs_step_flops)). The `cayley` rows
+//! time the kernels with caller-provided outputs (`cayley_with_inverse_into`,
+//! `cayley_backward_into`), as the chain rows time the `_into` chain kernels.
+//!
+//! Files: this one holds the command line and the grid of sizes; `workloads` builds and runs
+//! one operation at one size, `timing` is the measurement harness, `targets` evaluates the
+//! issue's speed targets, `output` writes the CSV, JSON, figures and the terminal report.
+mod output;
+mod targets;
+mod timing;
+mod workloads;
+
+use crate::{CommonArgs, Result, Run, plot, threads};
+use clap::Parser;
+use rand::{SeedableRng, rngs::StdRng};
+use serde::Serialize;
+use std::time::Instant;
+use timing::{Sweep, load_average, measure_group, point_groups, sched_totals};
+
+/// Wall-clock sweep of the structured kernels against dense GEMM on 1 and 2 threads.
+#[derive(Parser)]
+#[command(name = "speed", version)]
+pub struct Args {
+    /// `--seed`, `--threads`, `--out`, `--quick`.
+    #[command(flatten)]
+    pub common: CommonArgs,
+    /// Timing budget of one measurement in milliseconds (repeats = budget / one call, at least
+    /// 5; 3 with --quick). Default 150 (3 with --quick).
+    #[arg(long, value_name = "MS", value_parser = clap::value_parser!(u64).range(1..=60_000))]
+    pub budget_ms: Option<u64>,
+    /// Only these ops (comma-separated: gs, gs_chain3, monarch, boft, block_diag, dense, cayley,
+    /// orthogs_step); targets that need a missing op are reported as not measured.
+    #[arg(long, value_delimiter = ',', value_parser = parse_op)]
+    pub ops: Option<Vec<Op>>,
+    /// Leave the workers of the multi-thread pool unpinned (by default worker i runs on CPU i:
+    /// see `gslab::threads`).
+    #[arg(long)]
+    pub no_pin: bool,
+}
+
+fn parse_op(s: &str) -> std::result::Result<Op, String> {
+    Op::ALL.into_iter().find(|o| o.name() == s).ok_or_else(|| {
+        let names: Vec<&str> = Op::ALL.iter().map(|o| o.name()).collect();
+        format!("unknown op '{s}' (expected one of {})", names.join(", "))
+    })
+}
+
+/// Runs the sweep and writes every output into `--out`.
+///
+/// # Errors
+/// Invalid arguments (named in the message), or a file that cannot be written.
+pub fn run(args: Args) -> Result<()> {
+    {
+        let run = args.common.setup("speed")?;
+        // Thread counts {1, T}, T = --threads (default 2).
+        let mut threads = vec![1, args.common.threads.map_or(2, |t| t as usize)];
+        threads.dedup();
+        let default_ms = if run.quick { 3 } else { 150 };
+        let cfg = Config {
+            grid: if run.quick {
+                Grid::quick()
+            } else {
+                Grid::full()
+            },
+            threads,
+            budget: args.budget_ms.unwrap_or(default_ms) as f64 * 1e-3,
+            min_reps: if run.quick { 3 } else { 5 },
+            ops: args.ops.unwrap_or_else(|| Op::ALL.to_vec()),
+            pin: !args.no_pin,
+        };
+        sweep(&run, &cfg)
+    }
+}
+
+/// The operations of the sweep, in output order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Op {
+    /// `gs`: GS with m = 2 factors (GSOFT's `Pᵀ L P R`).
+    Gs,
+    /// `gs_chain3`: a GS chain with m = 3 factors.
+    GsChain3,
+    /// `monarch`: a square Monarch matrix (b = √n).
+    Monarch,
+    /// `boft`: the BOFT butterfly with the factor count that makes it dense.
+    Boft,
+    /// `block_diag`: one block-diagonal factor.
+    BlockDiag,
+    /// `dense`: faer's dense GEMM on the equivalent dense product.
+    Dense,
+    /// `cayley`: the Cayley map over a stack of blocks.
+    Cayley,
+    /// `orthogs_step`: one training step of an OrthoGs layer (Cayley, product, backward, Adam).
+    OrthoGsStep,
+}
+
+impl Op {
+    const ALL: [Op; 8] = [
+        Op::Gs,
+        Op::GsChain3,
+        Op::Monarch,
+        Op::Boft,
+        Op::BlockDiag,
+        Op::Dense,
+        Op::Cayley,
+        Op::OrthoGsStep,
+    ];
+
+    fn name(self) -> &'static str {
+        match self {
+            Op::Gs => "gs",
+            Op::GsChain3 => "gs_chain3",
+            Op::Monarch => "monarch",
+            Op::Boft => "boft",
+            Op::BlockDiag => "block_diag",
+            Op::Dense => "dense",
+            Op::Cayley => "cayley",
+            Op::OrthoGsStep => "orthogs_step",
+        }
+    }
+
+    /// The passes measured: a training step is forward+backward only.
+    fn passes(self) -> &'static [Pass] {
+        match self {
+            Op::OrthoGsStep => &[Pass::FwdBwd],
+            _ => &[Pass::Fwd, Pass::FwdBwd],
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Pass {
+    Fwd,
+    FwdBwd,
+}
+
+impl Pass {
+    fn name(self) -> &'static str {
+        match self {
+            Pass::Fwd => "fwd",
+            Pass::FwdBwd => "fwdbwd",
+        }
+    }
+}
+
+/// A size point `(n, b, batch)`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+struct Point {
+    n: usize,
+    b: usize,
+    batch: usize,
+}
+
+/// The sizes swept, and where the targets are read.
+#[derive(Clone, Debug, Serialize)]
+struct Grid {
+    ns: Vec<usize>,
+    bs: Vec<usize>,
+    batches: Vec<usize>,
+    /// The target point (n = 1024, b = 32, batch = 256).
+    target: Point,
+    /// `n` of the threading target (4096).
+    big_n: usize,
+    /// Ops measured in f64 too, at the target point only.
+    #[serde(skip)]
+    f64_ops: Vec<Op>,
+}
+
+impl Grid {
+    fn full() -> Self {
+        Self {
+            ns: vec![256, 1024, 4096],
+            bs: vec![16, 32, 64],
+            batches: vec![32, 256],
+            target: Point {
+                n: 1024,
+                b: 32,
+                batch: 256,
+            },
+            big_n: 4096,
+            f64_ops: vec![Op::Gs, Op::BlockDiag, Op::Dense, Op::Cayley],
+        }
+    }
+
+    fn quick() -> Self {
+        Self {
+            ns: vec![64, 256],
+            bs: vec![8, 16],
+            batches: vec![8, 32],
+            target: Point {
+                n: 256,
+                b: 16,
+                batch: 32,
+            },
+            big_n: 256,
+            f64_ops: vec![Op::Gs, Op::Dense],
+        }
+    }
+
+    /// Every `(op, point)` of the f32 sweep. Monarch only where `b = √n` (square blocks, the
+    /// only Monarch with a single block size); dense ignores `b` (stored as `b = n`); Cayley
+    /// ignores the batch (stored as 0). A block size needs `b | n` and at least 2 blocks.
+    fn cases(&self) -> Vec<(Op, Point)> {
+        let mut out = Vec::new();
+        for op in Op::ALL {
+            for &n in &self.ns {
+                let bs: Vec<usize> = match op {
+                    Op::Dense => vec![n],
+                    Op::Monarch => self.bs.iter().copied().filter(|b| b * b == n).collect(),
+                    _ => self
+                        .bs
+                        .iter()
+                        .copied()
+                        .filter(|b| n % b == 0 && n / b >= 2)
+                        .collect(),
+                };
+                let batches = if op == Op::Cayley {
+                    vec![0]
+                } else {
+                    self.batches.clone()
+                };
+                for &b in &bs {
+                    for &batch in &batches {
+                        out.push((op, Point { n, b, batch }));
+                    }
+                }
+            }
+        }
+        // Point-major order, so that the ops compared with each other (all ops at one point,
+        // dense at its (n, batch), Cayley with the largest batch) run back to back and see the
+        // same machine load. The sort is stable: ops keep their order within a point.
+        out.sort_by_key(|(_, p)| self.point_key(p));
+        out
+    }
+
+    /// The point a case is compared at: `(n, batch, b)` with Cayley's batch read as the largest
+    /// batch and dense's `b = n` read as the target block size.
+    fn point_key(&self, p: &Point) -> (usize, usize, usize) {
+        let max_batch = self.batches.iter().copied().max().unwrap_or(0);
+        let batch = if p.batch == 0 { max_batch } else { p.batch };
+        let b = if p.b == p.n { self.target.b } else { p.b };
+        (p.n, batch, b)
+    }
+
+    /// Whether the targets are read at `p`'s point: the target point, or the threading point
+    /// (`big_n` with the target's block size and batch).
+    fn is_target_point(&self, p: &Point) -> bool {
+        let threading = Point {
+            n: self.big_n,
+            ..self.target
+        };
+        [self.target, threading]
+            .iter()
+            .any(|t| self.point_key(p) == self.point_key(t))
+    }
+
+    /// The f64 points: [`Grid::f64_ops`] at the target point.
+    fn f64_cases(&self) -> Vec<(Op, Point)> {
+        self.f64_ops
+            .iter()
+            .map(|&op| (op, self.point_for(op, self.target)))
+            .collect()
+    }
+
+    /// `p` with the row conventions of `op` applied (dense `b = n`, Cayley `batch = 0`).
+    fn point_for(&self, op: Op, p: Point) -> Point {
+        match op {
+            Op::Dense => Point { b: p.n, ..p },
+            Op::Cayley => Point { batch: 0, ..p },
+            _ => p,
+        }
+    }
+}
+
+struct Config {
+    grid: Grid,
+    ops: Vec<Op>,
+    threads: Vec<usize>,
+    budget: f64,
+    min_reps: usize,
+    /// Pin the workers of multi-thread pools to CPUs ([`threads::pool`]).
+    pin: bool,
+}
+
+fn sweep(run: &Run, cfg: &Config) -> Result<()> {
+    let load_start = load_average();
+    let started = Instant::now();
+    let pools = cfg
+        .threads
+        .iter()
+        .map(|&t| threads::pool(t, cfg.pin).map(|p| (t, p)))
+        .collect::<Result<Vec<_>>>()?;
+    let wanted = |c: &(Op, Point)| cfg.ops.contains(&c.0);
+    let cases32: Vec<_> = cfg.grid.cases().into_iter().filter(wanted).collect();
+    let cases64: Vec<_> = cfg.grid.f64_cases().into_iter().filter(wanted).collect();
+    let total: usize = cases32
+        .iter()
+        .chain(&cases64)
+        .map(|(op, _)| op.passes().len() * pools.len())
+        .sum();
+    let pb = run.progress(total as u64, "speed");
+    let mut rng = StdRng::seed_from_u64(run.seed);
+    let sched0 = sched_totals();
+    let mut sw = Sweep {
+        rows: Vec::new(),
+        diag: Vec::new(),
+        sched: None,
+        identity: Vec::new(),
+        cpus: pools
+            .iter()
+            .map(|(t, p)| (*t, threads::pinned_workers(p)))
+            .collect(),
+    };
+    let tick = || pb.inc(1);
+    for group in point_groups(&cfg.grid, &cases32) {
+        let p = group[0].1;
+        pb.set_message(format!("n={} b={} batch={}", p.n, p.b, p.batch));
+        measure_group::<f32>(group, cfg, &pools, &mut rng, &mut sw, &tick)?;
+    }
+    for group in point_groups(&cfg.grid, &cases64) {
+        pb.set_message(format!("f64 n={}", group[0].1.n));
+        measure_group::<f64>(group, cfg, &pools, &mut rng, &mut sw, &tick)?;
+    }
+    pb.finish_and_clear();
+    sw.sched = sched_totals()
+        .zip(sched0)
+        .map(|(a, b)| ((a.0 - b.0) as f64 * 1e-9, (a.1 - b.1) as f64 * 1e-9));
+    let elapsed = started.elapsed().as_secs_f64();
+    run.write_csv("speed.csv", &sw.rows)?;
+    let diag_rows: Vec<output::DiagRow> = sw
+        .rows
+        .iter()
+        .zip(&sw.diag)
+        .map(|(r, d)| output::DiagRow {
+            op: r.op,
+            n: r.n,
+            b: r.b,
+            batch: r.batch,
+            threads: r.threads,
+            dtype: r.dtype,
+            pass: r.pass,
+            cpu_s_per_call: d.cpu_s,
+            runq_wait_s_per_call: d.runq_wait_s,
+            minor_faults_per_call: d.faults,
+        })
+        .collect();
+    run.write_csv("speed_diag.csv", &diag_rows)?;
+    let targets = targets::evaluate_targets(&sw, cfg);
+    let summary = output::summary_json(run, cfg, &sw, &targets, load_start, elapsed);
+    run.write_json("summary.json", &summary)?;
+    plot::register_font()?;
+    output::write_figures(run, cfg, &sw)?;
+    output::print_report(cfg, &sw, &targets, elapsed);
+    println!("outputs written to {}", run.out.display());
+    Ok(())
+}

@@ -1,0 +1,193 @@
+//! The speed targets, evaluated on the rows of a sweep, each with a load-robust
+//! cross-check from the 1-thread CPU times and the largest run-queue wait among the rows it reads.
+
+use super::timing::{Identity, Sweep, find, find_index};
+use super::{Config, Op, Pass, Point};
+use gslab::structured::pattern::boft_formula;
+use serde::Serialize;
+use serde_json::{Value, json};
+
+/// One evaluated target.
+#[derive(Clone, Debug, Serialize)]
+pub(super) struct Target {
+    pub(super) name: &'static str,
+    pub(super) description: String,
+    /// The measured value (`null` if a needed row is missing, e.g. only one thread count).
+    pub(super) measured: Value,
+    pub(super) requirement: &'static str,
+    /// `null` when not measured.
+    pub(super) pass: Option<bool>,
+    /// Load-robust cross-check (not the target's definition): the same ratio from the **CPU
+    /// time** per call of the **1-thread** runs, which other load on the machine barely changes
+    /// (a time-sliced thread accrues no CPU time while it waits).
+    pub(super) cross_check_1t_cpu: Option<f64>,
+    /// Largest run-queue wait / wall time among the rows the target reads: how much other load
+    /// disturbed it (0 = undisturbed; see `Diag::runq_wait_s`).
+    pub(super) max_runq_wait_fraction: Option<f64>,
+}
+
+fn ratio_target(
+    name: &'static str,
+    description: String,
+    value: Option<f64>,
+    cross_check: Option<f64>,
+    requirement: &'static str,
+    ok: impl Fn(f64) -> bool,
+) -> Target {
+    Target {
+        name,
+        description,
+        measured: value.map_or(Value::Null, |v| json!(v)),
+        requirement,
+        pass: value.map(ok),
+        cross_check_1t_cpu: cross_check,
+        max_runq_wait_fraction: None,
+    }
+}
+
+/// The targets with [`Target::max_runq_wait_fraction`] filled in from the rows each one reads.
+pub(super) fn evaluate_targets(sw: &Sweep, cfg: &Config) -> Vec<Target> {
+    let g = &cfg.grid;
+    let tp = g.target;
+    let t_hi = *cfg.threads.iter().max().unwrap_or(&1);
+    let big = Point { n: g.big_n, ..tp };
+    let both = |op, pass| vec![(op, tp, t_hi, pass), (op, tp, 1, pass)];
+    let uses: [Vec<(Op, Point, usize, Pass)>; 6] = [
+        [both(Op::Gs, Pass::Fwd), both(Op::Dense, Pass::Fwd)].concat(),
+        [both(Op::Gs, Pass::FwdBwd), both(Op::Dense, Pass::FwdBwd)].concat(),
+        [both(Op::Boft, Pass::Fwd), both(Op::Gs, Pass::Fwd)].concat(),
+        [both(Op::Cayley, Pass::FwdBwd), both(Op::Gs, Pass::FwdBwd)].concat(),
+        vec![
+            (Op::Gs, big, 1, Pass::FwdBwd),
+            (Op::Gs, big, t_hi, Pass::FwdBwd),
+        ],
+        Vec::new(),
+    ];
+    let mut targets = target_values(sw, cfg);
+    for (t, used) in targets.iter_mut().zip(uses) {
+        t.max_runq_wait_fraction = used
+            .iter()
+            .filter_map(|&(op, p, th, pass)| {
+                find_index(sw, g, op, p, th, "f32", pass)
+                    .map(|i| sw.diag[i].runq_wait_s / sw.rows[i].median_s)
+            })
+            .reduce(f64::max);
+    }
+    targets
+}
+
+/// The targets, evaluated on the rows of the sweep.
+fn target_values(sw: &Sweep, cfg: &Config) -> Vec<Target> {
+    let g = &cfg.grid;
+    let tp = g.target;
+    let t_hi = *cfg.threads.iter().max().unwrap_or(&1);
+    let at = |op, p, t, pass| find(sw, g, op, p, t, "f32", pass);
+    let gfl = |op, pass| at(op, tp, t_hi, pass).map(|r| r.gflops);
+    let secs = |op, p, t, pass| at(op, p, t, pass).map(|r| r.median_s);
+    let div = |a: Option<f64>, b: Option<f64>| a.zip(b).map(|(a, b)| a / b);
+    // 1-thread CPU seconds per call, and the GFLOP/s they imply.
+    let cpu = |op, p, pass| find_index(sw, g, op, p, 1, "f32", pass).map(|i| sw.diag[i].cpu_s);
+    let cpu_gfl = |op, pass| {
+        find_index(sw, g, op, tp, 1, "f32", pass)
+            .map(|i| sw.rows[i].gflops * sw.rows[i].median_s / sw.diag[i].cpu_s)
+    };
+    let where_ = format!(
+        "n={}, b={}, batch={}, f32, {t_hi} threads",
+        tp.n, tp.b, tp.batch
+    );
+    let m_boft = gslab::Blocks::size(tp.n, tp.b)
+        .and_then(boft_formula)
+        .map_or_else(|_| "?".to_string(), |m| m.to_string());
+    let big = Point { n: g.big_n, ..tp };
+    let fwd_ids: Vec<&Identity> = sw
+        .identity
+        .iter()
+        .filter(|i| i.pass == "fwd" && i.op != "dense")
+        .collect();
+    vec![
+        ratio_target(
+            "gs_fwd_gflops_vs_dense",
+            format!(
+                "GS (m=2) forward GFLOP/s / faer dense GEMM GFLOP/s on the equivalent dense product, {where_}"
+            ),
+            div(gfl(Op::Gs, Pass::Fwd), gfl(Op::Dense, Pass::Fwd)),
+            div(cpu_gfl(Op::Gs, Pass::Fwd), cpu_gfl(Op::Dense, Pass::Fwd)),
+            ">= 0.5",
+            |v| v >= 0.5,
+        ),
+        ratio_target(
+            "gs_fwdbwd_gflops_vs_dense",
+            format!("GS forward+backward GFLOP/s / dense forward+backward GFLOP/s, {where_}"),
+            div(gfl(Op::Gs, Pass::FwdBwd), gfl(Op::Dense, Pass::FwdBwd)),
+            div(
+                cpu_gfl(Op::Gs, Pass::FwdBwd),
+                cpu_gfl(Op::Dense, Pass::FwdBwd),
+            ),
+            ">= 0.4",
+            |v| v >= 0.4,
+        ),
+        ratio_target(
+            "boft_time_vs_gs",
+            format!("BOFT with {m_boft} factors (dense) forward time / GS forward time, {where_}"),
+            div(
+                secs(Op::Boft, tp, t_hi, Pass::Fwd),
+                secs(Op::Gs, tp, t_hi, Pass::Fwd),
+            ),
+            div(cpu(Op::Boft, tp, Pass::Fwd), cpu(Op::Gs, tp, Pass::Fwd)),
+            "in [2.2, 3.9]",
+            |v| (2.2..=3.9).contains(&v),
+        ),
+        ratio_target(
+            "cayley_fwdbwd_time_vs_gs_fwdbwd",
+            format!(
+                "Cayley map with backward for {} blocks of {b}x{b} / GS forward+backward time, {where_}",
+                tp.n / tp.b,
+                b = tp.b
+            ),
+            div(
+                secs(Op::Cayley, tp, t_hi, Pass::FwdBwd),
+                secs(Op::Gs, tp, t_hi, Pass::FwdBwd),
+            ),
+            div(
+                cpu(Op::Cayley, tp, Pass::FwdBwd),
+                cpu(Op::Gs, tp, Pass::FwdBwd),
+            ),
+            "<= 0.10",
+            |v| v <= 0.10,
+        ),
+        ratio_target(
+            "gs_fwdbwd_speedup_threads",
+            format!(
+                "GS forward+backward time on 1 thread / on {t_hi} threads, n={}, b={}, batch={}, f32",
+                big.n, big.b, big.batch
+            ),
+            if t_hi > 1 {
+                div(
+                    secs(Op::Gs, big, 1, Pass::FwdBwd),
+                    secs(Op::Gs, big, t_hi, Pass::FwdBwd),
+                )
+            } else {
+                None
+            },
+            None,
+            ">= 1.6",
+            |v| v >= 1.6,
+        ),
+        Target {
+            name: "fwd_bitwise_identical_threads",
+            description: format!(
+                "forward outputs bitwise identical on 1 and {t_hi} threads for every structured op and the Cayley map ({} comparisons)",
+                fwd_ids.len()
+            ),
+            measured: if fwd_ids.is_empty() {
+                Value::Null
+            } else {
+                json!(fwd_ids.iter().all(|i| i.identical))
+            },
+            requirement: "true",
+            pass: (!fwd_ids.is_empty()).then(|| fwd_ids.iter().all(|i| i.identical)),
+            cross_check_1t_cpu: None,
+            max_runq_wait_fraction: None,
+        },
+    ]
+}

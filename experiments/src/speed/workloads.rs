@@ -1,0 +1,314 @@
+//! The workloads of the sweep: one operation at one size with its data, built once and run for
+//! every pool and pass, writing into outputs allocated once.
+
+use super::{Op, Pass, Point};
+use crate::Result;
+use faer::linalg::matmul::matmul;
+use faer::{Accum, Mat, Par};
+use gslab::count::{cayley_flops, chain_flops, dense_flops, fwd_bwd_flops, orthogs_step_flops};
+use gslab::kernels::chain::{chain_backward_into, chain_forward_into, chain_forward_saved_into};
+use gslab::nn::optim::{Adam, Optimizer};
+use gslab::orthogonal::OrthoMap;
+use gslab::orthogonal::cayley::{cayley_backward_into, cayley_with_inverse_into, skew_dim};
+use gslab::orthogonal::{OrthoGs, OrthoLayer};
+use gslab::structured::pattern::boft_formula;
+use gslab::structured::{
+    BlockDiag, BlockShape, Butterfly, ChainLayout, Gs, GsChain, LinearOp, Monarch,
+};
+use gslab::{Blocks, Params};
+use gslab::{Real, Tape, Tensor};
+use rand::rngs::StdRng;
+use std::hint::black_box;
+use std::sync::Arc;
+
+/// A workload with its data, built once per `(op, point, dtype)` and timed on every pool.
+pub(super) enum Work<T: Real> {
+    /// A chain operator with its inputs and caller-provided outputs (`Y`, `dX`, `dB_i`), written
+    /// in place by the `_into` kernels as the dense baseline writes its preallocated matrices.
+    Chain {
+        layout: Arc<ChainLayout>,
+        blocks: Vec<Tensor<T>>,
+        x: Tensor<T>,
+        dy: Tensor<T>,
+        y: Tensor<T>,
+        dx: Tensor<T>,
+        dbs: Vec<Tensor<T>>,
+    },
+    Dense {
+        w: Mat<T>,
+        x: Mat<T>,
+        dy: Mat<T>,
+        y: Mat<T>,
+        dx: Mat<T>,
+        dw: Mat<T>,
+    },
+    /// The Cayley kernels with caller-provided outputs (`Q`, the inverses `N`, `∂ℓ/∂θ`), as the
+    /// chain ops; the tape's own overhead is part of `orthogs_step`.
+    Cayley {
+        theta: Tensor<T>,
+        g: Tensor<T>,
+        b: usize,
+        q: Tensor<T>,
+        inv: Tensor<T>,
+        dtheta: Tensor<T>,
+    },
+    Step {
+        /// The initial state (the fingerprint always starts from it).
+        init: OrthoGs<T>,
+        /// The timed state, updated by every timed step.
+        layer: OrthoGs<T>,
+        adam: Adam<T>,
+        x: Tensor<T>,
+        g: Tensor<T>,
+    },
+}
+
+const ADAM_LR: f64 = 1e-3;
+
+/// Standard deviation of the random skew parameters (a generic, non-identity Cayley input).
+const THETA_STD: f64 = 0.1;
+
+fn randn<T: Real>(shape: &[usize], rng: &mut StdRng) -> Tensor<T> {
+    Tensor::randn(shape, 1.0, rng)
+}
+
+fn randn_mat<T: Real>(rows: usize, cols: usize, rng: &mut StdRng) -> Mat<T> {
+    randn::<T>(&[rows, cols], rng).to_mat()
+}
+
+fn chain_work<T: Real, O: LinearOp<T>>(op: &O, batch: usize, rng: &mut StdRng) -> Work<T> {
+    let (n_out, n_in) = op.shape();
+    let layout = Arc::clone(op.layout_arc());
+    let dbs = layout
+        .factors()
+        .iter()
+        .map(|f| Tensor::zeros(&f.tensor_shape()))
+        .collect();
+    Work::Chain {
+        layout,
+        blocks: op.blocks().to_vec(),
+        x: randn(&[batch, n_in], rng),
+        dy: randn(&[batch, n_out], rng),
+        y: Tensor::zeros(&[batch, n_out]),
+        dx: Tensor::zeros(&[batch, n_in]),
+        dbs,
+    }
+}
+
+impl<T: Real> Work<T> {
+    pub(super) fn build(op: Op, p: Point, rng: &mut StdRng) -> Result<Self> {
+        let Point { n, b, batch } = p;
+        let k = n / b;
+        let blocks = Blocks::size(n, b)?;
+        Ok(match op {
+            Op::Gs => chain_work(&Gs::<T>::gsoft_random(blocks, rng)?, batch, rng),
+            Op::GsChain3 => {
+                let f = [BlockShape::square(k, b); 3];
+                chain_work(&GsChain::<T>::random_shuffled(&f, rng)?, batch, rng)
+            }
+            // R: k blocks of b × b, L: b blocks of k × k (b = k = √n in the sweep).
+            Op::Monarch => {
+                let l = Blocks::count(n, b)?; // L: b blocks of k, R: k blocks of b
+                chain_work(&Monarch::<T>::random_square(l, rng)?, batch, rng)
+            }
+            Op::Boft => chain_work(
+                &Butterfly::<T>::random(blocks, boft_formula(blocks)?, rng)?,
+                batch,
+                rng,
+            ),
+            Op::BlockDiag => chain_work(&BlockDiag::<T>::random(blocks.shape(), rng)?, batch, rng),
+            Op::Dense => Work::Dense {
+                w: randn_mat(n, n, rng),
+                x: randn_mat(batch, n, rng),
+                dy: randn_mat(batch, n, rng),
+                y: Mat::zeros(batch, n),
+                dx: Mat::zeros(batch, n),
+                dw: Mat::zeros(n, n),
+            },
+            Op::Cayley => Work::Cayley {
+                theta: Tensor::randn(&[k, skew_dim(b)], THETA_STD, rng),
+                g: randn(&[k, b, b], rng),
+                b,
+                q: Tensor::zeros(&[k, b, b]),
+                inv: Tensor::zeros(&[k, b, b]),
+                dtheta: Tensor::zeros(&[k, skew_dim(b)]),
+            },
+            Op::OrthoGsStep => {
+                let mut layer = OrthoGs::<T>::new(blocks, OrthoMap::Cayley)?;
+                let params = (0..2)
+                    .map(|_| Tensor::randn(&[k, skew_dim(b)], THETA_STD, rng))
+                    .collect();
+                layer.set_params(params)?;
+                Work::Step {
+                    init: layer.clone(),
+                    layer,
+                    adam: Adam::new(ADAM_LR),
+                    x: randn(&[batch, n], rng),
+                    g: randn(&[batch, n], rng),
+                }
+            }
+        })
+    }
+
+    /// Runs one pass. With `keep`, returns every output as a flat vector (forward: `Y`;
+    /// forward+backward: `Y`, `dX` and the weight gradients; a training step: the parameters
+    /// after one step from the initial state, leaving the timed state untouched).
+    pub(super) fn run(&mut self, pass: Pass, par: Par, keep: bool) -> Option<Vec<T>> {
+        match self {
+            Work::Chain {
+                layout,
+                blocks,
+                x,
+                dy,
+                y,
+                dx,
+                dbs,
+            } => {
+                match pass {
+                    Pass::Fwd => chain_forward_into(layout, blocks, x, y, par),
+                    Pass::FwdBwd => {
+                        let saved = chain_forward_saved_into(layout, blocks, x, y, par);
+                        chain_backward_into(layout, blocks, (x, &saved), dy, (dx, dbs), par);
+                    }
+                }
+                keep.then(|| match pass {
+                    Pass::Fwd => y.data().to_vec(),
+                    Pass::FwdBwd => {
+                        let all = [&*y, &*dx].into_iter().chain(dbs.iter());
+                        all.flat_map(|t| t.data().iter().copied()).collect()
+                    }
+                })
+            }
+            Work::Dense {
+                w,
+                x,
+                dy,
+                y,
+                dx,
+                dw,
+            } => {
+                let one = T::one();
+                matmul(
+                    y.as_mut(),
+                    Accum::Replace,
+                    x.as_ref(),
+                    w.transpose(),
+                    one,
+                    par,
+                );
+                let mut mats = vec![&*y];
+                if pass == Pass::FwdBwd {
+                    matmul(
+                        dx.as_mut(),
+                        Accum::Replace,
+                        dy.as_ref(),
+                        w.as_ref(),
+                        one,
+                        par,
+                    );
+                    matmul(
+                        dw.as_mut(),
+                        Accum::Replace,
+                        dy.transpose(),
+                        x.as_ref(),
+                        one,
+                        par,
+                    );
+                    mats.extend([&*dx, &*dw]);
+                }
+                black_box(&mats);
+                keep.then(|| mats.iter().flat_map(|m| mat_values(m)).collect())
+            }
+            Work::Cayley {
+                theta,
+                g,
+                b,
+                q,
+                inv,
+                dtheta,
+            } => {
+                cayley_with_inverse_into(theta, *b, q, inv);
+                if pass == Pass::FwdBwd {
+                    cayley_backward_into(g, inv, *b, dtheta);
+                }
+                keep.then(|| match pass {
+                    Pass::Fwd => q.data().to_vec(),
+                    Pass::FwdBwd => dtheta.data().to_vec(),
+                })
+            }
+            Work::Step {
+                init,
+                layer,
+                adam,
+                x,
+                g,
+            } => {
+                if keep {
+                    let mut l = init.clone();
+                    ortho_step(&mut l, &mut Adam::new(ADAM_LR), x, g);
+                    let ps: Vec<Tensor<T>> = l.params().into_iter().cloned().collect();
+                    Some(flatten(&ps))
+                } else {
+                    ortho_step(layer, adam, x, g);
+                    None
+                }
+            }
+        }
+    }
+
+    /// FLOPs of one pass, in the convention of `gslab::count` (module docs).
+    pub(super) fn flops(&self, p: Point, pass: Pass) -> f64 {
+        let fb = |fwd: f64| match pass {
+            Pass::Fwd => fwd,
+            Pass::FwdBwd => fwd_bwd_flops(fwd),
+        };
+        match self {
+            Work::Chain { layout, x, .. } => {
+                fb(chain_flops(layout.macs_per_vector(), x.shape()[0]))
+            }
+            Work::Dense { .. } => fb(dense_flops(p.n, p.n, p.batch)),
+            Work::Cayley { .. } => cayley_flops(p.n / p.b, p.b, pass == Pass::FwdBwd),
+            Work::Step { .. } => orthogs_step_flops(p.n, p.b, p.batch),
+        }
+    }
+}
+
+/// One training step of an `OrthoGs` layer on the loss `ℓ = ⟨Y, G⟩`: Cayley map of both
+/// factors, the GS product, backward through both, one Adam update.
+fn ortho_step<T: Real>(layer: &mut OrthoGs<T>, adam: &mut Adam<T>, x: &Tensor<T>, g: &Tensor<T>) {
+    let grads = {
+        let tape = Tape::new();
+        let leaves = layer.leaves(&tape);
+        let xv = tape.constant(x.clone());
+        let y = layer.forward_with(xv, &leaves);
+        let mut grads = tape.backward_with(y, g.clone());
+        leaves
+            .iter()
+            .map(|l| {
+                grads
+                    .take(*l)
+                    .expect("every parameter leaf gets a gradient")
+            })
+            .collect::<Vec<_>>()
+    };
+    adam.step(&mut layer.params_mut(), &grads);
+}
+
+fn flatten<T: Real>(ts: &[Tensor<T>]) -> Vec<T> {
+    ts.iter().flat_map(|t| t.data().iter().copied()).collect()
+}
+
+fn mat_values<T: Real>(m: &Mat<T>) -> Vec<T> {
+    (0..m.ncols())
+        .flat_map(|j| (0..m.nrows()).map(move |i| m[(i, j)]))
+        .collect()
+}
+
+/// Bitwise equality of two output vectors (f32 → f64 is exact, so comparing the f64 bits
+/// compares the original bits of every non-NaN value).
+pub(super) fn bitwise_equal<T: Real>(a: &[T], b: &[T]) -> bool {
+    a.len() == b.len()
+        && a.iter()
+            .zip(b)
+            .all(|(&x, &y)| Real::to_f64(x).to_bits() == Real::to_f64(y).to_bits())
+}
