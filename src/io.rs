@@ -35,6 +35,7 @@
 //! that every `perm.{i}` is a permutation, and returns errors naming the offending tensor.
 //! Extra tensors in a chain file are ignored. Values round-trip bitwise.
 
+use crate::autodiff::params::Params;
 use crate::blocks::BlockShape;
 use crate::error::{Error, Result};
 use crate::kernels::layout::ChainLayout;
@@ -148,8 +149,36 @@ fn serialize(raws: &[Raw], metadata: HashMap<String, String>) -> Result<Vec<u8>>
     safetensors::tensor::serialize(views, meta).map_err(|e| io_err(MEMORY, e))
 }
 
+/// Writes `bytes` to `path` atomically: to a temporary file in the same directory, flushed to
+/// disk, then renamed over `path`, so a crash leaves either the old file or the new one, never a
+/// truncated one.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    use std::io::Write;
+    let name = path.file_name().map_or_else(
+        || std::ffi::OsString::from("file"),
+        std::ffi::OsStr::to_os_string,
+    );
+    let mut tmp_name = std::ffi::OsString::from(".");
+    tmp_name.push(&name);
+    tmp_name.push(format!(".tmp-{}", std::process::id()));
+    let tmp = path.with_file_name(tmp_name);
+    let write = || -> std::io::Result<()> {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()
+    };
+    if let Err(e) = write() {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(Error::io(&tmp, e));
+    }
+    std::fs::rename(&tmp, path).map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        Error::io(path, e)
+    })
+}
+
 fn write_file(path: &Path, bytes: &[u8]) -> Result<()> {
-    std::fs::write(path, bytes).map_err(|e| Error::io(path, e))
+    write_atomic(path, bytes)
 }
 
 fn read_file(path: &Path) -> Result<Vec<u8>> {
@@ -416,4 +445,48 @@ pub fn chain_from_bytes<T: Real>(bytes: &[u8]) -> Result<(ChainLayout, Vec<Tenso
 pub fn load_chain<T: Real>(path: impl AsRef<Path>) -> Result<(ChainLayout, Vec<Tensor<T>>)> {
     let path = path.as_ref();
     chain_from_bytes(&read_file(path)?).map_err(|e| with_path(path, e))
+}
+
+/// Saves a model's parameters to a safetensors file through [`save_tensors`], one
+/// tensor per [`Params::param_names`] entry, in the model's dtype, with metadata
+/// `format = gslab.params.v1`.
+///
+/// # Errors
+/// [`Error::Io`] if writing fails; [`Error::InvalidArgument`] on repeated names.
+pub fn save_params<T: Real, M: Params<T>>(model: &M, path: &Path) -> Result<()> {
+    let names = model.param_names();
+    let named: Vec<(&str, &Tensor<T>)> = names
+        .iter()
+        .map(String::as_str)
+        .zip(model.params())
+        .collect();
+    let meta = BTreeMap::from([("format".to_string(), "gslab.params.v1".to_string())]);
+    save_tensors(path, &named, &meta)
+}
+
+/// Loads parameters saved by [`save_params`] into `model`, by name, through
+/// [`load_tensors`] (the file's dtype must be `T`).
+///
+/// # Errors
+/// [`Error::Io`] if the file cannot be read; [`Error::Dtype`] if it holds another dtype;
+/// [`Error::Format`] if it cannot be parsed, lacks a name, or holds a tensor of another shape (the
+/// message names the file, the tensor and both shapes).
+pub fn load_params<T: Real, M: Params<T>>(model: &mut M, path: &Path) -> Result<()> {
+    let mut file = load_tensors::<T>(path)?;
+    let names = model.param_names();
+    let io_err = |msg: String| Error::format(path, msg);
+    for (name, p) in names.iter().zip(model.params_mut()) {
+        let t = file
+            .remove(name)
+            .ok_or_else(|| io_err(format!("no tensor named '{name}'")))?;
+        if t.shape() != p.shape() {
+            return Err(io_err(format!(
+                "'{name}' has shape {:?} in the file, {:?} expected",
+                t.shape(),
+                p.shape()
+            )));
+        }
+        *p = t;
+    }
+    Ok(())
 }

@@ -372,3 +372,26 @@ fn writer_rejects_bad_arguments() {
         Err(Error::InvalidArgument(_))
     ));
 }
+
+/// Saving replaces a file atomically: the new content is complete, no temporary file is left,
+/// and a failed write (missing directory) names the path and leaves nothing behind.
+#[test]
+fn writes_are_atomic_and_leave_no_temporary_files() {
+    let dir = tmp("atomic");
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("t.safetensors");
+    let a = Tensor::<f64>::ones(&[3]);
+    save_tensors(&path, &[("a", &a)], &BTreeMap::new()).unwrap();
+    let b = Tensor::<f64>::zeros(&[1000]);
+    save_tensors(&path, &[("b", &b)], &BTreeMap::new()).unwrap();
+    let back = load_tensors::<f64>(&path).unwrap();
+    assert_eq!(back.keys().collect::<Vec<_>>(), vec!["b"]);
+    let left: Vec<_> = std::fs::read_dir(&dir).unwrap().collect();
+    assert_eq!(left.len(), 1, "a temporary file was left behind");
+    let missing = dir.join("no-such-dir").join("x.safetensors");
+    match save_tensors(&missing, &[("a", &a)], &BTreeMap::new()) {
+        Err(Error::Io { path, .. }) => assert!(path.contains("no-such-dir"), "{path}"),
+        other => panic!("expected an Io error, got {other:?}"),
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -1,5 +1,6 @@
 //! Parameter-efficient adapters on a frozen linear layer `y = x W₀ᵀ + bias` (`W₀` is
-//! `out × in`, the torch convention), and saving/loading trained parameters with safetensors.
+//! `out × in`, the torch convention). Trained parameters are saved with
+//! [`io::save_params`](crate::io::save_params).
 //!
 //! Orthogonal adapters ([`OrthoAdapter`]) learn `W' = diag(s)·Q_out·W₀·Q̃_in` with the scale
 //! `s ∈ ℝ^out` starting at ones and orthogonal chains starting at the identity, so the adapted
@@ -35,8 +36,6 @@ use crate::real::Real;
 use crate::structured::LinearOp;
 use crate::tensor::Tensor;
 use rand::Rng;
-use std::collections::BTreeMap;
-use std::path::Path;
 
 /// A plain dense linear layer `y = x Wᵀ + bias` (`W` is `out × in`): the frozen base of every
 /// adapter and the result of `merge()`.
@@ -627,48 +626,4 @@ impl<T: Real> Params<T> for Lora<T> {
     fn param_names(&self) -> Vec<String> {
         vec!["lora_A".into(), "lora_B".into()]
     }
-}
-
-/// Saves a model's parameters to a safetensors file through [`crate::io::save_tensors`], one
-/// tensor per [`Params::param_names`] entry, in the model's dtype, with metadata
-/// `format = gslab.params.v1`.
-///
-/// # Errors
-/// [`Error::Io`] if writing fails; [`Error::InvalidArgument`] on repeated names.
-pub fn save_params<T: Real, M: Params<T>>(model: &M, path: &Path) -> Result<()> {
-    let names = model.param_names();
-    let named: Vec<(&str, &Tensor<T>)> = names
-        .iter()
-        .map(String::as_str)
-        .zip(model.params())
-        .collect();
-    let meta = BTreeMap::from([("format".to_string(), "gslab.params.v1".to_string())]);
-    crate::io::save_tensors(path, &named, &meta)
-}
-
-/// Loads parameters saved by [`save_params`] into `model`, by name, through
-/// [`crate::io::load_tensors`] (the file's dtype must be `T`).
-///
-/// # Errors
-/// [`Error::Io`] if the file cannot be read; [`Error::Dtype`] if it holds another dtype;
-/// [`Error::Format`] if it cannot be parsed, lacks a name, or holds a tensor of another shape (the
-/// message names the file, the tensor and both shapes).
-pub fn load_params<T: Real, M: Params<T>>(model: &mut M, path: &Path) -> Result<()> {
-    let mut file = crate::io::load_tensors::<T>(path)?;
-    let names = model.param_names();
-    let io_err = |msg: String| Error::format(path, msg);
-    for (name, p) in names.iter().zip(model.params_mut()) {
-        let t = file
-            .remove(name)
-            .ok_or_else(|| io_err(format!("no tensor named '{name}'")))?;
-        if t.shape() != p.shape() {
-            return Err(io_err(format!(
-                "'{name}' has shape {:?} in the file, {:?} expected",
-                t.shape(),
-                p.shape()
-            )));
-        }
-        *p = t;
-    }
-    Ok(())
 }

@@ -3,9 +3,8 @@
 
 use crate::common::{max_abs_diff, probe, randn};
 use crate::layers::randomize;
-use gslab::orthogonal::adapters::{
-    Adapter, DenseLinear, Lora, OrthoAdapter, load_params, save_params,
-};
+use gslab::io::{load_params, save_params};
+use gslab::orthogonal::adapters::{Adapter, DenseLinear, Lora, OrthoAdapter};
 use gslab::orthogonal::{OrthoChain, OrthoMap};
 use gslab::{BlockRule, Params, Tape, Tensor, gradcheck};
 use rand::{SeedableRng, rngs::StdRng};
