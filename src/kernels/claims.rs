@@ -4,8 +4,8 @@
 //!
 //! With rayon's own splitting, which worker runs which chunk changes from call to call, and the
 //! chunk's output rows and scratch panels then move between cores. Writing memory that the
-//! other core has cached costs several times more on this machine kind than writing memory the
-//! core owns (see `kernels::pool`), so the chain kernels hand chunks out through [`Claims`]
+//! other core has cached costs several times more than writing memory the core owns (see
+//! `kernels::pool`), so the chain kernels hand chunks out through [`Claims`]
 //! keyed by the worker's rayon index: in a balanced call every worker runs the same chunks as
 //! in the previous one. Stealing from the back keeps a slow worker's first chunks (the ones it
 //! is about to run) its own. Which worker runs a chunk never changes the arithmetic.

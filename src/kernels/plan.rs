@@ -104,7 +104,7 @@ pub(crate) fn panel_len(k: usize, b: usize, c: usize) -> usize {
 /// For the final gather `y[o] = z[σ(o)]`: the output columns of block `j` of the last step are
 /// `σ⁻¹(j·b + v)`, `v < b`; returns their `(start, step)` per block if all are consecutive
 /// (step ±1). A block landing on strided columns (e.g. GSOFT's final `Pᵀ`) is better written to
-/// a panel and gathered row by row: scattered stores in faer's epilogue were 4–8 % slower.
+/// a panel and gathered row by row, which avoids scattered stores in faer's epilogue.
 fn direct_output(steps: &[Step], out_gather: &[usize]) -> Option<Vec<(usize, isize)>> {
     let last = steps.last()?;
     let mut inv = vec![0; out_gather.len()];

@@ -10,12 +10,11 @@
 //!
 //! **Thread-local first.** A buffer goes back to the pool of the thread that drops it, and
 //! [`take`] looks there before the shared pool, so a rayon worker gets back the scratch it wrote
-//! in the previous call. Writing memory that another core has cached is several times slower
-//! on this machine kind: writing 256 KiB that the other worker had just read took 34–37 µs,
-//! against 7.4–10 µs for memory only the writing thread had touched (`cargo bench --bench
-//! structured -- cross_core_write`), so handing one worker's scratch to the other costs more than
-//! the copy it serves. A thread keeps at most [`LOCAL_BUFFERS`] buffers and [`LOCAL_BYTES`]
-//! bytes; the oldest overflow into the shared pool.
+//! in the previous call: writing memory that another core has cached costs several times more
+//! than writing memory the core owns (measured by `cargo bench --bench structured --
+//! cross_core_write`; numbers in `papers/`), so handing one worker's scratch to the other costs
+//! more than the copy it serves. A thread keeps at most [`LOCAL_BUFFERS`] buffers and
+//! [`LOCAL_BYTES`] bytes; the oldest overflow into the shared pool.
 //!
 //! Contents of a recycled buffer are stale: callers must write every element they later read.
 //!
@@ -79,7 +78,7 @@ fn bytes_of<T>(v: &Vec<T>) -> usize {
 impl Pool {
     /// Removes and returns the smallest pooled `Vec<T>` with capacity in `[len, 2·len]`, the most
     /// recently returned one among equals: it is the most likely to be still in cache (taking the
-    /// oldest made a mix of ops cycle through every pooled buffer of a size, about 20 % slower).
+    /// oldest makes a mix of ops cycle through every pooled buffer of a size).
     fn take<T: Real>(&mut self, len: usize) -> Option<Vec<T>> {
         let (i, _) = self
             .bufs

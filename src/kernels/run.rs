@@ -11,8 +11,8 @@
 //!   worker runs the chunks it claims (module `kernels::claims`): first its own contiguous
 //!   range, keyed by its rayon index so that it runs the same chunks (output rows, saved
 //!   pieces) call after call, then steals from the back of the others'. Each worker has its own
-//!   scratch panels and its own column-major copy of the blocks from its thread's buffer pool:
-//!   on this machine kind, writing memory the other core had cached costs 3–4× more.
+//!   scratch panels and its own column-major copy of the blocks from its thread's buffer pool,
+//!   so no core writes memory the other core has cached (see `kernels::pool`).
 //! - If the whole batch is **one chunk**, the parallelism moves inside it: the block products
 //!   of every step run in parallel over blocks and the final gather in parallel over rows. The
 //!   last step then always writes a panel (never the strided output), whatever the thread count.
@@ -56,11 +56,11 @@ use faer::{Accum, MatMut, MatRef, Par};
 use rayon::prelude::*;
 
 /// Target number of scalars in one chunk panel: `chunk_rows · max n ≈ CHUNK_ELEMS`, so a chunk's
-/// panels fit in L2 (tuned at n = 1024, b = 32: 16K–64K elements were within 20 %).
+/// panels fit in L2.
 const CHUNK_ELEMS: usize = 32 * 1024;
 
 /// Fewest rows per chunk: below 16 samples the per-block products are too thin for faer's
-/// microkernels (at n = 4096, b = 64, 16 rows were 10 % faster than 8, 32 rows 5 % more).
+/// microkernels.
 const MIN_CHUNK_ROWS: usize = 16;
 
 /// Rows per batch chunk for a layout: `clamp(CHUNK_ELEMS / max_i n_i, 16, 256)`. It depends only
@@ -174,8 +174,8 @@ fn block_view<'a, T: Real>(step: &Step, w: &'a [T], j: usize) -> MatRef<'a, T> {
 ///
 /// Each worker of a parallel run makes its own copy (from its thread's buffer pool), into memory
 /// only its core has touched: rewriting one shared copy that the other worker had read is
-/// 3–4× slower on this machine kind (`cargo bench --bench structured -- cross_core_write`), and
-/// the workers' copies run at the same time.
+/// several times slower (`cargo bench --bench structured -- cross_core_write`), and the workers'
+/// copies run at the same time.
 struct Weights<T> {
     copies: Vec<Option<PoolVec<T>>>,
 }

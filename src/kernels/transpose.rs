@@ -117,8 +117,8 @@ pub fn transpose_to_blocks<T: Copy + 'static>(
 /// Copies runs of consecutive elements into block-major blocks: for every run `(f, o, len)` and
 /// sample `q < samples`, `d[f / b][q·b + f % b + t] = s[q·ss + o + t]` for `t < len`. One call
 /// covers a whole gather (the checks run once, the CPU features are looked up once), and each
-/// run is copied in 32-byte pieces by straight-line moves: the compiler turns short copies of
-/// unknown length into `memcpy` calls, whose dispatch cost a fifth of a BOFT forward.
+/// run is copied in 32-byte pieces by straight-line moves: the compiler would turn short copies of
+/// unknown length into `memcpy` calls, each paying a dispatch.
 ///
 /// # Panics
 /// If `b` is 0, a run crosses the end of its block or lies past the last block, a block is
