@@ -27,7 +27,7 @@
 
 use crate::autodiff::params::Params;
 use crate::autodiff::tape::{Tape, Var};
-use crate::blocks::BlockRule;
+use crate::blocks::{BlockRule, Blocks};
 use crate::error::{Error, Result};
 use crate::orthogonal::chain::OrthoChain;
 use crate::orthogonal::layers::{OrthoButterfly, OrthoGs, OrthoGsChain};
@@ -287,14 +287,8 @@ impl<T: Real> OrthoAdapter<T> {
         map: OrthoMap,
         scale: bool,
     ) -> Result<Self> {
-        let n = base.in_features();
-        let q = context(
-            &format!("GS chain (m={m})"),
-            "in",
-            n,
-            rule.on(n).and_then(|b| OrthoGsChain::new(b, m, map)),
-        )?;
-        Self::build(base, Some(InputRotation::Direct(q.into())), None, scale)
+        let make = |b| Ok(OrthoGsChain::new(b, m, map)?.into());
+        Self::on_input(base, &format!("GS chain (m={m})"), rule, make, false, scale)
     }
 
     /// PEFT BOFT: `W' = diag(s)·W₀·Mᵀ` with `M` = [`OrthoButterfly`] (`m` factors) on the `in`
@@ -310,14 +304,29 @@ impl<T: Real> OrthoAdapter<T> {
         map: OrthoMap,
         scale: bool,
     ) -> Result<Self> {
+        let make = |b| Ok(OrthoButterfly::new(b, m, map)?.into());
+        Self::on_input(base, &format!("BOFT (m={m})"), rule, make, true, scale)
+    }
+
+    /// An adapter with one rotation on the input side, built by `make` from the blocks `rule`
+    /// gives on `in_features` (`X ↦ X·Qᵀ`, or `X ↦ X·Q` when `transposed`, PEFT's convention);
+    /// construction errors are labelled as the adapter's.
+    fn on_input(
+        base: DenseLinear<T>,
+        adapter: &str,
+        rule: BlockRule,
+        make: impl FnOnce(Blocks) -> Result<OrthoChain<T>>,
+        transposed: bool,
+        scale: bool,
+    ) -> Result<Self> {
         let n = base.in_features();
-        let q = context(
-            &format!("BOFT (m={m})"),
-            "in",
-            n,
-            rule.on(n).and_then(|b| OrthoButterfly::new(b, m, map)),
-        )?;
-        Self::build(base, Some(InputRotation::Transposed(q.into())), None, scale)
+        let q = context(adapter, "in", n, rule.on(n).and_then(make))?;
+        let rotation = if transposed {
+            InputRotation::Transposed(q)
+        } else {
+            InputRotation::Direct(q)
+        };
+        Self::build(base, Some(rotation), None, scale)
     }
 
     /// PEFT OFT (BOFT with one factor): `W' = diag(s)·W₀·Mᵀ`, `M` block-diagonal with the
