@@ -14,8 +14,7 @@
 //! binary for separate 1- and 2-thread pools.
 //!
 //! **Grid and pruning** (f32 unless noted; `n ∈ {256, 1024, 4096}`, `b ∈ {16, 32, 64}`,
-//! `batch ∈ {32, 256}`), 83 benchmarks, ~1.5–2.5 s each with the config below (the full
-//! `cargo bench` took 3m44s on the shared 2-core machine):
+//! `batch ∈ {32, 256}`), 83 benchmarks, a few seconds each with the config below:
 //! - `gs` (GSOFT, `m = 2`): the full grid, forward and forward+backward (36).
 //! - `gs_chain3` (3 factors), `boft` (`1 + log2 r` factors, `r = n/b`, which makes it dense),
 //!   `block_diag`: `n = 1024`, batch 256, every `b` (6 each).
@@ -57,6 +56,7 @@ use gslab::nn::optim::{Adam, Optimizer};
 use gslab::orthogonal::OrthoMap;
 use gslab::orthogonal::cayley::{cayley, cayley_with_inverse, skew_dim, skew_from_free};
 use gslab::orthogonal::{OrthoGs, OrthoLayer};
+use gslab::structured::pattern::boft_formula;
 use gslab::structured::{BlockDiag, BlockShape, Butterfly, Gs, GsChain, LinearOp, Monarch};
 use gslab::{Blocks, Real, Tape, Tensor};
 use rand::{SeedableRng, rngs::StdRng};
@@ -186,10 +186,9 @@ fn bench_others(c: &mut Criterion) {
     g.finish();
     let mut g = c.benchmark_group("boft");
     for b in BS {
-        let r = N0 / b;
-        let m = 1 + r.trailing_zeros() as usize;
-        let op = Butterfly::<f32>::random(Blocks::count(N0, r).expect("blocks"), m, &mut rng(3))
-            .expect("boft");
+        let blocks = Blocks::size(N0, b).expect("blocks");
+        let m = boft_formula(blocks).expect("r is a power of 2: a dense butterfly exists");
+        let op = Butterfly::<f32>::random(blocks, m, &mut rng(3)).expect("boft");
         chain_pair(&mut g, &op, b, BATCH0);
     }
     g.finish();

@@ -7,6 +7,7 @@
 //! - gradcheck of `chain_apply`; thread-count independence; every constructor error.
 
 use gslab::autodiff::ops::chain::chain_apply;
+use gslab::count::chain_flops;
 use gslab::kernels::chain::{
     chain_backward, chain_backward_into, chain_forward, chain_forward_into, chain_forward_saved,
     chain_forward_saved_into, chunk_rows,
@@ -383,10 +384,16 @@ fn identity_initialisations() {
 fn t4_param_and_flop_counts() {
     let gs = Gs::<f32>::gsoft(Tensor::zeros(&[32, 32, 32]), Tensor::zeros(&[32, 32, 32])).unwrap();
     assert_eq!(gs.param_count(), 65_536);
-    assert_eq!(gs.flops(1), 2 * 65_536);
+    assert_eq!(
+        chain_flops(gs.layout().macs_per_vector(), 1),
+        2.0 * 65_536.0
+    );
     let bf = Butterfly::<f32>::new(Blocks::count(1024, 32).unwrap(), 6).unwrap();
     assert_eq!(bf.param_count(), 196_608);
-    assert_eq!(bf.flops(10), 2 * 196_608 * 10);
+    assert_eq!(
+        chain_flops(bf.layout().macs_per_vector(), 10),
+        2.0 * 196_608.0 * 10.0
+    );
     assert_eq!(
         Dense::<f32>::new(1024, 1024).unwrap().param_count(),
         1_048_576

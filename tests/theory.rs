@@ -34,7 +34,7 @@ const TABLE: [(usize, usize, usize, Option<usize>); 12] = [
 ];
 
 mod common;
-use common::rng;
+use common::{max_abs_diff, rng};
 
 /// Blocks of size `b` on `n`.
 fn bs(n: usize, b: usize) -> Blocks {
@@ -69,10 +69,6 @@ fn random_blocks(layout: &ChainLayout, r: &mut StdRng) -> Vec<Tensor<f64>> {
         .iter()
         .map(|f| Tensor::randn(&f.tensor_shape(), 1.0, r))
         .collect()
-}
-
-fn max_abs_diff(a: &Tensor<f64>, b: &Tensor<f64>) -> f64 {
-    a.sub(b).max_abs()
 }
 
 // ---------------------------------------------------------------- Theorem 2 (T1–T4)

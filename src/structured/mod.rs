@@ -115,15 +115,11 @@ pub trait LinearOp<T: Real> {
         self.apply_t(&Tensor::eye(self.layout().n_out()))
     }
 
-    /// Trainable entries `Σ_i k_i·b_i¹·b_i²` (all block entries).
+    /// Block entries `Σ_i k_i·b_i¹·b_i²` (for the orthogonal layers: the paper's `b²`-per-block
+    /// count). FLOPs of `apply` on a batch: [`chain_flops`](crate::count::chain_flops) of
+    /// [`ChainLayout::macs_per_vector`].
     fn param_count(&self) -> usize {
         self.layout().param_count()
-    }
-
-    /// Floating-point operations of `apply` on `batch` rows: `2 · macs · batch` with
-    /// `macs = Σ_i k_i·b_i¹·b_i²` multiply-adds per vector (permutations are free).
-    fn flops(&self, batch: usize) -> usize {
-        2 * self.layout().macs_per_vector() * batch
     }
 }
 
