@@ -297,7 +297,7 @@ fn bench_step(c: &mut Criterion) {
     let x = Tensor::<f32>::randn(&[batch, n], 1.0, &mut r);
     let gy = Tensor::<f32>::randn(&[batch, n], 1.0, &mut r);
     let mut adam = Adam::new(1e-3);
-    let flops = orthogs_step_flops(n, b, batch);
+    let flops = orthogs_step_flops(Blocks::size(n, b).expect("blocks"), batch);
     let mut g = c.benchmark_group("orthogs_step");
     g.throughput(Throughput::Elements(flops as u64));
     g.bench_function(BenchmarkId::new("fwdbwd", id(n, b, batch)), |bch| {

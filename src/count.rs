@@ -44,7 +44,7 @@
 //!   the Cayley forward+backward of its `2·n/b` blocks (the optimizer's `O(params)` work not
 //!   counted).
 
-use crate::blocks::BlockRule;
+use crate::blocks::{BlockRule, Blocks};
 use crate::error::{Error, Result};
 use serde::Serialize;
 
@@ -510,9 +510,10 @@ pub fn cayley_flops(k: usize, b: usize, backward: bool) -> f64 {
     k as f64 * per_block * (b as f64).powi(3)
 }
 
-/// FLOPs of one training step of an `OrthoGs` layer on `n = k·b` with `k` blocks of `b × b` per
-/// factor and `batch` rows: the forward+backward of its two-factor GS product
-/// (`macs = 2·n·b` per row) plus the Cayley forward+backward of its `2·n/b` blocks.
-pub fn orthogs_step_flops(n: usize, b: usize, batch: usize) -> f64 {
-    fwd_bwd_flops(chain_flops(2 * n * b, batch)) + cayley_flops(2 * n / b, b, true)
+/// FLOPs of one training step of an `OrthoGs` layer with the `r` blocks of `b × b` of `blocks`
+/// per factor (`n = r·b`) and `batch` rows: the forward+backward of its two-factor GS product
+/// (`macs = 2·n·b` per row) plus the Cayley forward+backward of its `2·r` blocks.
+pub fn orthogs_step_flops(blocks: Blocks, batch: usize) -> f64 {
+    let (n, b) = (blocks.n(), blocks.b());
+    fwd_bwd_flops(chain_flops(2 * n * b, batch)) + cayley_flops(2 * blocks.r(), b, true)
 }

@@ -201,7 +201,7 @@ fn flop_model_by_hand() {
     assert!((count::cayley_flops(32, 32, true) - 6_990_506.666_666_7).abs() < 1e-6);
     // OrthoGs step at n = 1024, b = 32, batch 256: 100,663,296 + Cayley of 64 blocks with backward
     // (13,981,013.33).
-    let step = count::orthogs_step_flops(1024, 32, 256);
+    let step = count::orthogs_step_flops(Blocks::size(1024, 32).unwrap(), 256);
     assert!(
         (step - (100_663_296.0 + 13_981_013.333_333_3)).abs() < 1e-6,
         "{step}"

@@ -346,16 +346,16 @@ impl GsShuffle {
         },
     ];
 
-    /// `P_(k,n)` for `n = b·r` in this reading.
+    /// `P_(k,n)` for the `r` blocks of size `b` of `blocks` (`n = b·r`) in this reading.
     ///
     /// # Errors
-    /// If `b` or `r` is 0.
-    pub fn perm(&self, b: usize, r: usize) -> Result<Perm> {
-        let k = if self.k_is_r { r } else { b };
+    /// Never for a valid [`Blocks`] (kept as `Result` like the permutation constructors).
+    pub fn perm(&self, blocks: Blocks) -> Result<Perm> {
+        let k = if self.k_is_r { blocks.r() } else { blocks.b() };
         if self.scatter {
-            Perm::shuffle_scatter(k, b * r)
+            Perm::shuffle_scatter(k, blocks.n())
         } else {
-            Perm::shuffle_gather(k, b * r)
+            Perm::shuffle_gather(k, blocks.n())
         }
     }
 }
@@ -378,8 +378,8 @@ impl Default for GsShuffle {
 /// # Errors
 /// If `m = 0`.
 pub fn gs_chain_layout(blocks: Blocks, m: usize, shuffle: GsShuffle) -> Result<ChainLayout> {
-    let (n, r, b) = (blocks.n(), blocks.r(), blocks.b());
-    let p = shuffle.perm(b, r)?;
+    let n = blocks.n();
+    let p = shuffle.perm(blocks)?;
     let mut perms = vec![Perm::identity(n)];
     perms.extend((1..m).map(|_| p.clone()));
     perms.push(Perm::identity(n));

@@ -268,7 +268,10 @@ impl<T: Real> Work<T> {
             }
             Work::Dense { .. } => fb(dense_flops(p.n, p.n, p.batch)),
             Work::Cayley { .. } => cayley_flops(p.n / p.b, p.b, pass == Pass::FwdBwd),
-            Work::Step { .. } => orthogs_step_flops(p.n, p.b, p.batch),
+            Work::Step { .. } => {
+                let blocks = Blocks::size(p.n, p.b).expect("the point was built with these blocks");
+                orthogs_step_flops(blocks, p.batch)
+            }
         }
     }
 }
