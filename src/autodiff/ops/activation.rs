@@ -7,6 +7,14 @@ use crate::real::Real;
 impl<'t, T: Real> Var<'t, T> {
     /// Rectified linear unit `z = max(x, 0)`. Gradient: `dx = G ⊙ 1[x > 0]` (the subgradient 0
     /// is used at the kink `x = 0`).
+    ///
+    /// # Example
+    /// ```
+    /// # let tape = gslab::Tape::<f64>::new();
+    /// let x = tape.leaf(gslab::Tensor::from_vec(&[3], vec![-1.0, 0.0, 2.0])?);
+    /// assert_eq!(x.relu().value().data(), &[0.0, 0.0, 2.0]);
+    /// # Ok::<(), gslab::Error>(())
+    /// ```
     pub fn relu(self) -> Var<'t, T> {
         let value = self.value().map(|v| v.max(T::zero()));
         unary_from_input(self, value, |g, x| {

@@ -45,6 +45,15 @@ impl<'t, T: Real> Var<'t, T> {
     ///
     /// # Panics
     /// If `b` is not 1-D of length `x.shape().last()`; the message names `add_row` and both shapes.
+    ///
+    /// # Example
+    /// ```
+    /// # let tape = gslab::Tape::<f64>::new();
+    /// let x = tape.leaf(gslab::Tensor::from_vec(&[2, 2], vec![1.0, 2.0, 3.0, 4.0])?);
+    /// let b = tape.leaf(gslab::Tensor::from_vec(&[2], vec![10.0, 20.0])?);
+    /// assert_eq!(x.add_row(b).value().data(), &[11.0, 22.0, 13.0, 24.0]);
+    /// # Ok::<(), gslab::Error>(())
+    /// ```
     pub fn add_row(self, b: Var<'t, T>) -> Var<'t, T> {
         let n = check_row(&self.shape(), &b.shape(), "add_row");
         let value = map_rows(&self.value(), &b.value(), |a, c| a + c);

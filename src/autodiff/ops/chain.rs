@@ -22,6 +22,20 @@ use std::sync::Arc;
 /// # Panics
 /// If `x` is not 2-D with `n_in` columns, or `blocks` does not hold one tensor of shape
 /// `(k_i, b_i¹, b_i²)` per factor; the message names `chain_apply` and the shapes.
+///
+/// # Example
+/// ```
+/// # use gslab::autodiff::ops::chain::chain_apply;
+/// # use gslab::{Tape, Tensor, blocks::BlockShape, kernels::layout::ChainLayout};
+/// # use std::sync::Arc;
+/// // A = diag(2, 3): one block-diagonal factor of two 1×1 blocks.
+/// let layout = Arc::new(ChainLayout::block_diag(BlockShape::new(2, 1, 1))?);
+/// let tape = Tape::<f64>::new();
+/// let x = tape.leaf(Tensor::from_vec(&[1, 2], vec![1.0, -1.0])?);
+/// let b = tape.leaf(Tensor::from_vec(&[2, 1, 1], vec![2.0, 3.0])?);
+/// assert_eq!(chain_apply(x, &[b], &layout).value().data(), &[2.0, -3.0]);
+/// # Ok::<(), gslab::Error>(())
+/// ```
 pub fn chain_apply<'t, T: Real>(
     x: Var<'t, T>,
     blocks: &[Var<'t, T>],

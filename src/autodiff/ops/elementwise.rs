@@ -78,6 +78,15 @@ impl<'t, T: Real> Var<'t, T> {
     ///
     /// # Panics
     /// If the shapes differ; the message names `mul` and both shapes.
+    ///
+    /// # Example
+    /// ```
+    /// # let tape = gslab::Tape::<f64>::new();
+    /// let x = tape.leaf(gslab::Tensor::from_vec(&[2], vec![1.0, 2.0])?);
+    /// let y = tape.leaf(gslab::Tensor::from_vec(&[2], vec![3.0, 4.0])?);
+    /// assert_eq!((x * y).value().data(), &[3.0, 8.0]);
+    /// # Ok::<(), gslab::Error>(())
+    /// ```
     pub fn mul(self, other: Var<'t, T>) -> Var<'t, T> {
         same_shape(&self, &other, "mul");
         let (xv, yv) = (self.value(), other.value());

@@ -69,6 +69,15 @@ impl<'t, T: Real> Var<'t, T> {
     ///
     /// # Panics
     /// If the shapes differ; the message names `mse` and both shapes.
+    ///
+    /// # Example
+    /// ```
+    /// # let tape = gslab::Tape::<f64>::new();
+    /// let x = tape.leaf(gslab::Tensor::from_vec(&[2], vec![1.0, 3.0])?);
+    /// let t = tape.constant(gslab::Tensor::from_vec(&[2], vec![1.0, 1.0])?);
+    /// assert_eq!(x.mse(t).value().item(), 2.0); // (0² + 2²) / 2
+    /// # Ok::<(), gslab::Error>(())
+    /// ```
     pub fn mse(self, target: Var<'t, T>) -> Var<'t, T> {
         let (sx, st) = (self.shape(), target.shape());
         assert!(sx == st, "mse: shape mismatch {sx:?} vs {st:?}");

@@ -69,6 +69,15 @@ impl<'t, T: Real> Var<'t, T> {
     ///
     /// # Panics
     /// If an operand is not 2-D or the inner sizes differ; the message names `matmul` and both shapes.
+    ///
+    /// # Example
+    /// ```
+    /// # let tape = gslab::Tape::<f64>::new();
+    /// let a = tape.leaf(gslab::Tensor::from_vec(&[2, 2], vec![1.0, 2.0, 3.0, 4.0])?);
+    /// let b = tape.leaf(gslab::Tensor::from_vec(&[2, 2], vec![5.0, 6.0, 7.0, 8.0])?);
+    /// assert_eq!(a.matmul(b).value().data(), &[19.0, 22.0, 43.0, 50.0]);
+    /// # Ok::<(), gslab::Error>(())
+    /// ```
     pub fn matmul(self, other: Var<'t, T>) -> Var<'t, T> {
         self.matmul_op(false, other, false, "matmul")
     }

@@ -66,6 +66,14 @@ impl<'t, T: Real> Var<'t, T> {
     ///
     /// # Panics
     /// If `x` is not 2-D or `axis > 1`; the message names `sum_axis`, the shape and the axis.
+    ///
+    /// # Example
+    /// ```
+    /// # let tape = gslab::Tape::<f64>::new();
+    /// let x = tape.leaf(gslab::Tensor::from_vec(&[2, 3], vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0])?);
+    /// assert_eq!(x.sum_axis(0).value().data(), &[5.0, 7.0, 9.0]);
+    /// # Ok::<(), gslab::Error>(())
+    /// ```
     pub fn sum_axis(self, axis: usize) -> Var<'t, T> {
         self.reduce_axis_op(axis, false, "sum_axis")
     }

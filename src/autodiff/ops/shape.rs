@@ -42,6 +42,14 @@ impl<'t, T: Real> Var<'t, T> {
     ///
     /// # Panics
     /// If `x` is 0-D or an index is `≥ n`; the message names `gather_last`, the index and the shape.
+    ///
+    /// # Example
+    /// ```
+    /// # let tape = gslab::Tape::<f64>::new();
+    /// let x = tape.leaf(gslab::Tensor::from_vec(&[1, 3], vec![1.0, 2.0, 3.0])?);
+    /// assert_eq!(x.gather_last(&[2, 0, 2]).value().data(), &[3.0, 1.0, 3.0]);
+    /// # Ok::<(), gslab::Error>(())
+    /// ```
     pub fn gather_last(self, idx: &[usize]) -> Var<'t, T> {
         let shape = self.shape();
         assert!(
