@@ -473,6 +473,16 @@ mod tests {
     }
 
     #[test]
+    fn from_vec_wrong_length_is_an_error_naming_both_sizes() {
+        let err = Tensor::<f64>::from_vec(&[2, 3], vec![0.0; 5]).unwrap_err();
+        let msg = err.to_string();
+        assert!(
+            msg.contains("needs 6") && msg.contains("5 were given"),
+            "{msg}"
+        );
+    }
+
+    #[test]
     fn matmul_matches_hand_values() {
         let a = Tensor::from_vec(&[2, 3], vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0]).unwrap();
         let b = Tensor::from_vec(&[3, 2], vec![7.0, 8.0, 9.0, 10.0, 11.0, 12.0]).unwrap();

@@ -233,6 +233,7 @@ impl<T: Real> Grads<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::autodiff::ops::test_util::{check, randn, t};
 
     fn square(x: Var<'_, f64>) -> Var<'_, f64> {
         let v = x.value();
@@ -303,5 +304,87 @@ mod tests {
             1e-6,
         );
         assert!(bad.max_rel_err > 0.1, "{bad}");
+    }
+
+    // ------------------------------------------------ the tape over the real ops of `ops`
+
+    #[test]
+    fn grad_composite_mlp() {
+        // x·W1ᵀ + b1 → tanh → ·W2ᵀ + b2 → cross-entropy: the chain the training test relies on.
+        let labels = [0, 1, 1];
+        let x = randn(&[3, 2], 45);
+        check(
+            "mlp",
+            move |tape, v| {
+                let xc = tape.constant(x.clone());
+                let h = xc.matmul_t(false, v[0], true).add_row(v[1]).tanh();
+                h.matmul_t(false, v[2], true)
+                    .add_row(v[3])
+                    .softmax_cross_entropy(&labels)
+            },
+            &[
+                randn(&[5, 2], 46),
+                randn(&[5], 47),
+                randn(&[2, 5], 48),
+                randn(&[2], 49),
+            ],
+        );
+    }
+
+    /// One MLP step: loss and the gradient of the first weight.
+    fn mlp_step<T: Real>(xs: &Tensor<f64>, ws: &[Tensor<f64>]) -> (f64, Vec<f64>) {
+        let tape = Tape::<T>::new();
+        let x = tape.constant(xs.cast());
+        let v: Vec<_> = ws.iter().map(|w| tape.leaf(w.cast())).collect();
+        let h = x.matmul_t(false, v[0], true).add_row(v[1]).sigmoid();
+        let h = h.mul_row(v[2]).relu().exp().log();
+        let out = h.matmul_t(false, v[3], true);
+        let loss = out
+            .softmax_cross_entropy(&[1, 0, 2, 1])
+            .add(out.square().mean());
+        let g = tape.backward(loss);
+        let gw = g
+            .get(v[0])
+            .unwrap()
+            .data()
+            .iter()
+            .map(|&a| Real::to_f64(a))
+            .collect();
+        (Real::to_f64(loss.value().item()), gw)
+    }
+
+    #[test]
+    fn f32_forward_and_backward_agree_with_f64() {
+        let x = randn(&[4, 3], 50);
+        let ws = [
+            randn(&[6, 3], 51),
+            randn(&[6], 52),
+            randn(&[6], 53),
+            randn(&[3, 6], 54),
+        ];
+        let (l64, g64) = mlp_step::<f64>(&x, &ws);
+        let (l32, g32) = mlp_step::<f32>(&x, &ws);
+        println!("loss f64 {l64:.10}, f32 {l32:.10}");
+        assert!(
+            (l64 - l32).abs() <= 1e-5 * l64.abs().max(1.0),
+            "{l64} vs {l32}"
+        );
+        let scale = g64.iter().fold(1f64, |m, v| m.max(v.abs()));
+        for (a, b) in g64.iter().zip(&g32) {
+            assert!((a - b).abs() <= 1e-5 * scale, "gradient {a} vs {b}");
+        }
+    }
+
+    #[test]
+    fn constant_gets_no_gradient() {
+        let tape = Tape::<f64>::new();
+        let x = tape.leaf(t(&[2], &[1.0, 2.0]));
+        let c = tape.constant(t(&[2], &[3.0, 4.0]));
+        let cc = c.exp().mul(c); // only constants upstream: a constant, no backward rule kept
+        assert!(!cc.requires_grad());
+        let loss = x.mul(c).add(cc).sum();
+        let g = tape.backward(loss);
+        assert!(g.get(c).is_none());
+        assert_eq!(g.get(x).unwrap().data(), &[3.0, 4.0]);
     }
 }

@@ -45,6 +45,15 @@ impl<'t, T: Real> Var<'t, T> {
     ///
     /// # Panics
     /// If `b` is not 1-D of length `x.shape().last()`; the message names `add_row` and both shapes.
+    ///
+    /// # Example
+    /// ```
+    /// # let tape = gslab::Tape::<f64>::new();
+    /// let x = tape.leaf(gslab::Tensor::from_vec(&[2, 2], vec![1.0, 2.0, 3.0, 4.0])?);
+    /// let b = tape.leaf(gslab::Tensor::from_vec(&[2], vec![10.0, 20.0])?);
+    /// assert_eq!(x.add_row(b).value().data(), &[11.0, 22.0, 13.0, 24.0]);
+    /// # Ok::<(), gslab::Error>(())
+    /// ```
     pub fn add_row(self, b: Var<'t, T>) -> Var<'t, T> {
         let n = check_row(&self.shape(), &b.shape(), "add_row");
         let value = map_rows(&self.value(), &b.value(), |a, c| a + c);
@@ -70,5 +79,56 @@ impl<'t, T: Real> Var<'t, T> {
             let ds = needs[1].then(|| sum_rows(&g.mul(&xv), n));
             vec![dx, ds]
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::autodiff::ops::test_util::{check, project, randn, t};
+    use crate::autodiff::tape::Tape;
+    use crate::tensor::Tensor;
+
+    #[test]
+    fn grad_add_row() {
+        check(
+            "add_row",
+            |_, v| project(v[0].add_row(v[1]), 15),
+            &[randn(&[4, 3], 19), randn(&[3], 20)],
+        );
+    }
+
+    #[test]
+    fn grad_mul_row() {
+        check(
+            "mul_row",
+            |_, v| project(v[0].mul_row(v[1]), 16),
+            &[randn(&[4, 3], 21), randn(&[3], 22)],
+        );
+    }
+
+    /// The broadcast part of the hand-worked reduction and broadcast values (the reductions are
+    /// `reduce::tests::forward_reductions`, the transpose `shape::tests::forward_transpose`).
+    #[test]
+    fn forward_broadcast() {
+        let tape = Tape::<f64>::new();
+        let x = tape.constant(t(&[2, 3], &[1.0, 2.0, 3.0, 4.0, 5.0, 6.0]));
+        let r = tape.constant(t(&[3], &[10.0, 20.0, 30.0]));
+        assert_eq!(
+            x.add_row(r).value().data(),
+            &[11.0, 22.0, 33.0, 14.0, 25.0, 36.0]
+        );
+        assert_eq!(
+            x.mul_row(r).value().data(),
+            &[10.0, 40.0, 90.0, 40.0, 100.0, 180.0]
+        );
+    }
+
+    #[test]
+    #[should_panic(expected = "add_row: shape mismatch [4, 3] vs [4]")]
+    fn add_row_mismatch_panics() {
+        let tape = Tape::<f64>::new();
+        let _ = tape
+            .leaf(Tensor::zeros(&[4, 3]))
+            .add_row(tape.leaf(Tensor::zeros(&[4])));
     }
 }

@@ -78,6 +78,15 @@ impl<'t, T: Real> Var<'t, T> {
     ///
     /// # Panics
     /// If the shapes differ; the message names `mul` and both shapes.
+    ///
+    /// # Example
+    /// ```
+    /// # let tape = gslab::Tape::<f64>::new();
+    /// let x = tape.leaf(gslab::Tensor::from_vec(&[2], vec![1.0, 2.0])?);
+    /// let y = tape.leaf(gslab::Tensor::from_vec(&[2], vec![3.0, 4.0])?);
+    /// assert_eq!((x * y).value().data(), &[3.0, 8.0]);
+    /// # Ok::<(), gslab::Error>(())
+    /// ```
     pub fn mul(self, other: Var<'t, T>) -> Var<'t, T> {
         same_shape(&self, &other, "mul");
         let (xv, yv) = (self.value(), other.value());
@@ -196,5 +205,139 @@ impl<'t, T: Real> std::ops::Neg for Var<'t, T> {
     type Output = Var<'t, T>;
     fn neg(self) -> Var<'t, T> {
         Var::neg(self)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::autodiff::ops::test_util::{check, close, project, randn, t, uniform};
+    use crate::autodiff::tape::Tape;
+    use crate::tensor::Tensor;
+
+    #[test]
+    fn grad_add() {
+        check(
+            "add",
+            |_, v| project(v[0].add(v[1]), 1),
+            &[randn(&[3, 4], 1), randn(&[3, 4], 2)],
+        );
+    }
+
+    #[test]
+    fn grad_sub() {
+        check(
+            "sub",
+            |_, v| project(v[0].sub(v[1]), 2),
+            &[randn(&[3, 4], 3), randn(&[3, 4], 4)],
+        );
+    }
+
+    #[test]
+    fn grad_mul() {
+        check(
+            "mul",
+            |_, v| project(v[0].mul(v[1]), 3),
+            &[randn(&[3, 4], 5), randn(&[3, 4], 6)],
+        );
+    }
+
+    #[test]
+    fn grad_div() {
+        let y = uniform(&[3, 4], 0.5, 2.0, 8);
+        check(
+            "div",
+            |_, v| project(v[0].div(v[1]), 4),
+            &[randn(&[3, 4], 7), y],
+        );
+    }
+
+    #[test]
+    fn grad_neg() {
+        check("neg", |_, v| project(v[0].neg(), 5), &[randn(&[2, 3], 9)]);
+    }
+
+    #[test]
+    fn grad_scalar_ops() {
+        let x = [randn(&[2, 3], 10)];
+        check("add_scalar", |_, v| project(v[0].add_scalar(0.7), 6), &x);
+        check("sub_scalar", |_, v| project(v[0].sub_scalar(0.7), 7), &x);
+        check("mul_scalar", |_, v| project(v[0].mul_scalar(-1.3), 8), &x);
+        check("div_scalar", |_, v| project(v[0].div_scalar(2.5), 9), &x);
+    }
+
+    #[test]
+    fn grad_powf() {
+        let x = uniform(&[2, 3], 0.5, 2.0, 11);
+        check("powf", |_, v| project(v[0].powf(1.7), 10), &[x]);
+    }
+
+    #[test]
+    fn grad_square() {
+        check(
+            "square",
+            |_, v| project(v[0].square(), 11),
+            &[randn(&[2, 3], 12)],
+        );
+    }
+
+    #[test]
+    fn grad_exp() {
+        check("exp", |_, v| project(v[0].exp(), 12), &[randn(&[2, 3], 13)]);
+    }
+
+    #[test]
+    fn grad_log() {
+        let x = uniform(&[2, 3], 0.3, 3.0, 14);
+        check("log", |_, v| project(v[0].log(), 13), &[x]);
+    }
+
+    #[test]
+    fn grad_std_operators() {
+        let ins = [
+            randn(&[2, 3], 15),
+            randn(&[2, 3], 16),
+            randn(&[2, 3], 17),
+            uniform(&[2, 3], 0.5, 2.0, 18),
+        ];
+        check(
+            "operators",
+            |_, v| {
+                project(
+                    -(v[0] + v[1] * v[2] - v[0] / v[3]) * 2.0 + 1.0 - 0.5 / 4.0,
+                    14,
+                )
+            },
+            &ins,
+        );
+    }
+
+    /// The `exp`, `log`, `powf` and `square` part of the hand-worked activation values
+    /// (the `relu`, `tanh`, `sigmoid` part is `activation::tests::forward_activations`).
+    #[test]
+    fn forward_exp_log_powf_square() {
+        let tape = Tape::<f64>::new();
+        let ln2 = 2f64.ln();
+        let ln3 = 3f64.ln();
+        let x = tape.constant(t(&[5], &[-1.5, 0.0, ln2, ln3, -1000.0]));
+        // e^(ln 3) = 3, ln(e^x) = x
+        close(&[x.exp().value().data()[3]], &[3.0], 1e-15);
+        let p = tape.constant(t(&[3], &[1.0, 4.0, 0.25]));
+        close(p.log().value().data(), &[0.0, 2.0 * ln2, -2.0 * ln2], 1e-15);
+        close(p.powf(0.5).value().data(), &[1.0, 2.0, 0.5], 1e-15);
+        assert_eq!(p.square().value().data(), &[1.0, 16.0, 0.0625]);
+    }
+
+    #[test]
+    #[should_panic(expected = "add: shape mismatch [2, 3] vs [3, 2]")]
+    fn add_mismatch_panics() {
+        let tape = Tape::<f64>::new();
+        let _ = tape.leaf(Tensor::zeros(&[2, 3])) + tape.leaf(Tensor::zeros(&[3, 2]));
+    }
+
+    #[test]
+    #[should_panic(expected = "mul: shape mismatch [2] vs [3]")]
+    fn mul_mismatch_panics() {
+        let tape = Tape::<f64>::new();
+        let _ = tape.leaf(Tensor::zeros(&[2])) * tape.leaf(Tensor::zeros(&[3]));
     }
 }

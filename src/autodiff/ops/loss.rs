@@ -69,6 +69,15 @@ impl<'t, T: Real> Var<'t, T> {
     ///
     /// # Panics
     /// If the shapes differ; the message names `mse` and both shapes.
+    ///
+    /// # Example
+    /// ```
+    /// # let tape = gslab::Tape::<f64>::new();
+    /// let x = tape.leaf(gslab::Tensor::from_vec(&[2], vec![1.0, 3.0])?);
+    /// let t = tape.constant(gslab::Tensor::from_vec(&[2], vec![1.0, 1.0])?);
+    /// assert_eq!(x.mse(t).value().item(), 2.0); // (0² + 2²) / 2
+    /// # Ok::<(), gslab::Error>(())
+    /// ```
     pub fn mse(self, target: Var<'t, T>) -> Var<'t, T> {
         let (sx, st) = (self.shape(), target.shape());
         assert!(sx == st, "mse: shape mismatch {sx:?} vs {st:?}");
@@ -82,5 +91,74 @@ impl<'t, T: Real> Var<'t, T> {
                 let dt = needs[1].then(|| diff.scale(-s));
                 vec![dx, dt]
             })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::autodiff::ops::test_util::{check, close, randn, t};
+    use crate::autodiff::tape::Tape;
+    use crate::tensor::Tensor;
+
+    #[test]
+    fn grad_softmax_cross_entropy() {
+        let labels = [2, 0, 1, 2];
+        let z = randn(&[4, 3], 42).scale(2.0);
+        check(
+            "softmax_cross_entropy",
+            move |_, v| v[0].softmax_cross_entropy(&labels),
+            &[z],
+        );
+    }
+
+    #[test]
+    fn grad_mse() {
+        check(
+            "mse",
+            |_, v| v[0].mse(v[1]),
+            &[randn(&[3, 4], 43), randn(&[3, 4], 44)],
+        );
+    }
+
+    #[test]
+    fn forward_losses() {
+        let tape = Tape::<f64>::new();
+        // row 0: softmax(0, ln 3) = (1/4, 3/4), label 0 → ln 4
+        // row 1: logits (1000, 1000): softmax (1/2, 1/2), label 1 → ln 2 (stable at huge logits)
+        let z = tape.leaf(t(&[2, 2], &[0.0, 3f64.ln(), 1000.0, 1000.0]));
+        let loss = z.softmax_cross_entropy(&[0, 1]);
+        close(&[loss.value().item()], &[1.5 * 2f64.ln()], 1e-13);
+        // dz = (softmax − onehot)/b = [(1/4 − 1)/2, (3/4)/2, (1/2)/2, (1/2 − 1)/2]
+        let g = tape.backward(loss);
+        close(
+            g.get(z).unwrap().data(),
+            &[-0.375, 0.375, 0.25, -0.25],
+            1e-15,
+        );
+
+        let x = tape.leaf(t(&[3], &[1.0, 2.0, 3.0]));
+        let y = tape.constant(t(&[3], &[1.0, 0.0, 0.0]));
+        let m = x.mse(y);
+        close(&[m.value().item()], &[13.0 / 3.0], 1e-15); // (0 + 4 + 9)/3
+        let g = tape.backward(m);
+        close(g.get(x).unwrap().data(), &[0.0, 4.0 / 3.0, 2.0], 1e-15); // 2(x − t)/3
+    }
+
+    #[test]
+    #[should_panic(expected = "softmax_cross_entropy: shape mismatch [2, 3] vs labels of length 3")]
+    fn cross_entropy_label_count_panics() {
+        let tape = Tape::<f64>::new();
+        let _ = tape
+            .leaf(Tensor::zeros(&[2, 3]))
+            .softmax_cross_entropy(&[0, 1, 2]);
+    }
+
+    #[test]
+    #[should_panic(expected = "mse: shape mismatch [3] vs [1, 3]")]
+    fn mse_mismatch_panics() {
+        let tape = Tape::<f64>::new();
+        let _ = tape
+            .leaf(Tensor::zeros(&[3]))
+            .mse(tape.constant(Tensor::zeros(&[1, 3])));
     }
 }

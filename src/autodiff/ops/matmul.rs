@@ -69,6 +69,15 @@ impl<'t, T: Real> Var<'t, T> {
     ///
     /// # Panics
     /// If an operand is not 2-D or the inner sizes differ; the message names `matmul` and both shapes.
+    ///
+    /// # Example
+    /// ```
+    /// # let tape = gslab::Tape::<f64>::new();
+    /// let a = tape.leaf(gslab::Tensor::from_vec(&[2, 2], vec![1.0, 2.0, 3.0, 4.0])?);
+    /// let b = tape.leaf(gslab::Tensor::from_vec(&[2, 2], vec![5.0, 6.0, 7.0, 8.0])?);
+    /// assert_eq!(a.matmul(b).value().data(), &[19.0, 22.0, 43.0, 50.0]);
+    /// # Ok::<(), gslab::Error>(())
+    /// ```
     pub fn matmul(self, other: Var<'t, T>) -> Var<'t, T> {
         self.matmul_op(false, other, false, "matmul")
     }
@@ -120,5 +129,113 @@ impl<'t, T: Real> Var<'t, T> {
         self.tape().push_op(value, &[self, other], move |g, needs| {
             product_grads(g, &a, ta, &b, tb, needs, |x, tx, y, ty| x.bmm_t(tx, y, ty))
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::autodiff::ops::test_util::{check, project, randn, t};
+    use crate::autodiff::tape::Tape;
+    use crate::tensor::Tensor;
+
+    #[test]
+    fn grad_matmul() {
+        check(
+            "matmul",
+            |_, v| project(v[0].matmul(v[1]), 17),
+            &[randn(&[3, 4], 23), randn(&[4, 2], 24)],
+        );
+    }
+
+    #[test]
+    fn grad_matmul_t_all_flags() {
+        for (ta, tb) in [(false, false), (false, true), (true, false), (true, true)] {
+            let a = if ta {
+                randn(&[4, 3], 25)
+            } else {
+                randn(&[3, 4], 25)
+            };
+            let b = if tb {
+                randn(&[2, 4], 26)
+            } else {
+                randn(&[4, 2], 26)
+            };
+            let name = format!("matmul_t({ta},{tb})");
+            check(
+                &name,
+                move |_, v| project(v[0].matmul_t(ta, v[1], tb), 18),
+                &[a, b],
+            );
+        }
+    }
+
+    #[test]
+    fn grad_bmm() {
+        check(
+            "bmm",
+            |_, v| project(v[0].bmm(v[1]), 19),
+            &[randn(&[2, 3, 4], 27), randn(&[2, 4, 2], 28)],
+        );
+    }
+
+    #[test]
+    fn grad_bmm_t_all_flags() {
+        for (ta, tb) in [(false, false), (false, true), (true, false), (true, true)] {
+            let a = if ta {
+                randn(&[2, 4, 3], 29)
+            } else {
+                randn(&[2, 3, 4], 29)
+            };
+            let b = if tb {
+                randn(&[2, 2, 4], 30)
+            } else {
+                randn(&[2, 4, 2], 30)
+            };
+            let name = format!("bmm_t({ta},{tb})");
+            check(
+                &name,
+                move |_, v| project(v[0].bmm_t(ta, v[1], tb), 20),
+                &[a, b],
+            );
+        }
+    }
+
+    #[test]
+    fn forward_matmul_and_variants() {
+        let tape = Tape::<f64>::new();
+        let a = tape.constant(t(&[2, 2], &[1.0, 2.0, 3.0, 4.0]));
+        let b = tape.constant(t(&[2, 2], &[5.0, 6.0, 7.0, 8.0]));
+        assert_eq!(a.matmul(b).value().data(), &[19.0, 22.0, 43.0, 50.0]);
+        // A·Bᵀ = [[1·5+2·6, 1·7+2·8], [3·5+4·6, 3·7+4·8]]
+        assert_eq!(
+            a.matmul_t(false, b, true).value().data(),
+            &[17.0, 23.0, 39.0, 53.0]
+        );
+        // Aᵀ·B = [[1·5+3·7, 1·6+3·8], [2·5+4·7, 2·6+4·8]]
+        assert_eq!(
+            a.matmul_t(true, b, false).value().data(),
+            &[26.0, 30.0, 38.0, 44.0]
+        );
+        let a3 = tape.constant(t(&[2, 1, 2], &[1.0, 2.0, 3.0, 4.0]));
+        let b3 = tape.constant(t(&[2, 2, 1], &[5.0, 6.0, 7.0, 8.0]));
+        // [1,2]·[5,6]ᵀ = 17, [3,4]·[7,8]ᵀ = 53
+        assert_eq!(a3.bmm(b3).value().data(), &[17.0, 53.0]);
+    }
+
+    #[test]
+    #[should_panic(expected = "matmul: shape mismatch [2, 3] vs [2, 3]")]
+    fn matmul_mismatch_panics() {
+        let tape = Tape::<f64>::new();
+        let a = tape.leaf(Tensor::zeros(&[2, 3]));
+        let _ = a.matmul(a);
+    }
+
+    #[test]
+    #[should_panic(expected = "bmm: shape mismatch [2, 3, 4] vs [3, 4, 2]")]
+    fn bmm_batch_mismatch_panics() {
+        let tape = Tape::<f64>::new();
+        let _ = tape
+            .leaf(Tensor::zeros(&[2, 3, 4]))
+            .bmm(tape.leaf(Tensor::zeros(&[3, 4, 2])));
     }
 }

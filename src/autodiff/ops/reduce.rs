@@ -66,6 +66,14 @@ impl<'t, T: Real> Var<'t, T> {
     ///
     /// # Panics
     /// If `x` is not 2-D or `axis > 1`; the message names `sum_axis`, the shape and the axis.
+    ///
+    /// # Example
+    /// ```
+    /// # let tape = gslab::Tape::<f64>::new();
+    /// let x = tape.leaf(gslab::Tensor::from_vec(&[2, 3], vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0])?);
+    /// assert_eq!(x.sum_axis(0).value().data(), &[5.0, 7.0, 9.0]);
+    /// # Ok::<(), gslab::Error>(())
+    /// ```
     pub fn sum_axis(self, axis: usize) -> Var<'t, T> {
         self.reduce_axis_op(axis, false, "sum_axis")
     }
@@ -91,5 +99,56 @@ impl<'t, T: Real> Var<'t, T> {
         self.tape().push_op(value, &[self], move |g, needs| {
             vec![needs[0].then(|| expand_axis(g, r, c, axis, scale))]
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::autodiff::ops::test_util::{check, project, randn, t};
+    use crate::autodiff::tape::Tape;
+
+    #[test]
+    fn grad_sum_mean() {
+        check(
+            "sum",
+            |_, v| v[0].sum().mul_scalar(1.5),
+            &[randn(&[3, 4], 35)],
+        );
+        check(
+            "mean",
+            |_, v| v[0].mean().mul_scalar(1.5),
+            &[randn(&[3, 4], 36)],
+        );
+    }
+
+    #[test]
+    fn grad_sum_mean_axis() {
+        for axis in 0..2 {
+            check(
+                "sum_axis",
+                move |_, v| project(v[0].sum_axis(axis), 25),
+                &[randn(&[3, 4], 37)],
+            );
+            check(
+                "mean_axis",
+                move |_, v| project(v[0].mean_axis(axis), 26),
+                &[randn(&[3, 4], 38)],
+            );
+        }
+    }
+
+    /// The reduction part of the hand-worked reduction and broadcast values (the broadcasts are
+    /// `broadcast::tests::forward_broadcast`, the transpose `shape::tests::forward_transpose`).
+    #[test]
+    fn forward_reductions() {
+        let tape = Tape::<f64>::new();
+        let x = tape.constant(t(&[2, 3], &[1.0, 2.0, 3.0, 4.0, 5.0, 6.0]));
+        assert_eq!(x.sum().value().item(), 21.0);
+        assert_eq!(x.mean().value().item(), 3.5);
+        assert_eq!(x.sum().shape(), Vec::<usize>::new());
+        assert_eq!(x.sum_axis(0).value().data(), &[5.0, 7.0, 9.0]);
+        assert_eq!(x.sum_axis(1).value().data(), &[6.0, 15.0]);
+        assert_eq!(x.mean_axis(0).value().data(), &[2.5, 3.5, 4.5]);
+        assert_eq!(x.mean_axis(1).value().data(), &[2.0, 5.0]);
     }
 }

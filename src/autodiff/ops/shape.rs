@@ -42,6 +42,14 @@ impl<'t, T: Real> Var<'t, T> {
     ///
     /// # Panics
     /// If `x` is 0-D or an index is `≥ n`; the message names `gather_last`, the index and the shape.
+    ///
+    /// # Example
+    /// ```
+    /// # let tape = gslab::Tape::<f64>::new();
+    /// let x = tape.leaf(gslab::Tensor::from_vec(&[1, 3], vec![1.0, 2.0, 3.0])?);
+    /// assert_eq!(x.gather_last(&[2, 0, 2]).value().data(), &[3.0, 1.0, 3.0]);
+    /// # Ok::<(), gslab::Error>(())
+    /// ```
     pub fn gather_last(self, idx: &[usize]) -> Var<'t, T> {
         let shape = self.shape();
         assert!(
@@ -94,5 +102,118 @@ impl<'t, T: Real> Var<'t, T> {
             perm.len()
         );
         self.gather_last(perm.as_slice())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::autodiff::ops::test_util::{check, project, randn, t};
+    use crate::autodiff::tape::Tape;
+    use crate::perm::Perm;
+    use crate::tensor::Tensor;
+    use rand::{SeedableRng, rngs::StdRng};
+
+    #[test]
+    fn grad_transpose() {
+        check(
+            "transpose 2-D",
+            |_, v| project(v[0].transpose(), 21),
+            &[randn(&[3, 4], 31)],
+        );
+        check(
+            "transpose 3-D",
+            |_, v| project(v[0].transpose(), 22),
+            &[randn(&[2, 3, 4], 32)],
+        );
+    }
+
+    #[test]
+    fn grad_reshape() {
+        check(
+            "reshape",
+            |_, v| project(v[0].reshape(&[2, 6]), 23),
+            &[randn(&[3, 4], 33)],
+        );
+    }
+
+    #[test]
+    fn grad_gather_last() {
+        // repeated (1 twice) and missing (3) indices
+        let idx = [2, 1, 0, 1, 4];
+        check(
+            "gather_last",
+            move |_, v| project(v[0].gather_last(&idx), 24),
+            &[randn(&[3, 5], 34)],
+        );
+    }
+
+    #[test]
+    fn grad_permute_last() {
+        let perm = Perm::shuffle_gather(2, 6).unwrap();
+        check(
+            "permute_last",
+            move |_, v| project(v[0].permute_last(&perm), 30),
+            &[randn(&[3, 6], 55)],
+        );
+    }
+
+    /// The transpose part of the hand-worked reduction and broadcast values (the reductions are
+    /// `reduce::tests::forward_reductions`, the broadcasts `broadcast::tests::forward_broadcast`).
+    #[test]
+    fn forward_transpose() {
+        let tape = Tape::<f64>::new();
+        let x = tape.constant(t(&[2, 3], &[1.0, 2.0, 3.0, 4.0, 5.0, 6.0]));
+        assert_eq!(
+            x.transpose().value().data(),
+            &[1.0, 4.0, 2.0, 5.0, 3.0, 6.0]
+        );
+        assert_eq!(x.transpose().shape(), vec![3, 2]);
+    }
+
+    #[test]
+    fn forward_permute_last_matches_perm_apply_rows() {
+        let perm = Perm::random(7, &mut StdRng::seed_from_u64(56));
+        let x = randn(&[3, 7], 57);
+        let tape = Tape::<f64>::new();
+        let y = tape.constant(x.clone()).permute_last(&perm);
+        assert_eq!(*y.value(), perm.apply_rows(&x));
+    }
+
+    #[test]
+    fn forward_gather_last_and_scatter_add_backward() {
+        let tape = Tape::<f64>::new();
+        let x = tape.leaf(t(&[2, 3], &[1.0, 2.0, 3.0, 4.0, 5.0, 6.0]));
+        let y = x.gather_last(&[2, 0, 2, 2]);
+        assert_eq!(y.shape(), vec![2, 4]);
+        assert_eq!(y.value().data(), &[3.0, 1.0, 3.0, 3.0, 6.0, 4.0, 6.0, 6.0]);
+        let grads = tape.backward(y.sum());
+        // index 0 gathered once, 1 never, 2 three times
+        assert_eq!(
+            grads.get(x).unwrap().data(),
+            &[1.0, 0.0, 3.0, 1.0, 0.0, 3.0]
+        );
+    }
+
+    #[test]
+    #[should_panic(expected = "permute_last: shape mismatch [2, 5] vs permutation of length 6")]
+    fn permute_last_mismatch_panics() {
+        let tape = Tape::<f64>::new();
+        let _ = tape
+            .leaf(Tensor::zeros(&[2, 5]))
+            .permute_last(&Perm::identity(6));
+    }
+
+    #[test]
+    #[should_panic(expected = "reshape: shape mismatch [2, 3] vs [4]")]
+    fn reshape_mismatch_panics() {
+        let tape = Tape::<f64>::new();
+        let _ = tape.leaf(Tensor::zeros(&[2, 3])).reshape(&[4]);
+    }
+
+    #[test]
+    #[should_panic(expected = "gather_last: index 3 out of range")]
+    fn gather_out_of_range_panics() {
+        let tape = Tape::<f64>::new();
+        let _ = tape.leaf(Tensor::zeros(&[2, 3])).gather_last(&[0, 3]);
     }
 }
