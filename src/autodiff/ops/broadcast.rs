@@ -131,4 +131,13 @@ mod tests {
             .leaf(Tensor::zeros(&[4, 3]))
             .add_row(tape.leaf(Tensor::zeros(&[4])));
     }
+
+    #[test]
+    #[should_panic(expected = "mul_row: shape mismatch [2, 3] vs [2]")]
+    fn mul_row_mismatch_panics() {
+        let tape = Tape::<f64>::new();
+        let _ = tape
+            .leaf(Tensor::zeros(&[2, 3]))
+            .mul_row(tape.leaf(Tensor::zeros(&[2])));
+    }
 }

@@ -327,6 +327,42 @@ mod tests {
         assert_eq!(p.square().value().data(), &[1.0, 16.0, 0.0625]);
     }
 
+    /// The arithmetic ops on small integers, exact in binary: a gradcheck would not notice a
+    /// forward pass that is wrong in the same way as its backward rule.
+    #[test]
+    fn forward_arithmetic_by_hand() {
+        let tape = Tape::<f64>::new();
+        let a = tape.constant(t(&[3], &[1.0, -2.0, 6.0]));
+        let b = tape.constant(t(&[3], &[4.0, 0.5, -3.0]));
+        assert_eq!(a.add(b).value().data(), &[5.0, -1.5, 3.0]);
+        assert_eq!(a.sub(b).value().data(), &[-3.0, -2.5, 9.0]);
+        assert_eq!(a.mul(b).value().data(), &[4.0, -1.0, -18.0]);
+        assert_eq!(a.div(b).value().data(), &[0.25, -4.0, -2.0]);
+        assert_eq!(a.neg().value().data(), &[-1.0, 2.0, -6.0]);
+        assert_eq!(a.add_scalar(1.5).value().data(), &[2.5, -0.5, 7.5]);
+        assert_eq!(a.sub_scalar(1.0).value().data(), &[0.0, -3.0, 5.0]);
+        assert_eq!(a.mul_scalar(-2.0).value().data(), &[-2.0, 4.0, -12.0]);
+        assert_eq!(a.div_scalar(4.0).value().data(), &[0.25, -0.5, 1.5]);
+    }
+
+    #[test]
+    #[should_panic(expected = "sub: shape mismatch [2] vs [3]")]
+    fn sub_mismatch_panics() {
+        let tape = Tape::<f64>::new();
+        let _ = tape
+            .leaf(Tensor::zeros(&[2]))
+            .sub(tape.leaf(Tensor::zeros(&[3])));
+    }
+
+    #[test]
+    #[should_panic(expected = "div: shape mismatch [2] vs [3]")]
+    fn div_mismatch_panics() {
+        let tape = Tape::<f64>::new();
+        let _ = tape
+            .leaf(Tensor::zeros(&[2]))
+            .div(tape.leaf(Tensor::zeros(&[3])));
+    }
+
     #[test]
     #[should_panic(expected = "add: shape mismatch [2, 3] vs [3, 2]")]
     fn add_mismatch_panics() {

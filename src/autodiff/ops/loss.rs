@@ -161,4 +161,22 @@ mod tests {
             .leaf(Tensor::zeros(&[3]))
             .mse(tape.constant(Tensor::zeros(&[1, 3])));
     }
+
+    #[test]
+    #[should_panic(expected = "softmax_cross_entropy: label 3 out of range for 3 classes")]
+    fn cross_entropy_label_out_of_range_panics() {
+        let tape = Tape::<f64>::new();
+        let _ = tape
+            .leaf(Tensor::zeros(&[2, 3]))
+            .softmax_cross_entropy(&[0, 3]);
+    }
+
+    #[test]
+    #[should_panic(
+        expected = "softmax_cross_entropy: logits must be 2-D (batch, classes), got shape [6]"
+    )]
+    fn cross_entropy_needs_2d_logits_panics() {
+        let tape = Tape::<f64>::new();
+        let _ = tape.leaf(Tensor::zeros(&[6])).softmax_cross_entropy(&[0]);
+    }
 }

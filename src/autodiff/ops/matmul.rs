@@ -238,4 +238,20 @@ mod tests {
             .leaf(Tensor::zeros(&[2, 3, 4]))
             .bmm(tape.leaf(Tensor::zeros(&[3, 4, 2])));
     }
+
+    #[test]
+    #[should_panic(expected = "matmul_t: shape mismatch [2, 3]ᵀ vs [2, 4]ᵀ")]
+    fn matmul_t_mismatch_panics() {
+        let tape = Tape::<f64>::new();
+        let a = tape.leaf(Tensor::zeros(&[2, 3]));
+        let _ = a.matmul_t(true, tape.leaf(Tensor::zeros(&[2, 4])), true);
+    }
+
+    #[test]
+    #[should_panic(expected = "bmm_t: shape mismatch [2, 3, 4] vs [2, 3, 5]")]
+    fn bmm_t_mismatch_panics() {
+        let tape = Tape::<f64>::new();
+        let a = tape.leaf(Tensor::zeros(&[2, 3, 4]));
+        let _ = a.bmm_t(false, tape.leaf(Tensor::zeros(&[2, 3, 5])), false);
+    }
 }

@@ -151,4 +151,20 @@ mod tests {
         assert_eq!(x.mean_axis(0).value().data(), &[2.5, 3.5, 4.5]);
         assert_eq!(x.mean_axis(1).value().data(), &[2.0, 5.0]);
     }
+
+    #[test]
+    #[should_panic(expected = "sum_axis: need a 2-D variable and axis 0 or 1, got shape [2, 2, 2]")]
+    fn sum_axis_needs_2d_panics() {
+        let tape = Tape::<f64>::new();
+        let _ = tape.leaf(crate::Tensor::zeros(&[2, 2, 2])).sum_axis(0);
+    }
+
+    #[test]
+    #[should_panic(
+        expected = "mean_axis: need a 2-D variable and axis 0 or 1, got shape [2, 3] and axis 2"
+    )]
+    fn mean_axis_bad_axis_panics() {
+        let tape = Tape::<f64>::new();
+        let _ = tape.leaf(crate::Tensor::zeros(&[2, 3])).mean_axis(2);
+    }
 }

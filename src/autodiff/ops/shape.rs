@@ -216,4 +216,18 @@ mod tests {
         let tape = Tape::<f64>::new();
         let _ = tape.leaf(Tensor::zeros(&[2, 3])).gather_last(&[0, 3]);
     }
+
+    #[test]
+    #[should_panic(expected = "transpose")]
+    fn transpose_of_1d_panics() {
+        let tape = Tape::<f64>::new();
+        let _ = tape.leaf(Tensor::zeros(&[3])).transpose();
+    }
+
+    #[test]
+    #[should_panic(expected = "gather_last: x must have an axis, got shape []")]
+    fn gather_last_of_scalar_panics() {
+        let tape = Tape::<f64>::new();
+        let _ = tape.leaf(Tensor::scalar(1.0)).gather_last(&[0]);
+    }
 }
