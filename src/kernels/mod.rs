@@ -2,6 +2,7 @@
 
 pub mod chain;
 pub(crate) mod claims;
+pub mod conv;
 mod gather;
 pub(crate) mod plan;
 pub(crate) mod pool;
