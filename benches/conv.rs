@@ -21,7 +21,9 @@
 //! timed, so the `speed` experiment can reuse them.
 
 use criterion::measurement::WallTime;
-use criterion::{BenchmarkGroup, BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use criterion::{
+    BenchmarkGroup, BenchmarkId, Criterion, Throughput, criterion_group, criterion_main,
+};
 use faer::linalg::matmul::matmul;
 use faer::{Accum, Mat, Par};
 use gslab::Tensor;
@@ -55,7 +57,13 @@ pub fn conv_case(
     let run = move || {
         conv2d_forward_into(black_box(&x), &wt, groups, &mut y, Par::rayon(0));
         if with_backward {
-            conv2d_backward_into((&x, &wt, groups), &dy, Some(&mut dx), Some(&mut dw), Par::rayon(0));
+            conv2d_backward_into(
+                (&x, &wt, groups),
+                &dy,
+                Some(&mut dx),
+                Some(&mut dw),
+                Par::rayon(0),
+            );
         }
     };
     (flops, run)
@@ -63,19 +71,49 @@ pub fn conv_case(
 
 /// The im2col-equivalent GEMM of a convolution, `(c_out × c_in·k²) · (c_in·k² × batch·h·w)`:
 /// returns its flops and a closure running it (3 products with `with_backward`).
-pub fn gemm_case((batch, c, h, w, k): (usize, usize, usize, usize, usize), with_backward: bool) -> (u64, impl FnMut() + Send) {
+pub fn gemm_case(
+    (batch, c, h, w, k): (usize, usize, usize, usize, usize),
+    with_backward: bool,
+) -> (u64, impl FnMut() + Send) {
     let (m, kk, n) = (c, c * k * k, batch * h * w);
     let mut r = StdRng::seed_from_u64(2);
-    let mat = |rows: usize, cols: usize, r: &mut StdRng| Tensor::<f32>::randn(&[rows, cols], 1.0, r).to_mat();
+    let mat = |rows: usize, cols: usize, r: &mut StdRng| {
+        Tensor::<f32>::randn(&[rows, cols], 1.0, r).to_mat()
+    };
     let (a, b, dc) = (mat(m, kk, &mut r), mat(kk, n, &mut r), mat(m, n, &mut r));
-    let (mut cm, mut da, mut db) = (Mat::<f32>::zeros(m, n), Mat::<f32>::zeros(m, kk), Mat::<f32>::zeros(kk, n));
+    let (mut cm, mut da, mut db) = (
+        Mat::<f32>::zeros(m, n),
+        Mat::<f32>::zeros(m, kk),
+        Mat::<f32>::zeros(kk, n),
+    );
     let flops = 2 * (m * kk * n) as u64 * if with_backward { 3 } else { 1 };
     let run = move || {
         let par = Par::rayon(0);
-        matmul(cm.as_mut(), Accum::Replace, black_box(a.as_ref()), b.as_ref(), 1.0, par);
+        matmul(
+            cm.as_mut(),
+            Accum::Replace,
+            black_box(a.as_ref()),
+            b.as_ref(),
+            1.0,
+            par,
+        );
         if with_backward {
-            matmul(da.as_mut(), Accum::Replace, dc.as_ref(), b.transpose(), 1.0, par);
-            matmul(db.as_mut(), Accum::Replace, a.transpose(), dc.as_ref(), 1.0, par);
+            matmul(
+                da.as_mut(),
+                Accum::Replace,
+                dc.as_ref(),
+                b.transpose(),
+                1.0,
+                par,
+            );
+            matmul(
+                db.as_mut(),
+                Accum::Replace,
+                a.transpose(),
+                dc.as_ref(),
+                1.0,
+                par,
+            );
         }
     };
     (flops, run)
@@ -88,7 +126,13 @@ fn pools() -> Vec<(usize, rayon::ThreadPool)> {
         .collect()
 }
 
-fn timed(g: &mut Group<'_>, name: &str, threads: usize, pool: &rayon::ThreadPool, (flops, mut run): (u64, impl FnMut() + Send)) {
+fn timed(
+    g: &mut Group<'_>,
+    name: &str,
+    threads: usize,
+    pool: &rayon::ThreadPool,
+    (flops, mut run): (u64, impl FnMut() + Send),
+) {
     g.throughput(Throughput::Elements(flops));
     g.bench_function(BenchmarkId::new(name, format!("t{threads}")), |bch| {
         bch.iter(|| pool.install(&mut run))

@@ -52,7 +52,10 @@ pub fn channel_shuffle_perm(channels: usize, groups: usize, paired: bool) -> Res
 
 /// `(batch, c, h·w)` of a variable with at least 2 axes; panics naming `op` otherwise.
 fn nchw(op: &str, s: &[usize]) -> (usize, usize, usize) {
-    assert!(s.len() >= 2, "{op}: need a (batch, channels, …) input, got shape {s:?}");
+    assert!(
+        s.len() >= 2,
+        "{op}: need a (batch, channels, …) input, got shape {s:?}"
+    );
     (s[0], s[1], s[2..].iter().product())
 }
 
@@ -64,31 +67,10 @@ impl<'t, T: Real> Var<'t, T> {
     /// If `x` has fewer than 2 axes or `perm.len()` differs from the channel count; the message
     /// names `permute_channels` and both sizes.
     pub fn permute_channels(self, perm: &Perm) -> Var<'t, T> {
-        let shape = self.shape();
-        let (b, c, q) = nchw("permute_channels", &shape);
-        assert!(
-            perm.len() == c,
-            "permute_channels: input of shape {shape:?} and a permutation of length {}",
-            perm.len()
-        );
-        let x = self.value();
-        let mut y = Tensor::zeros(&shape);
-        let map = perm.as_slice().to_vec();
-        for n in 0..b {
-            for (i, &s) in map.iter().enumerate() {
-                y.data_mut()[(n * c + i) * q..][..q].copy_from_slice(&x.data()[(n * c + s) * q..][..q]);
-            }
-        }
+        let y = permute_channels(&self.value(), perm);
+        let inv = perm.inverse();
         self.tape().push_op(y, &[self], move |g, needs| {
-            vec![needs[0].then(|| {
-                let mut dx = Tensor::zeros(g.shape());
-                for n in 0..b {
-                    for (i, &s) in map.iter().enumerate() {
-                        dx.data_mut()[(n * c + s) * q..][..q].copy_from_slice(&g.data()[(n * c + i) * q..][..q]);
-                    }
-                }
-                dx
-            })]
+            vec![needs[0].then(|| permute_channels(g, &inv))]
         })
     }
 
@@ -116,32 +98,16 @@ impl<'t, T: Real> Var<'t, T> {
     /// shape.
     pub fn space_to_depth(self) -> Var<'t, T> {
         let shape = self.shape();
-        let &[b, c, h2, w2] = shape.as_slice() else {
-            panic!("space_to_depth: need a 4-D input (batch, c, 2h, 2w), got shape {shape:?}")
-        };
-        assert!(
-            h2 % 2 == 0 && w2 % 2 == 0,
-            "space_to_depth: height and width must be even, got shape {shape:?}"
-        );
-        let (h, w) = (h2 / 2, w2 / 2);
-        // src[q] for every output index q of one image
-        let per = c * h2 * w2;
-        let map: Vec<usize> = (0..per)
-            .map(|q| {
-                let (oc, r, s) = (q / (h * w), (q / w) % h, q % w);
-                let (i, a, bb) = (oc / 4, (oc / 2) % 2, oc % 2);
-                (i * h2 + 2 * r + a) * w2 + 2 * s + bb
-            })
-            .collect();
-        let x = self.value();
-        let mut y = Tensor::zeros(&[b, 4 * c, h, w]);
-        for (yi, xi) in y.data_mut().chunks_exact_mut(per.max(1)).zip(x.data().chunks_exact(per.max(1))) {
-            yi.iter_mut().zip(&map).for_each(|(v, &s)| *v = xi[s]);
-        }
+        let y = space_to_depth(&self.value());
         self.tape().push_op(y, &[self], move |g, needs| {
             vec![needs[0].then(|| {
+                let (map, per) = s2d_map(&shape);
                 let mut dx = Tensor::zeros(&shape);
-                for (di, gi) in dx.data_mut().chunks_exact_mut(per.max(1)).zip(g.data().chunks_exact(per.max(1))) {
+                for (di, gi) in dx
+                    .data_mut()
+                    .chunks_exact_mut(per)
+                    .zip(g.data().chunks_exact(per))
+                {
                     gi.iter().zip(&map).for_each(|(&v, &s)| di[s] = v);
                 }
                 dx
@@ -157,22 +123,9 @@ impl<'t, T: Real> Var<'t, T> {
     /// names `pad_channels`, the shape and `channels`.
     pub fn pad_channels(self, channels: usize) -> Var<'t, T> {
         let shape = self.shape();
-        let (b, c, q) = nchw("pad_channels", &shape);
-        assert!(
-            channels >= c,
-            "pad_channels: cannot pad an input of shape {shape:?} to {channels} channels"
-        );
-        let mut out_shape = shape.clone();
-        out_shape[1] = channels;
-        let y = copy_channels(&self.value(), (b, c, q), channels)
-            .reshape(&out_shape)
-            .expect("pad_channels: sizes");
+        let y = pad_channels(&self.value(), channels);
         self.tape().push_op(y, &[self], move |g, needs| {
-            vec![needs[0].then(|| {
-                copy_channels(g, (b, channels, q), c)
-                    .reshape(&shape)
-                    .expect("pad_channels backward: sizes")
-            })]
+            vec![needs[0].then(|| resize_channels(g, shape[1]))]
         })
     }
 
@@ -185,31 +138,114 @@ impl<'t, T: Real> Var<'t, T> {
     /// `take_channels`, the shape and `channels`.
     pub fn take_channels(self, channels: usize) -> Var<'t, T> {
         let shape = self.shape();
-        let (b, c, q) = nchw("take_channels", &shape);
-        assert!(
-            channels <= c,
-            "take_channels: cannot take {channels} channels of an input of shape {shape:?}"
-        );
-        let mut out_shape = shape.clone();
-        out_shape[1] = channels;
-        let y = copy_channels(&self.value(), (b, c, q), channels)
-            .reshape(&out_shape)
-            .expect("take_channels: sizes");
+        let y = take_channels(&self.value(), channels);
         self.tape().push_op(y, &[self], move |g, needs| {
-            vec![needs[0].then(|| {
-                copy_channels(g, (b, channels, q), c)
-                    .reshape(&shape)
-                    .expect("take_channels backward: sizes")
-            })]
+            vec![needs[0].then(|| resize_channels(g, shape[1]))]
         })
     }
 }
 
-/// Copies the first `min(c, to)` channels of `(b, c, q)` data into a `(b, to, q)` tensor (zeros
-/// elsewhere), returned with shape `(b, to, q)`.
-fn copy_channels<T: Real>(x: &Tensor<T>, (b, c, q): (usize, usize, usize), to: usize) -> Tensor<T> {
+/// `y[n, i, …] = x[n, σ(i), …]` (the value of [`Var::permute_channels`]).
+///
+/// # Panics
+/// If `x` has fewer than 2 axes or `perm.len()` differs from the channel count; the message names
+/// `permute_channels` and both sizes.
+pub fn permute_channels<T: Real>(x: &Tensor<T>, perm: &Perm) -> Tensor<T> {
+    let (b, c, q) = nchw("permute_channels", x.shape());
+    assert!(
+        perm.len() == c,
+        "permute_channels: input of shape {:?} and a permutation of length {}",
+        x.shape(),
+        perm.len()
+    );
+    let mut y = Tensor::zeros(x.shape());
+    for n in 0..b {
+        for (i, &s) in perm.as_slice().iter().enumerate() {
+            y.data_mut()[(n * c + i) * q..][..q].copy_from_slice(&x.data()[(n * c + s) * q..][..q]);
+        }
+    }
+    y
+}
+
+/// For one image of shape `(c, 2h, 2w)`: the source index of every entry of its space-to-depth
+/// image, and the entries per image.
+fn s2d_map(shape: &[usize]) -> (Vec<usize>, usize) {
+    let &[_, c, h2, w2] = shape else {
+        panic!("space_to_depth: need a 4-D input (batch, c, 2h, 2w), got shape {shape:?}")
+    };
+    assert!(
+        h2 % 2 == 0 && w2 % 2 == 0,
+        "space_to_depth: height and width must be even, got shape {shape:?}"
+    );
+    let (h, w) = (h2 / 2, w2 / 2);
+    let per = c * h2 * w2;
+    let map = (0..per)
+        .map(|q| {
+            let (oc, r, s) = (q / (h * w).max(1), (q / w.max(1)) % h.max(1), q % w.max(1));
+            let (i, a, bb) = (oc / 4, (oc / 2) % 2, oc % 2);
+            (i * h2 + 2 * r + a) * w2 + 2 * s + bb
+        })
+        .collect();
+    (map, per.max(1))
+}
+
+/// `(batch, c, 2h, 2w) → (batch, 4c, h, w)` with `y[n, 4i + 2a + b, r, s] = x[n, i, 2r + a,
+/// 2s + b]` (the value of [`Var::space_to_depth`]).
+///
+/// # Panics
+/// If `x` is not 4-D with even height and width; the message names `space_to_depth` and the
+/// shape.
+pub fn space_to_depth<T: Real>(x: &Tensor<T>) -> Tensor<T> {
+    let (map, per) = s2d_map(x.shape());
+    let s = x.shape();
+    let mut y = Tensor::zeros(&[s[0], 4 * s[1], s[2] / 2, s[3] / 2]);
+    for (yi, xi) in y
+        .data_mut()
+        .chunks_exact_mut(per)
+        .zip(x.data().chunks_exact(per))
+    {
+        yi.iter_mut().zip(&map).for_each(|(v, &s)| *v = xi[s]);
+    }
+    y
+}
+
+/// `x` with zero channels appended up to `channels` (the value of [`Var::pad_channels`]).
+///
+/// # Panics
+/// If `x` has fewer than 2 axes or more than `channels` channels; the message names
+/// `pad_channels`, the shape and `channels`.
+pub fn pad_channels<T: Real>(x: &Tensor<T>, channels: usize) -> Tensor<T> {
+    let (_, c, _) = nchw("pad_channels", x.shape());
+    assert!(
+        channels >= c,
+        "pad_channels: cannot pad an input of shape {:?} to {channels} channels",
+        x.shape()
+    );
+    resize_channels(x, channels)
+}
+
+/// The first `channels` channels of `x` (the value of [`Var::take_channels`]).
+///
+/// # Panics
+/// If `x` has fewer than 2 axes or fewer than `channels` channels; the message names
+/// `take_channels`, the shape and `channels`.
+pub fn take_channels<T: Real>(x: &Tensor<T>, channels: usize) -> Tensor<T> {
+    let (_, c, _) = nchw("take_channels", x.shape());
+    assert!(
+        channels <= c,
+        "take_channels: cannot take {channels} channels of an input of shape {:?}",
+        x.shape()
+    );
+    resize_channels(x, channels)
+}
+
+/// `x` with `to` channels: the first `min(c, to)` channels copied, zeros beyond.
+fn resize_channels<T: Real>(x: &Tensor<T>, to: usize) -> Tensor<T> {
+    let (b, c, q) = nchw("resize_channels", x.shape());
     let keep = c.min(to) * q;
-    let mut y = Tensor::zeros(&[b, to, q]);
+    let mut shape = x.shape().to_vec();
+    shape[1] = to;
+    let mut y = Tensor::zeros(&shape);
     for n in 0..b {
         y.data_mut()[n * to * q..][..keep].copy_from_slice(&x.data()[n * c * q..][..keep]);
     }
@@ -247,11 +283,16 @@ mod tests {
         // paired, k = 4, C = 16: out = [0,1,8,9,2,3,10,11,4,5,12,13,6,7,14,15]
         assert_eq!(
             shuffled(16, 4, true),
-            [0., 1., 8., 9., 2., 3., 10., 11., 4., 5., 12., 13., 6., 7., 14., 15.]
+            [
+                0., 1., 8., 9., 2., 3., 10., 11., 4., 5., 12., 13., 6., 7., 14., 15.
+            ]
         );
         // paired k = 2, C = 8: σ^paired = [0,1,4,5,2,3,6,7], an involution
         assert_eq!(shuffled(8, 2, true), [0., 1., 4., 5., 2., 3., 6., 7.]);
-        assert_eq!(shuffled(8, 4, true), (0..8).map(f64::from).collect::<Vec<_>>());
+        assert_eq!(
+            shuffled(8, 4, true),
+            (0..8).map(f64::from).collect::<Vec<_>>()
+        );
     }
 
     #[test]
@@ -259,8 +300,14 @@ mod tests {
         let e = channel_shuffle_perm(6, 4, false).unwrap_err().to_string();
         assert!(e.contains("6 channels") && e.contains("4 groups"), "{e}");
         let odd = channel_shuffle_perm(12, 4, true).unwrap_err().to_string();
-        assert!(odd.contains("12 channels") && odd.contains("paired"), "{odd}");
-        assert!(channel_shuffle_perm(7, 1, true).is_err(), "an odd count cannot be paired");
+        assert!(
+            odd.contains("12 channels") && odd.contains("paired"),
+            "{odd}"
+        );
+        assert!(
+            channel_shuffle_perm(7, 1, true).is_err(),
+            "an odd count cannot be paired"
+        );
     }
 
     #[test]
@@ -281,15 +328,35 @@ mod tests {
     #[test]
     fn gradchecks() {
         let perm = Perm::from_vec(vec![2, 0, 3, 1]).unwrap();
-        let r = gradcheck(|_, v| project(v[0].permute_channels(&perm), 1), &[randn(&[2, 4, 2, 3], 1)], 1e-6);
+        let r = gradcheck(
+            |_, v| project(v[0].permute_channels(&perm), 1),
+            &[randn(&[2, 4, 2, 3], 1)],
+            1e-6,
+        );
         assert!(r.max_rel_err < 1e-8, "{r}");
-        let r = gradcheck(|_, v| project(v[0].space_to_depth(), 2), &[randn(&[2, 3, 4, 2], 2)], 1e-6);
+        let r = gradcheck(
+            |_, v| project(v[0].space_to_depth(), 2),
+            &[randn(&[2, 3, 4, 2], 2)],
+            1e-6,
+        );
         assert!(r.max_rel_err < 1e-8, "{r}");
-        let r = gradcheck(|_, v| project(v[0].pad_channels(5), 3), &[randn(&[2, 3, 2, 2], 3)], 1e-6);
+        let r = gradcheck(
+            |_, v| project(v[0].pad_channels(5), 3),
+            &[randn(&[2, 3, 2, 2], 3)],
+            1e-6,
+        );
         assert!(r.max_rel_err < 1e-8, "{r}");
-        let r = gradcheck(|_, v| project(v[0].take_channels(2), 4), &[randn(&[2, 3, 2, 2], 4)], 1e-6);
+        let r = gradcheck(
+            |_, v| project(v[0].take_channels(2), 4),
+            &[randn(&[2, 3, 2, 2], 4)],
+            1e-6,
+        );
         assert!(r.max_rel_err < 1e-8, "{r}");
-        let r = gradcheck(|_, v| project(v[0].channel_shuffle(2, true), 5), &[randn(&[1, 8, 1, 2], 5)], 1e-6);
+        let r = gradcheck(
+            |_, v| project(v[0].channel_shuffle(2, true), 5),
+            &[randn(&[1, 8, 1, 2], 5)],
+            1e-6,
+        );
         assert!(r.max_rel_err < 1e-8, "{r}");
     }
 
@@ -304,7 +371,9 @@ mod tests {
     }
 
     #[test]
-    #[should_panic(expected = "space_to_depth: height and width must be even, got shape [1, 2, 3, 4]")]
+    #[should_panic(
+        expected = "space_to_depth: height and width must be even, got shape [1, 2, 3, 4]"
+    )]
     fn odd_space_to_depth_panics() {
         let tape = Tape::<f64>::new();
         tape.constant(Tensor::zeros(&[1, 2, 3, 4])).space_to_depth();
@@ -314,7 +383,8 @@ mod tests {
     #[should_panic(expected = "channel_shuffle: input of shape [1, 6, 1, 1]")]
     fn odd_paired_shuffle_panics() {
         let tape = Tape::<f64>::new();
-        tape.constant(Tensor::zeros(&[1, 6, 1, 1])).channel_shuffle(2, true);
+        tape.constant(Tensor::zeros(&[1, 6, 1, 1]))
+            .channel_shuffle(2, true);
     }
 
     #[test]

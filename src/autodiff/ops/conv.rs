@@ -49,7 +49,13 @@ impl<'t, T: Real> Var<'t, T> {
         self.tape().push_op(y, &[self, w], move |g, needs| {
             let mut dx = needs[0].then(|| Tensor::zeros(xv.shape()));
             let mut dw = needs[1].then(|| Tensor::zeros(wv.shape()));
-            conv2d_backward_into((&xv, &wv, groups), g, dx.as_mut(), dw.as_mut(), Par::rayon(0));
+            conv2d_backward_into(
+                (&xv, &wv, groups),
+                g,
+                dx.as_mut(),
+                dw.as_mut(),
+                Par::rayon(0),
+            );
             vec![dx, dw]
         })
     }
@@ -61,21 +67,8 @@ impl<'t, T: Real> Var<'t, T> {
     /// If `x` has fewer than 2 axes or `b` is not `(c)` with `c = x.shape()[1]`; the message names
     /// `add_channel_bias` and both shapes.
     pub fn add_channel_bias(self, b: Var<'t, T>) -> Var<'t, T> {
-        let (xs, bs) = (self.shape(), b.shape());
-        assert!(
-            xs.len() >= 2 && bs == [xs[1]],
-            "add_channel_bias: input of shape {xs:?} and bias of shape {bs:?} (need (batch, c, …) and (c))"
-        );
-        let c = xs[1];
-        let inner: usize = xs[2..].iter().product();
-        let mut y = (*self.value()).clone();
-        let bv = b.value();
-        if inner > 0 {
-            for (q, plane) in y.data_mut().chunks_exact_mut(inner).enumerate() {
-                let bc = bv.data()[q % c];
-                plane.iter_mut().for_each(|v| *v += bc);
-            }
-        }
+        let y = add_channel_bias(&self.value(), &b.value());
+        let (c, inner) = (b.shape()[0], self.shape()[2..].iter().product::<usize>());
         self.tape().push_op(y, &[self, b], move |g, needs| {
             let db = needs[1].then(|| {
                 let mut s = vec![T::zero(); c];
@@ -89,6 +82,28 @@ impl<'t, T: Real> Var<'t, T> {
             vec![needs[0].then(|| g.clone()), db]
         })
     }
+}
+
+/// `y[n, c, …] = x[n, c, …] + b[c]` (the value of [`Var::add_channel_bias`]).
+///
+/// # Panics
+/// As [`Var::add_channel_bias`].
+pub fn add_channel_bias<T: Real>(x: &Tensor<T>, b: &Tensor<T>) -> Tensor<T> {
+    let (xs, bs) = (x.shape(), b.shape());
+    assert!(
+        xs.len() >= 2 && bs == [xs[1]],
+        "add_channel_bias: input of shape {xs:?} and bias of shape {bs:?} (need (batch, c, …) and (c))"
+    );
+    let c = xs[1];
+    let inner: usize = xs[2..].iter().product();
+    let mut y = x.clone();
+    if inner > 0 {
+        for (q, plane) in y.data_mut().chunks_exact_mut(inner).enumerate() {
+            let bc = b.data()[q % c];
+            plane.iter_mut().for_each(|v| *v += bc);
+        }
+    }
+    y
 }
 
 #[cfg(test)]
@@ -130,8 +145,15 @@ mod tests {
         .into_iter()
         .enumerate()
         {
-            let inputs = [randn(&[b, ci, h, w], seed as u64), randn(&[co, ci / g, k, k], 50 + seed as u64)];
-            let r = gradcheck(|_, v| project(v[0].conv2d(v[1], g), seed as u64), &inputs, 1e-6);
+            let inputs = [
+                randn(&[b, ci, h, w], seed as u64),
+                randn(&[co, ci / g, k, k], 50 + seed as u64),
+            ];
+            let r = gradcheck(
+                |_, v| project(v[0].conv2d(v[1], g), seed as u64),
+                &inputs,
+                1e-6,
+            );
             assert!(r.max_rel_err < 1e-7, "({b},{ci},{co},{h},{w},{k},{g}): {r}");
         }
     }
@@ -142,14 +164,23 @@ mod tests {
         let x = tape.constant(Tensor::zeros(&[2, 3, 1, 2]));
         let b = tape.constant(Tensor::from_vec(&[3], vec![1.0, 2.0, 3.0]).unwrap());
         let y = x.add_channel_bias(b);
-        assert_eq!(y.value().data(), &[1., 1., 2., 2., 3., 3., 1., 1., 2., 2., 3., 3.]);
+        assert_eq!(
+            y.value().data(),
+            &[1., 1., 2., 2., 3., 3., 1., 1., 2., 2., 3., 3.]
+        );
         let inputs = [randn(&[2, 3, 2, 3], 7), randn(&[3], 8)];
-        let r = gradcheck(|_, v| project(v[0].add_channel_bias(v[1]), 9), &inputs, 1e-6);
+        let r = gradcheck(
+            |_, v| project(v[0].add_channel_bias(v[1]), 9),
+            &inputs,
+            1e-6,
+        );
         assert!(r.max_rel_err < 1e-8, "{r}");
     }
 
     #[test]
-    #[should_panic(expected = "conv2d: kernel input channels times groups differ from the input channels: input of shape [1, 4, 3, 3], kernel of shape [2, 3, 3, 3]")]
+    #[should_panic(
+        expected = "conv2d: kernel input channels times groups differ from the input channels: input of shape [1, 4, 3, 3], kernel of shape [2, 3, 3, 3]"
+    )]
     fn conv2d_mismatch_panics_naming_op_and_shapes() {
         let tape = Tape::<f64>::new();
         let x = tape.constant(Tensor::zeros(&[1, 4, 3, 3]));

@@ -20,7 +20,9 @@
 //! ```
 
 use crate::autodiff::tape::Var;
-use crate::kernels::conv::{ConvGeom, exp_conv_backward_into, exp_conv_forward, exp_conv_forward_saved};
+use crate::kernels::conv::{
+    ConvGeom, exp_conv_backward_into, exp_conv_forward, exp_conv_forward_saved,
+};
 use crate::real::Real;
 use crate::tensor::Tensor;
 use faer::Par;
@@ -59,7 +61,14 @@ impl<'t, T: Real> Var<'t, T> {
         tape.push_op(y, &[self, l], move |gr, needs| {
             let mut dx = needs[0].then(|| Tensor::zeros(xv.shape()));
             let mut dl = needs[1].then(|| Tensor::zeros(lv.shape()));
-            exp_conv_backward_into((&xv, &lv, groups, terms), &saved, gr, dx.as_mut(), dl.as_mut(), Par::rayon(0));
+            exp_conv_backward_into(
+                (&xv, &lv, groups, terms),
+                &saved,
+                gr,
+                dx.as_mut(),
+                dl.as_mut(),
+                Par::rayon(0),
+            );
             vec![dx, dl]
         })
     }
@@ -94,8 +103,12 @@ mod tests {
     }
 
     /// (batch, c, h, w, k, groups, terms)
-    const CASES: [(usize, usize, usize, usize, usize, usize, usize); 4] =
-        [(2, 4, 3, 5, 3, 1, 3), (3, 6, 4, 3, 3, 2, 5), (1, 4, 2, 2, 1, 4, 2), (2, 2, 3, 4, 5, 1, 4)];
+    const CASES: [(usize, usize, usize, usize, usize, usize, usize); 4] = [
+        (2, 4, 3, 5, 3, 1, 3),
+        (3, 6, 4, 3, 3, 2, 5),
+        (1, 4, 2, 2, 1, 4, 2),
+        (2, 2, 3, 4, 5, 1, 4),
+    ];
 
     #[test]
     fn gradients_equal_the_tape_composition_of_convolutions() {
@@ -105,7 +118,11 @@ mod tests {
             let run = |fused: bool| {
                 let tape = Tape::new();
                 let (x, l) = (tape.leaf(x0.clone()), tape.leaf(l0.clone()));
-                let y = if fused { x.exp_conv(l, g, t) } else { composed(x, l, g, t) };
+                let y = if fused {
+                    x.exp_conv(l, g, t)
+                } else {
+                    composed(x, l, g, t)
+                };
                 let v = (*y.value()).clone();
                 let grads = tape.backward(project(y, s as u64));
                 (v, grads.wrt(x), grads.wrt(l))
@@ -121,8 +138,15 @@ mod tests {
     #[test]
     fn gradcheck_on_several_shapes() {
         for (s, (b, c, h, w, k, g, t)) in CASES.into_iter().enumerate() {
-            let inputs = [randn(&[b, c, h, w], 1.0, 20 + s as u64), randn(&[c, c / g, k, k], 0.2, 30 + s as u64)];
-            let r = gradcheck(|_, v| project(v[0].exp_conv(v[1], g, t), s as u64), &inputs, 1e-6);
+            let inputs = [
+                randn(&[b, c, h, w], 1.0, 20 + s as u64),
+                randn(&[c, c / g, k, k], 0.2, 30 + s as u64),
+            ];
+            let r = gradcheck(
+                |_, v| project(v[0].exp_conv(v[1], g, t), s as u64),
+                &inputs,
+                1e-6,
+            );
             assert!(r.max_rel_err < 1e-7, "case {s}: {r}");
         }
     }

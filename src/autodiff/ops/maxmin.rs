@@ -69,29 +69,12 @@ impl<'t, T: Real> Var<'t, T> {
     }
 
     fn pairwise_maxmin(self, op: &'static str, permuted: bool, order: MaxMinOrder) -> Var<'t, T> {
+        let x = self.value();
+        let y = pairwise(&x, op, permuted, order);
         let shape = self.shape();
-        assert!(
-            shape.len() >= 2 && shape[1] % 2 == 0,
-            "{op}: need a (batch, C, …) input with an even C, got shape {shape:?}"
-        );
-        let (b, c) = (shape[0], shape[1]);
-        let q: usize = shape[2..].iter().product();
+        let (b, c, q) = (shape[0], shape[1], shape[2..].iter().product::<usize>());
         let pr = pairs(c, permuted);
         let max_first = order == MaxMinOrder::MaxFirst;
-        let x = self.value();
-        let mut y = Tensor::zeros(&shape);
-        {
-            let (xd, yd) = (x.data(), y.data_mut());
-            for n in 0..b {
-                for &(f, s) in &pr {
-                    for t in 0..q {
-                        let (i, j) = ((n * c + f) * q + t, (n * c + s) * q + t);
-                        let (hi, lo) = if xd[i] >= xd[j] { (xd[i], xd[j]) } else { (xd[j], xd[i]) };
-                        (yd[i], yd[j]) = if max_first { (hi, lo) } else { (lo, hi) };
-                    }
-                }
-            }
-        }
         self.tape().push_op(y, &[self], move |g, needs| {
             vec![needs[0].then(|| {
                 let (xd, gd) = (x.data(), g.data());
@@ -102,8 +85,16 @@ impl<'t, T: Real> Var<'t, T> {
                         for t in 0..q {
                             let (i, j) = ((n * c + f) * q + t, (n * c + s) * q + t);
                             // the slot holding the max and the one holding the min
-                            let (g_max, g_min) = if max_first { (gd[i], gd[j]) } else { (gd[j], gd[i]) };
-                            (dd[i], dd[j]) = if xd[i] >= xd[j] { (g_max, g_min) } else { (g_min, g_max) };
+                            let (g_max, g_min) = if max_first {
+                                (gd[i], gd[j])
+                            } else {
+                                (gd[j], gd[i])
+                            };
+                            (dd[i], dd[j]) = if xd[i] >= xd[j] {
+                                (g_max, g_min)
+                            } else {
+                                (g_min, g_max)
+                            };
                         }
                     }
                 }
@@ -111,6 +102,50 @@ impl<'t, T: Real> Var<'t, T> {
             })]
         })
     }
+}
+
+/// The value of [`Var::maxmin`].
+///
+/// # Panics
+/// As [`Var::maxmin`].
+pub fn maxmin<T: Real>(x: &Tensor<T>, order: MaxMinOrder) -> Tensor<T> {
+    pairwise(x, "maxmin", false, order)
+}
+
+/// The value of [`Var::maxmin_permuted`].
+///
+/// # Panics
+/// As [`Var::maxmin_permuted`].
+pub fn maxmin_permuted<T: Real>(x: &Tensor<T>, order: MaxMinOrder) -> Tensor<T> {
+    pairwise(x, "maxmin_permuted", true, order)
+}
+
+/// Every channel pair `(f, s)` becomes `(max, min)` or `(min, max)` at every pixel.
+fn pairwise<T: Real>(x: &Tensor<T>, op: &str, permuted: bool, order: MaxMinOrder) -> Tensor<T> {
+    let shape = x.shape();
+    assert!(
+        shape.len() >= 2 && shape[1] % 2 == 0,
+        "{op}: need a (batch, C, …) input with an even C, got shape {shape:?}"
+    );
+    let (b, c) = (shape[0], shape[1]);
+    let q: usize = shape[2..].iter().product();
+    let max_first = order == MaxMinOrder::MaxFirst;
+    let mut y = Tensor::zeros(shape);
+    let (xd, yd) = (x.data(), y.data_mut());
+    for n in 0..b {
+        for &(f, s) in &pairs(c, permuted) {
+            for t in 0..q {
+                let (i, j) = ((n * c + f) * q + t, (n * c + s) * q + t);
+                let (hi, lo) = if xd[i] >= xd[j] {
+                    (xd[i], xd[j])
+                } else {
+                    (xd[j], xd[i])
+                };
+                (yd[i], yd[j]) = if max_first { (hi, lo) } else { (lo, hi) };
+            }
+        }
+    }
+    y
 }
 
 #[cfg(test)]
@@ -141,10 +176,18 @@ mod tests {
             // image 1, pixel 4: pair (1, 4) of maxmin, pair (2, 3) of the permuted one
             let at = |t: &Tensor<f64>, ch: usize| t.data()[(6 + ch) * 6 + 4];
             let (a, b) = (at(&x0, 1), at(&x0, 4));
-            let (first, second) = if order == MaxMinOrder::MaxFirst { (a.max(b), a.min(b)) } else { (a.min(b), a.max(b)) };
+            let (first, second) = if order == MaxMinOrder::MaxFirst {
+                (a.max(b), a.min(b))
+            } else {
+                (a.min(b), a.max(b))
+            };
             assert_eq!((at(&y, 1), at(&y, 4)), (first, second));
             let (a, b) = (at(&x0, 2), at(&x0, 3));
-            let (first, second) = if order == MaxMinOrder::MaxFirst { (a.max(b), a.min(b)) } else { (a.min(b), a.max(b)) };
+            let (first, second) = if order == MaxMinOrder::MaxFirst {
+                (a.max(b), a.min(b))
+            } else {
+                (a.min(b), a.max(b))
+            };
             assert_eq!((at(&yp, 2), at(&yp, 3)), (first, second));
         }
     }
@@ -152,19 +195,29 @@ mod tests {
     #[test]
     fn gradchecks_off_ties() {
         // random inputs have no ties; both orders and both pairings
-        for (s, order) in [MaxMinOrder::MaxFirst, MaxMinOrder::MinFirst].into_iter().enumerate() {
+        for (s, order) in [MaxMinOrder::MaxFirst, MaxMinOrder::MinFirst]
+            .into_iter()
+            .enumerate()
+        {
             let inputs = [randn(&[2, 4, 2, 3], 10 + s as u64)];
             let r = gradcheck(|_, v| project(v[0].maxmin(order), 1), &inputs, 1e-6);
             assert!(r.max_rel_err < 1e-8, "{r}");
-            let r = gradcheck(|_, v| project(v[0].maxmin_permuted(order), 2), &inputs, 1e-6);
+            let r = gradcheck(
+                |_, v| project(v[0].maxmin_permuted(order), 2),
+                &inputs,
+                1e-6,
+            );
             assert!(r.max_rel_err < 1e-8, "{r}");
         }
     }
 
     #[test]
-    #[should_panic(expected = "maxmin_permuted: need a (batch, C, …) input with an even C, got shape [2, 3, 4]")]
+    #[should_panic(
+        expected = "maxmin_permuted: need a (batch, C, …) input with an even C, got shape [2, 3, 4]"
+    )]
     fn odd_channels_panic() {
         let tape = Tape::<f64>::new();
-        tape.constant(Tensor::zeros(&[2, 3, 4])).maxmin_permuted(MaxMinOrder::MinFirst);
+        tape.constant(Tensor::zeros(&[2, 3, 4]))
+            .maxmin_permuted(MaxMinOrder::MinFirst);
     }
 }
