@@ -4,6 +4,7 @@
 pub mod adapters;
 pub mod batch_inv;
 pub mod cayley;
+pub mod conv;
 pub mod expm;
 pub mod haar;
 pub mod layers;
