@@ -318,3 +318,503 @@ fn geometry_flops_are_the_im2col_gemm() {
         2 * 64 * 144 * 256
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// SOC / GS-SOC layers: exactness in f64 with the evaluation terms, certified bounds, state.
+
+use gslab::Tape;
+use gslab::nn::lipconvnet::{Activation, ConvKind, LipConvnet, LipConvnetConfig};
+use gslab::nn::optim::{Optimizer, Params, Sgd};
+use gslab::orthogonal::conv::spectral::spectral_bound;
+use gslab::orthogonal::conv::{
+    BoundScaling, GsSoc, GsSocEval, Mode, Soc, SocSettings, truncation_bound,
+};
+
+/// `f(e_i) − f(0)` for every basis image `e_i` of one `(c, h, w)` input: the dense Jacobian of an
+/// affine layer, column by column (`(n_out, n_in)`).
+fn dense_jacobian(
+    f: impl Fn(&Tensor<f64>) -> Tensor<f64>,
+    (c, h, w): (usize, usize, usize),
+) -> Tensor<f64> {
+    let n = c * h * w;
+    let f0 = f(&Tensor::zeros(&[1, c, h, w]));
+    let m = f0.numel();
+    let mut j = Tensor::zeros(&[m, n]);
+    for q in 0..n {
+        let e = Tensor::from_fn(&[1, c, h, w], |t| if t == q { 1.0 } else { 0.0 });
+        let col = f(&e).sub(&f0);
+        for (p, &v) in col.data().iter().enumerate() {
+            j.data_mut()[p * n + q] = v;
+        }
+    }
+    j
+}
+
+/// max |(JᵀJ − I)_ij|.
+fn orthogonality_defect(j: &Tensor<f64>) -> f64 {
+    let n = j.shape()[1];
+    j.matmul_t(true, j, false).sub(&Tensor::eye(n)).max_abs()
+}
+
+/// Worst `|‖f(x) − f(y)‖ / ‖x − y‖ − 1|` and `|‖f(x) − f(0)‖ / ‖x‖ − 1|` over random pairs, and the
+/// largest ratio.
+fn isometry_defects(
+    f: impl Fn(&Tensor<f64>) -> Tensor<f64>,
+    shape: &[usize],
+    seed: u64,
+) -> (f64, f64, f64) {
+    let mut r = rng(seed);
+    let f0 = f(&Tensor::zeros(shape));
+    let (mut worst_pair, mut worst_norm, mut max_ratio) = (0.0f64, 0.0f64, 0.0f64);
+    for _ in 0..4 {
+        let x = Tensor::randn(shape, 1.0, &mut r);
+        let y = Tensor::randn(shape, 1.0, &mut r);
+        let ratio = f(&x).sub(&f(&y)).norm() / x.sub(&y).norm();
+        worst_pair = worst_pair.max((ratio - 1.0).abs());
+        max_ratio = max_ratio.max(ratio);
+        worst_norm = worst_norm.max((f(&x).sub(&f0).norm() / x.norm() - 1.0).abs());
+    }
+    (worst_pair, worst_norm, max_ratio)
+}
+
+fn settings() -> SocSettings {
+    SocSettings::default()
+}
+
+/// SOC and GS-SOC layers (stride 1, `c → c`): (label, layer) on 8 channels.
+fn square_layers(k: usize) -> Vec<(String, GsSoc<f64>)> {
+    let mut r = rng(50 + k as u64);
+    let mut out = vec![(
+        "SOC".to_string(),
+        GsSoc::soc((8, 8), (k, 1), settings(), &mut r).unwrap(),
+    )];
+    for (g1, g2) in [
+        (1, None),
+        (2, None),
+        (4, None),
+        (4, Some(1)),
+        (4, Some(2)),
+        (4, Some(4)),
+    ] {
+        for paired in [false, true] {
+            let layer = GsSoc::new((8, 8), (k, 1), (g1, g2), paired, settings(), &mut r).unwrap();
+            out.push((format!("{} paired={paired}", layer.groups_label()), layer));
+        }
+    }
+    out
+}
+
+#[test]
+fn soc_and_gs_soc_layers_are_isometries_to_1e9_in_evaluation() {
+    for k in [1, 3, 5] {
+        for (label, layer) in square_layers(k) {
+            let ev: GsSocEval<f64> = layer.eval().unwrap();
+            let (pair, norm, max_ratio) = isometry_defects(|x| ev.apply(x), &[2, 8, 5, 6], 60);
+            println!(
+                "k={k} {label}: |ratio − 1| ≤ {pair:.2e}, |‖f(x) − f(0)‖/‖x‖ − 1| ≤ {norm:.2e}, Lipschitz bound − 1 = {:.2e}",
+                ev.lipschitz_bound() - 1.0
+            );
+            assert!(
+                pair < 1e-9 && norm < 1e-9,
+                "k={k} {label}: {pair:e} {norm:e}"
+            );
+            assert!(
+                max_ratio <= ev.lipschitz_bound(),
+                "k={k} {label}: ratio {max_ratio} above the bound"
+            );
+            for s in ev.socs() {
+                // σ ≤ correction (0.7 for k > 1, 1 for 1×1) with the provable scaling
+                assert!(s.sigma() <= if s.kernel().shape()[2] > 1 { 0.7 } else { 1.0 } + 1e-12);
+            }
+            assert!(
+                ev.lipschitz_bound() - 1.0 < 1e-9,
+                "{label}: {}",
+                ev.lipschitz_bound()
+            );
+        }
+    }
+}
+
+#[test]
+fn dense_jacobians_are_orthogonal_to_1e9() {
+    let mut r = rng(70);
+    let soc = GsSoc::<f64>::soc((4, 4), (3, 1), settings(), &mut r).unwrap();
+    let gs = GsSoc::<f64>::new((8, 8), (3, 1), (4, Some(2)), true, settings(), &mut r).unwrap();
+    let gs1 = GsSoc::<f64>::new((8, 8), (3, 1), (2, None), false, settings(), &mut r).unwrap();
+    for (label, layer, c) in [
+        ("SOC", &soc, 4),
+        ("GS-SOC (4, 2) paired", &gs, 8),
+        ("GS-SOC (2, -)", &gs1, 8),
+    ] {
+        let ev = layer.eval().unwrap();
+        let j = dense_jacobian(|x| ev.apply(x), (c, 4, 3));
+        let d = orthogonality_defect(&j);
+        println!(
+            "{label}: dense Jacobian {:?}, max |JᵀJ − I| = {d:.2e}",
+            j.shape()
+        );
+        assert!(d < 1e-9, "{label}: {d:e}");
+        assert!(
+            j.sub(&Tensor::eye(c * 12)).max_abs() > 1e-3,
+            "{label}: not the identity"
+        );
+    }
+}
+
+#[test]
+fn eval_mode_on_the_tape_matches_the_evaluated_layer_and_gradchecks() {
+    let mut r = rng(80);
+    let layer = GsSoc::<f64>::new((4, 4), (3, 1), (2, Some(2)), true, settings(), &mut r).unwrap();
+    let x = Tensor::randn(&[2, 4, 3, 4], 1.0, &mut r);
+    let want = layer.eval().unwrap().apply(&x);
+    let tape = Tape::new();
+    let (y, _) = layer
+        .clone()
+        .forward(&tape, tape.constant(x.clone()), Mode::Eval);
+    assert!(y.value().sub(&want).max_abs() < 1e-12);
+    // In evaluation the normalisation uses exact singular vectors, so its gradient is the
+    // gradient of the exact bound: a finite-difference check of the whole layer.
+    let mut inputs = vec![x];
+    inputs.extend(layer.params().into_iter().cloned());
+    let proj = Tensor::randn(&[2, 4, 3, 4], 1.0, &mut r);
+    let rep = gslab::gradcheck(
+        |t, v| {
+            let mut l = layer.clone();
+            l.forward_with(v[0], &v[1..], Mode::Eval)
+                .mul(t.constant(proj.clone()))
+                .sum()
+        },
+        &inputs,
+        1e-6,
+    );
+    assert!(rep.max_rel_err < 1e-6, "{rep}");
+}
+
+#[test]
+fn strided_and_channel_changing_layers_respect_their_bounds() {
+    let mut r = rng(90);
+    // stride 2 with channel growth (c = max(out, 4·in)), channel padding, truncation
+    for (cin, cout, k, s, groups) in [
+        (2, 4, 3, 2, (2, Some(2))),
+        (4, 6, 3, 1, (2, None)),
+        (6, 2, 1, 1, (1, None)),
+    ] {
+        let layer =
+            GsSoc::<f64>::new((cin, cout), (k, s), groups, false, settings(), &mut r).unwrap();
+        let ev = layer.eval().unwrap();
+        let (_, _, max_ratio) = isometry_defects(|x| ev.apply(x), &[2, cin, 4, 6], 91);
+        assert!(
+            max_ratio <= ev.lipschitz_bound(),
+            "{cin}→{cout}: {max_ratio}"
+        );
+        if cout >= cin * s * s {
+            // an isometric embedding followed by an orthogonal map: norms are kept
+            let (pair, _, _) = isometry_defects(|x| ev.apply(x), &[2, cin, 4, 6], 92);
+            assert!(pair < 1e-9, "{cin}→{cout}: {pair:e}");
+        }
+    }
+}
+
+#[test]
+fn truncation_bound_values() {
+    // σ^{t+1}/(t+1)!·e^σ at σ = 0.7
+    let e07 = 0.7f64.exp();
+    assert!((truncation_bound(0.7, 5) - 0.7f64.powi(6) / 720.0 * e07).abs() < 1e-18);
+    assert!((truncation_bound(0.7, 12) - 0.7f64.powi(13) / 6_227_020_800.0 * e07).abs() < 1e-25);
+    println!(
+        "σ = 0.7: t = 5 → {:.3e}, t = 12 → {:.3e}; σ = 1: t = 5 → {:.3e}, t = 12 → {:.3e}; σ = 2.1: t = 5 → {:.3e}, t = 12 → {:.3e}",
+        truncation_bound(0.7, 5),
+        truncation_bound(0.7, 12),
+        truncation_bound(1.0, 5),
+        truncation_bound(1.0, 12),
+        truncation_bound(2.1, 5),
+        truncation_bound(2.1, 12)
+    );
+}
+
+#[test]
+fn official_scaling_is_looser_and_the_certificate_follows_the_kernel() {
+    let mut r = rng(95);
+    let official = SocSettings {
+        scaling: BoundScaling::OfficialSoc,
+        ..settings()
+    };
+    let prov = Soc::<f64>::new((8, 8), 3, 1, 1, settings(), &mut r).unwrap();
+    let mut off = prov.clone();
+    *off.params_mut()[0] = prov.weight().clone();
+    let off = {
+        // same weights, official scaling
+        let mut o = Soc::<f64>::new((8, 8), 3, 1, 1, official, &mut rng(95)).unwrap();
+        *o.params_mut()[0] = prov.weight().clone();
+        o
+    };
+    let (ep, eo) = (prov.eval().unwrap(), off.eval().unwrap());
+    let jac = |ev: &gslab::orthogonal::conv::SocEval<f64>| {
+        let kernel = ev.kernel().clone();
+        dense_jacobian(|x| conv2d_reference(x, &kernel, 1), (8, 6, 6))
+    };
+    let exact = |ev: &gslab::orthogonal::conv::SocEval<f64>| {
+        let j = jac(ev);
+        j.to_mat().singular_values().unwrap()[0]
+    };
+    let (np, no) = (exact(&ep), exact(&eo));
+    println!(
+        "‖L_n‖₂ on 6×6 images: provable scaling {np:.4} (σ = {:.4}), official scaling {no:.4} (σ = {:.4})",
+        ep.sigma(),
+        eo.sigma()
+    );
+    assert!(np <= ep.sigma() && no <= eo.sigma());
+    assert!((ep.sigma() - 0.7).abs() < 1e-12 && (eo.sigma() - 2.1).abs() < 1e-12);
+    assert!(no > np * 2.9, "the official kernel is k = 3 times larger");
+    // Training-mode terms (5) with the official scaling: how far from orthogonal the layer is.
+    for (label, ev, kernel) in [
+        ("provable", &ep, ep.kernel().clone()),
+        ("official", &eo, eo.kernel().clone()),
+    ] {
+        let j = dense_jacobian(|x| exp_conv_forward(x, &kernel, 1, 5, Par::Seq), (8, 6, 6));
+        let sv = j.to_mat().singular_values().unwrap();
+        let dev = sv.iter().map(|s| (s - 1.0).abs()).fold(0.0, f64::max);
+        println!(
+            "{label} scaling, 5 terms: max |s_i(T_5(L_n)) − 1| = {dev:.3e} (bound {:.3e})",
+            truncation_bound(ev.sigma(), 5)
+        );
+        assert!(dev <= truncation_bound(ev.sigma(), 5));
+    }
+    let _ = spectral_bound(ep.kernel(), 1).unwrap();
+}
+
+#[test]
+fn saving_and_restoring_the_spectral_state_gives_bitwise_the_same_next_steps() {
+    let cfg = LipConvnetConfig {
+        depth: 5,
+        init_channels: 4,
+        in_channels: 3,
+        input_size: 32,
+        classes: 5,
+        conv: ConvKind::GsSoc { g1: 2, g2: Some(2) },
+        activation: Activation::MaxMinPermuted(gslab::autodiff::ops::maxmin::MaxMinOrder::MinFirst),
+        paired: true,
+        settings: SocSettings {
+            update_freq: 3,
+            init_iters: 4,
+            ..settings()
+        },
+    };
+    let x = Tensor::<f32>::randn(&[2, 3, 32, 32], 1.0, &mut rng(100));
+    let labels = [1usize, 3];
+    let step = |net: &mut LipConvnet<f32>, opt: &mut Sgd<f32>| -> Tensor<f32> {
+        let tape = Tape::new();
+        let (logits, leaves) = net.forward(&tape, tape.constant(x.clone()), Mode::Train);
+        let out = (*logits.value()).clone();
+        let grads = tape.backward(logits.softmax_cross_entropy(&labels));
+        let g: Vec<Tensor<f32>> = leaves.iter().map(|&v| grads.wrt(v)).collect();
+        opt.step(&mut net.params_mut(), &g);
+        out
+    };
+    let mut a = LipConvnet::<f32>::new(cfg, &mut rng(101)).unwrap();
+    let mut opt_a = Sgd::new(0.05, 0.0);
+    for _ in 0..2 {
+        step(&mut a, &mut opt_a);
+    }
+    // checkpoint: parameters + spectral state, into a network built from another seed
+    let (params, state) = (
+        a.params().into_iter().cloned().collect::<Vec<_>>(),
+        a.state(),
+    );
+    let mut b = LipConvnet::<f32>::new(cfg, &mut rng(999)).unwrap();
+    let mut c = LipConvnet::<f32>::new(cfg, &mut rng(999)).unwrap();
+    for (net, with_state) in [(&mut b, true), (&mut c, false)] {
+        for (p, v) in net.params_mut().into_iter().zip(&params) {
+            *p = v.clone();
+        }
+        if with_state {
+            net.set_state(&state).unwrap();
+        }
+    }
+    let (mut opt_b, mut opt_c) = (Sgd::new(0.05, 0.0), Sgd::new(0.05, 0.0));
+    let mut restored_differs = false;
+    for _ in 0..4 {
+        let ya = step(&mut a, &mut opt_a);
+        let yb = step(&mut b, &mut opt_b);
+        let yc = step(&mut c, &mut opt_c);
+        assert!(ya == yb, "restored state: not bitwise the same");
+        restored_differs |= ya != yc;
+    }
+    assert!(
+        restored_differs,
+        "without the state the next steps differ (the test can fail)"
+    );
+    assert!(a.state() == b.state());
+    // and evaluation agrees bitwise too
+    assert!(a.eval().unwrap().apply(&x) == b.eval().unwrap().apply(&x));
+}
+
+#[test]
+fn bad_state_entries_are_named() {
+    let mut r = rng(110);
+    let mut soc = Soc::<f64>::new((4, 4), 3, 1, 1, settings(), &mut r).unwrap();
+    let mut st = soc.state();
+    st.tensors.retain(|(n, _)| n != "u3");
+    let e = soc.set_state(&st).unwrap_err().to_string();
+    assert!(e.contains("'u3'"), "{e}");
+    let mut st = soc.state();
+    st.tensors[0].1 = Tensor::zeros(&[2]);
+    assert!(
+        soc.set_state(&st)
+            .unwrap_err()
+            .to_string()
+            .contains("'u1' has shape [2]")
+    );
+    let mut st = soc.state();
+    st.counters.push(("extra".into(), 1));
+    assert!(
+        soc.set_state(&st)
+            .unwrap_err()
+            .to_string()
+            .contains("unknown entry 'extra'")
+    );
+}
+
+#[test]
+fn constructors_name_bad_values() {
+    let mut r = rng(120);
+    let err = |e: gslab::Error| e.to_string();
+    let e = err(Soc::<f64>::new((4, 4), 2, 1, 1, settings(), &mut r).unwrap_err());
+    assert!(e.contains("kernel=2"), "{e}");
+    let e = err(Soc::<f64>::new((4, 6), 3, 1, 4, settings(), &mut r).unwrap_err());
+    assert!(e.contains("groups=4") && e.contains("6 channels"), "{e}");
+    let e = err(Soc::<f64>::new((4, 4), 3, 3, 1, settings(), &mut r).unwrap_err());
+    assert!(e.contains("stride=3"), "{e}");
+    let bad = SocSettings {
+        update_iters: 0,
+        ..settings()
+    };
+    assert!(
+        err(Soc::<f64>::new((4, 4), 3, 1, 1, bad, &mut r).unwrap_err()).contains("update_iters=0")
+    );
+    // paired shuffle of 12 channels in 4 groups (needs 8 | 12)
+    let e =
+        err(GsSoc::<f64>::new((12, 12), (3, 1), (4, None), true, settings(), &mut r).unwrap_err());
+    assert!(e.contains("12 channels") && e.contains("paired"), "{e}");
+    // the 3 input channels of LipConvnet skip the shuffle, as the official code
+    let first = GsSoc::<f64>::new((3, 32), (3, 1), (4, Some(2)), true, settings(), &mut r).unwrap();
+    assert!(first.first_shuffle().is_none());
+    let second =
+        GsSoc::<f64>::new((32, 32), (3, 1), (4, Some(2)), true, settings(), &mut r).unwrap();
+    assert!(second.first_shuffle().is_some());
+    let mut cfg = LipConvnetConfig::table3(ConvKind::Soc);
+    cfg.input_size = 40;
+    assert!(err(LipConvnet::<f32>::new(cfg, &mut r).unwrap_err()).contains("input_size=40"));
+    cfg = LipConvnetConfig::table3(ConvKind::GsSoc { g1: 3, g2: None });
+    let e = err(LipConvnet::<f32>::new(cfg, &mut r).unwrap_err());
+    assert!(
+        e.contains("block 0") && e.contains("3 channels into 3 groups (paired)"),
+        "{e}"
+    );
+}
+
+#[test]
+#[should_panic(
+    expected = "Soc::forward: input of shape [1, 3, 4, 4] for a layer with 4 input channels"
+)]
+fn layer_forward_on_the_wrong_channels_panics() {
+    let mut soc = Soc::<f64>::new((4, 4), 3, 1, 1, settings(), &mut rng(130)).unwrap();
+    let tape = Tape::new();
+    soc.forward(
+        &tape,
+        tape.constant(Tensor::zeros(&[1, 3, 4, 4])),
+        Mode::Train,
+    );
+}
+
+/// Table 3: the built LipConvnet-15's own parameter tally equals the counts module's formulas
+/// and the exact numbers behind the printed 24.1M, 6.81M, 8.91M, 7.86M, 7.3M.
+#[test]
+fn lipconvnet15_parameter_tallies_match_table3() {
+    use gslab::count::{ConvVariant, lipconvnet15_params};
+    let cases = [
+        (ConvKind::Soc, ConvVariant::Soc, 24_066_020u64),
+        (
+            ConvKind::GsSoc { g1: 4, g2: None },
+            ConvVariant::PermutedSoc { groups: 4 },
+            6_805_988,
+        ),
+        (
+            ConvKind::GsSoc { g1: 4, g2: Some(1) },
+            ConvVariant::GsSoc { g1: 4, g2: 1 },
+            8_905_060,
+        ),
+        (
+            ConvKind::GsSoc { g1: 4, g2: Some(2) },
+            ConvVariant::GsSoc { g1: 4, g2: 2 },
+            7_857_508,
+        ),
+        (
+            ConvKind::GsSoc { g1: 4, g2: Some(4) },
+            ConvVariant::GsSoc { g1: 4, g2: 4 },
+            7_333_732,
+        ),
+    ];
+    for (kind, variant, want) in cases {
+        let mut cfg = LipConvnetConfig::table3(kind);
+        cfg.settings.zero_init = true; // the tally does not depend on the values
+        let net = LipConvnet::<f32>::new(cfg, &mut rng(140)).unwrap();
+        let tally = net.num_params() as u64;
+        println!(
+            "{kind:?}: built model {tally}, counts {}",
+            lipconvnet15_params(32, 100, variant).unwrap()
+        );
+        assert_eq!(tally, want, "{kind:?}");
+        assert_eq!(
+            tally,
+            lipconvnet15_params(32, 100, variant).unwrap(),
+            "{kind:?}"
+        );
+        assert_eq!(net.blocks().len(), 15);
+    }
+}
+
+#[test]
+fn small_lipconvnet_certified_bound_and_tape_agreement() {
+    let cfg = LipConvnetConfig {
+        depth: 5,
+        init_channels: 4,
+        in_channels: 3,
+        input_size: 64,
+        classes: 10,
+        conv: ConvKind::GsSoc { g1: 2, g2: None },
+        activation: Activation::MaxMinPermuted(gslab::autodiff::ops::maxmin::MaxMinOrder::MaxFirst),
+        paired: true,
+        settings: settings(),
+    };
+    let net = LipConvnet::<f64>::new(cfg, &mut rng(150)).unwrap();
+    let ev = net.eval().unwrap();
+    let lip = ev.lipschitz_bound();
+    let (_, _, max_ratio) = isometry_defects(|x| ev.apply(x), &[2, 3, 64, 64], 151);
+    println!("small LipConvnet: certified bound {lip:.15}, largest measured ratio {max_ratio:.6}");
+    assert!(max_ratio <= lip && lip < 1.0 + 1e-9);
+    let x = Tensor::randn(&[2, 3, 64, 64], 1.0, &mut rng(152));
+    let tape = Tape::new();
+    let (y, _) = net
+        .clone()
+        .forward(&tape, tape.constant(x.clone()), Mode::Eval);
+    assert_eq!(y.shape(), vec![2, 10]);
+    assert!(y.value().sub(&ev.apply(&x)).max_abs() < 1e-12);
+    // directional derivative of a loss in the input against central differences
+    let proj = Tensor::randn(&[2, 10], 1.0, &mut rng(153));
+    let dir = Tensor::randn(x.shape(), 1.0, &mut rng(154));
+    let tape = Tape::new();
+    let xv = tape.leaf(x.clone());
+    let (y, _) = net.clone().forward(&tape, xv, Mode::Eval);
+    let g = tape
+        .backward(y.mul(tape.constant(proj.clone())).sum())
+        .wrt(xv);
+    let analytic: f64 = g.data().iter().zip(dir.data()).map(|(a, b)| a * b).sum();
+    let f = |t: f64| ev.apply(&x.add(&dir.scale(t))).mul(&proj).sum();
+    let h = 1e-5;
+    let numeric = (f(h) - f(-h)) / (2.0 * h);
+    assert!(
+        (analytic - numeric).abs() < 1e-6 * analytic.abs().max(1.0),
+        "{analytic} vs {numeric}"
+    );
+}

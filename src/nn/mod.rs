@@ -2,6 +2,7 @@
 
 pub mod data;
 pub mod linear;
+pub mod lipconvnet;
 pub mod optim;
 pub mod schedule;
 pub mod train;

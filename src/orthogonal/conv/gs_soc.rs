@@ -41,6 +41,14 @@ pub struct GsSoc<T: Real> {
     second: Option<(Option<Perm>, Soc<T>)>,
 }
 
+/// An invalid-argument error with `ctx: ` before its message (other errors unchanged).
+pub(crate) fn in_context(e: Error, ctx: &str) -> Error {
+    match e {
+        Error::InvalidArgument(m) => Error::InvalidArgument(format!("{ctx}: {m}")),
+        other => other,
+    }
+}
+
 /// `channel_shuffle(·, groups, paired)` on `channels` channels, or `None` where the layer skips it
 /// (`groups = 1`, or `groups` not dividing the channels when `skip_indivisible`).
 fn shuffle(
@@ -78,7 +86,7 @@ impl<T: Real> GsSoc<T> {
             )));
         }
         let shuffle1 = shuffle(in_channels, g1, paired, true)
-            .map_err(|e| Error::InvalidArgument(format!("GS-SOC first shuffle: {e}")))?;
+            .map_err(|e| in_context(e, "GS-SOC first shuffle"))?;
         let soc1 = Soc::new(
             (in_channels, out_channels),
             kernel,
@@ -91,7 +99,7 @@ impl<T: Real> GsSoc<T> {
             None => None,
             Some(g2) => {
                 let p = shuffle(out_channels, g2, paired, false)
-                    .map_err(|e| Error::InvalidArgument(format!("GS-SOC second shuffle: {e}")))?;
+                    .map_err(|e| in_context(e, "GS-SOC second shuffle"))?;
                 Some((
                     p,
                     Soc::new((out_channels, out_channels), 1, 1, g2, settings, rng)?,
