@@ -154,7 +154,7 @@ impl LipConvnetConfig {
                 self.depth
             ));
         }
-        if self.init_channels == 0 || self.init_channels % 2 != 0 {
+        if self.init_channels == 0 || !self.init_channels.is_multiple_of(2) {
             return bad(format!(
                 "init_channels={} must be even and positive (MaxMin pairs channels)",
                 self.init_channels

@@ -174,7 +174,7 @@ fn s2d_map(shape: &[usize]) -> (Vec<usize>, usize) {
         panic!("space_to_depth: need a 4-D input (batch, c, 2h, 2w), got shape {shape:?}")
     };
     assert!(
-        h2 % 2 == 0 && w2 % 2 == 0,
+        h2.is_multiple_of(2) && w2.is_multiple_of(2),
         "space_to_depth: height and width must be even, got shape {shape:?}"
     );
     let (h, w) = (h2 / 2, w2 / 2);

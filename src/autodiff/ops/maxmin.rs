@@ -124,7 +124,7 @@ pub fn maxmin_permuted<T: Real>(x: &Tensor<T>, order: MaxMinOrder) -> Tensor<T> 
 fn pairwise<T: Real>(x: &Tensor<T>, op: &str, permuted: bool, order: MaxMinOrder) -> Tensor<T> {
     let shape = x.shape();
     assert!(
-        shape.len() >= 2 && shape[1] % 2 == 0,
+        shape.len() >= 2 && shape[1].is_multiple_of(2),
         "{op}: need a (batch, C, …) input with an even C, got shape {shape:?}"
     );
     let (b, c) = (shape[0], shape[1]);

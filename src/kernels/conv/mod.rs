@@ -123,7 +123,7 @@ impl ConvGeom {
                 "empty sizes: c_in={c_in}, c_out={c_out}, h={h}, w={w}"
             ));
         }
-        if k % 2 == 0 {
+        if k.is_multiple_of(2) {
             return Some(format!(
                 "kernel size k={k} must be odd (zero padding k/2 keeps the size only for odd k)"
             ));

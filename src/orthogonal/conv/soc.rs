@@ -11,7 +11,7 @@
 //!   → + bias
 //! ```
 //!
-//! with `L = M − convᵀ(M)` ([`skew_kernel`](super::skew::skew_kernel)) from the trainable
+//! with `L = M − convᵀ(M)` ([`skew_kernel`]) from the trainable
 //! `M` of shape `(c, c/groups, k, k)`, and per group `L_n = correction · L / (f·σ + ε)`, `σ`
 //! the spectral estimate of [`spectral`](super::spectral) (power iteration in training, exact
 //! singular values in evaluation) and `f = k` ([`BoundScaling::Provable`]) or `f = 1`
@@ -174,7 +174,7 @@ impl<T: Real> Soc<T> {
     ) -> Result<Self> {
         settings.validate()?;
         let channels = out_channels.max(in_channels * stride * stride);
-        if in_channels == 0 || out_channels == 0 || kernel % 2 == 0 || !(stride == 1 || stride == 2)
+        if in_channels == 0 || out_channels == 0 || kernel.is_multiple_of(2) || !(stride == 1 || stride == 2)
         {
             return Err(Error::InvalidArgument(format!(
                 "SOC: need in, out ≥ 1, an odd kernel and stride 1 or 2, got in={in_channels}, out={out_channels}, kernel={kernel}, stride={stride}"
