@@ -26,8 +26,9 @@ use criterion::{
 };
 use faer::linalg::matmul::matmul;
 use faer::{Accum, Mat, Par};
-use gslab::Tensor;
 use gslab::kernels::conv::{ConvGeom, conv2d_backward_into, conv2d_forward_into};
+use gslab::orthogonal::conv::{GsSoc, Mode, SocSettings};
+use gslab::{Tape, Tensor};
 use rand::{SeedableRng, rngs::StdRng};
 use std::hint::black_box;
 use std::time::Duration;
@@ -119,6 +120,46 @@ pub fn gemm_case(
     (flops, run)
 }
 
+/// The layer variants of the speed comparison: (id, `(g₁, g₂)`; `(1, None)` is plain SOC).
+pub const LAYERS: [(&str, (usize, Option<usize>)); 5] = [
+    ("soc", (1, None)),
+    ("gs4", (4, None)),
+    ("gs4_1", (4, Some(1))),
+    ("gs4_2", (4, Some(2))),
+    ("gs4_4", (4, Some(4))),
+];
+
+/// The layer sizes of the speed comparison: (channels, image side, batch).
+pub const LAYER_SIZES: [(usize, usize, usize); 2] = [(64, 16, 16), (256, 8, 8)];
+
+/// One training step's forward + backward of a `c → c`, stride-1, 3×3 SOC / GS-SOC layer
+/// (paired shuffles, 5 terms, power iteration included) on a `(batch, c, side, side)` f32 input,
+/// with the input gradient: returns the closure that runs it.
+pub fn layer_case(
+    (c, side, batch): (usize, usize, usize),
+    groups: (usize, Option<usize>),
+) -> impl FnMut() + Send {
+    let mut r = StdRng::seed_from_u64(3);
+    let mut layer = GsSoc::<f32>::new(
+        (c, c),
+        (3, 1),
+        groups,
+        groups.0 > 1,
+        SocSettings::default(),
+        &mut r,
+    )
+    .expect("layer");
+    let x = Tensor::<f32>::randn(&[batch, c, side, side], 1.0, &mut r);
+    let proj = Tensor::<f32>::randn(&[batch, c, side, side], 1.0, &mut r);
+    move || {
+        let tape = Tape::new();
+        let xv = tape.leaf(black_box(&x).clone());
+        let (y, leaves) = layer.forward(&tape, xv, Mode::Train);
+        let grads = tape.backward(y.mul(tape.constant(proj.clone())).sum());
+        black_box((grads.wrt(xv), leaves.iter().map(|&v| grads.wrt(v)).count()));
+    }
+}
+
 fn pools() -> Vec<(usize, rayon::ThreadPool)> {
     [1, 2]
         .into_iter()
@@ -155,6 +196,24 @@ fn bench_conv(c: &mut Criterion) {
     g.finish();
 }
 
+fn bench_layers(c: &mut Criterion) {
+    let pools = pools();
+    let mut g = c.benchmark_group("layer");
+    for size in LAYER_SIZES {
+        for (name, groups) in LAYERS {
+            for (t, pool) in &pools {
+                let mut run = layer_case(size, groups);
+                g.throughput(Throughput::Elements(size.2 as u64));
+                let id = format!("{name}_c{}_s{}_b{}", size.0, size.1, size.2);
+                g.bench_function(BenchmarkId::new(id, format!("t{t}")), |bch| {
+                    bch.iter(|| pool.install(&mut run))
+                });
+            }
+        }
+    }
+    g.finish();
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default()
@@ -162,6 +221,6 @@ criterion_group! {
         .warm_up_time(Duration::from_millis(500))
         .measurement_time(Duration::from_secs(2))
         .without_plots();
-    targets = bench_conv
+    targets = bench_conv, bench_layers
 }
 criterion_main!(benches);

@@ -95,11 +95,7 @@ fn backward_matches_the_adjoint_and_the_definition() {
             continue; // the definition-based reference is quadratic; covered by the next test
         }
         let (x, w, g) = case(s, 100 + i as u64);
-        let dy = Tensor::randn(
-            conv2d_reference(&x, &w, g).shape(),
-            1.0,
-            &mut rng(7),
-        );
+        let dy = Tensor::randn(conv2d_reference(&x, &w, g).shape(), 1.0, &mut rng(7));
         let (dx, dw) = conv2d_backward(&x, &w, g, &dy, Par::rayon(0));
         // dx = conv(dy, convᵀ(w)), and ⟨conv(x, w), dy⟩ = ⟨x, dx⟩ (the adjoint)
         let want_dx = conv2d_reference(&dy, &conv_transpose_kernel(&w, g), g);

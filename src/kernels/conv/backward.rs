@@ -6,7 +6,9 @@
 use crate::kernels::claims::par_claimed;
 use crate::kernels::conv::forward::forward_impl;
 use crate::kernels::conv::im2col::{gather_panel, im2col};
-use crate::kernels::conv::{ConvGeom, Tiling, check_shape, conv_transpose_kernel, workers};
+use crate::kernels::conv::{
+    ConvGeom, Tiling, check_shape, conv_transpose_kernel, inner_par, workers,
+};
 use crate::kernels::pool::PoolVec;
 use crate::real::Real;
 use crate::tensor::Tensor;
@@ -115,6 +117,7 @@ pub(crate) fn weight_grad<T: Real>(
         let panel = if t.nb > 1 { cog * cols } else { 0 };
         (PoolVec::<T>::new(kc * cols), PoolVec::<T>::new(panel))
     };
+    let inner = inner_par(items.len(), par);
     par_claimed(items, workers(par), init, |(col, dyp), _, (it, part)| {
         let (r, grp) = (it / g.groups, it % g.groups);
         part.fill(T::zero());
@@ -136,7 +139,7 @@ pub(crate) fn weight_grad<T: Real>(
             };
             let colv = MatRef::from_row_major_slice(&col[..kc * ncol], kc, ncol);
             let dst = MatMut::from_row_major_slice_mut(part, cog, kc);
-            matmul(dst, Accum::Add, dyv, colv.transpose(), T::one(), Par::Seq);
+            matmul(dst, Accum::Add, dyv, colv.transpose(), T::one(), inner);
         }
     });
     for r in 1..t.chunks {

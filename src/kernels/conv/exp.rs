@@ -12,7 +12,7 @@
 use crate::kernels::claims::par_claimed;
 use crate::kernels::conv::im2col::{gather_panel, im2col, scatter_panel};
 use crate::kernels::conv::{
-    ConvGeom, Tiling, check_shape, conv_transpose_kernel, group_items, workers,
+    ConvGeom, Tiling, check_shape, conv_transpose_kernel, group_items, inner_par, workers,
 };
 use crate::kernels::pool::PoolVec;
 use crate::real::Real;
@@ -201,6 +201,7 @@ fn forward_impl<T: Real>(
     }
     let items: Vec<_> = outs.into_iter().zip(saved).enumerate().collect();
     let init = || Scratch::<T>::new(g, t.nb * hw);
+    let inner = inner_par(items.len(), par);
     par_claimed(items, workers(par), init, |s, _, (it, (mut outs, sv))| {
         let (p, grp) = (it / g.groups, it % g.groups);
         let (n0, nb) = t.panel(p);
@@ -252,7 +253,7 @@ fn forward_impl<T: Real>(
                 lg,
                 rhs,
                 alpha,
-                Par::Seq,
+                inner,
             );
             let acc: &mut [T] = if direct {
                 &mut outs[0][..m]
@@ -400,6 +401,7 @@ fn backward_impl<T: Real>(
         })
         .collect();
     let init = || Scratch::<T>::new(&g, t.nb * hw);
+    let inner = inner_par(items.len(), par);
     par_claimed(
         items,
         workers(par),
@@ -438,7 +440,7 @@ fn backward_impl<T: Real>(
                         let gi = MatRef::from_row_major_slice(&s.a[..m], cg, ncol);
                         let colv = MatRef::from_row_major_slice(&s.col[..kc * ncol], kc, ncol);
                         let dst = MatMut::from_row_major_slice_mut(part, cg, kc);
-                        matmul(dst, Accum::Add, gi, colv.transpose(), alpha, Par::Seq);
+                        matmul(dst, Accum::Add, gi, colv.transpose(), alpha, inner);
                     }
                     if i > 1 || need_dx {
                         let ga = &s.a[..m];
@@ -451,7 +453,7 @@ fn backward_impl<T: Real>(
                         s.b[..m].copy_from_slice(&s.c[..m]);
                         let rhs = MatRef::from_row_major_slice(&s.col[..kc * ncol], kc, ncol);
                         let dst = MatMut::from_row_major_slice_mut(&mut s.b[..m], cg, ncol);
-                        matmul(dst, Accum::Add, ltg, rhs, alpha, Par::Seq);
+                        matmul(dst, Accum::Add, ltg, rhs, alpha, inner);
                         std::mem::swap(&mut s.a, &mut s.b);
                     }
                 }

@@ -2,7 +2,7 @@
 
 use crate::kernels::claims::par_claimed;
 use crate::kernels::conv::im2col::{im2col, scatter_panel};
-use crate::kernels::conv::{ConvGeom, Tiling, check_shape, group_items, workers};
+use crate::kernels::conv::{ConvGeom, Tiling, check_shape, group_items, inner_par, workers};
 use crate::kernels::pool::PoolVec;
 use crate::real::Real;
 use crate::tensor::Tensor;
@@ -68,6 +68,7 @@ pub(crate) fn forward_impl<T: Real>(
         let panel = if t.nb > 1 { cog * cols } else { 0 };
         (PoolVec::<T>::new(kc * cols), PoolVec::<T>::new(panel))
     };
+    let inner = inner_par(items.len(), par);
     par_claimed(
         items,
         workers(par),
@@ -82,10 +83,10 @@ pub(crate) fn forward_impl<T: Real>(
             let rhs = MatRef::from_row_major_slice(&col[..kc * ncol], kc, ncol);
             if nb == 1 {
                 let dst = MatMut::from_row_major_slice_mut(&mut outs[0][..cog * hw], cog, hw);
-                matmul(dst, Accum::Replace, wg, rhs, T::one(), Par::Seq);
+                matmul(dst, Accum::Replace, wg, rhs, T::one(), inner);
             } else {
                 let dst = MatMut::from_row_major_slice_mut(&mut panel[..cog * ncol], cog, ncol);
-                matmul(dst, Accum::Replace, wg, rhs, T::one(), Par::Seq);
+                matmul(dst, Accum::Replace, wg, rhs, T::one(), inner);
                 scatter_panel(&panel[..cog * ncol], (cog, hw), &mut outs);
             }
         },

@@ -20,7 +20,8 @@
 //! - **Lowering.** For one group `G` and a *panel* of `nb` consecutive images, the convolution is
 //!   one GEMM `Y_G = W_G · col` with `W_G` the `(c_out/g) × (c_in/g)·k²` rows of the kernel (its
 //!   row-major storage as it is) and `col` the `(c_in/g)·k² × nb·h·w` im2col matrix of the group's
-//!   input channels (module `im2col`). Every product is one faer `matmul` with `Par::Seq`.
+//!   input channels (module `im2col`). Every product is one faer `matmul`, with `Par::Seq`
+//!   unless a call has fewer items than threads (then faer splits each product's output tiles).
 //! - **Panels.** A panel holds `⌈256 / (h·w)⌉` images (at least 256 pixels per GEMM, so an 8×8
 //!   map still gives faer a wide product and a 1×1 map a batch-wide one), capped by the batch.
 //!   With one image per panel the GEMM writes the NCHW output in place; otherwise it writes a
@@ -306,6 +307,15 @@ impl Tiling {
     pub fn chunk(&self, r: usize) -> std::ops::Range<usize> {
         r * self.panels / self.chunks..(r + 1) * self.panels / self.chunks
     }
+}
+
+/// The parallelism inside each GEMM for a call with `items` work items: `Par::Seq` when there
+/// are at least as many items as workers (the items are spread instead), else `par`, so a call
+/// with fewer (panel, group) items than threads still uses them all. faer's GEMM splits only
+/// its output tiles between threads, so its values do not depend on the thread count (checked by
+/// the 1-vs-2-thread tests on one-item calls).
+pub(crate) fn inner_par(items: usize, par: Par) -> Par {
+    if items >= workers(par) { Par::Seq } else { par }
 }
 
 /// Number of rayon workers for `par` (1 for `Par::Seq`).

@@ -174,7 +174,10 @@ impl<T: Real> Soc<T> {
     ) -> Result<Self> {
         settings.validate()?;
         let channels = out_channels.max(in_channels * stride * stride);
-        if in_channels == 0 || out_channels == 0 || kernel.is_multiple_of(2) || !(stride == 1 || stride == 2)
+        if in_channels == 0
+            || out_channels == 0
+            || kernel.is_multiple_of(2)
+            || !(stride == 1 || stride == 2)
         {
             return Err(Error::InvalidArgument(format!(
                 "SOC: need in, out ≥ 1, an odd kernel and stride 1 or 2, got in={in_channels}, out={out_channels}, kernel={kernel}, stride={stride}"
