@@ -319,6 +319,25 @@ impl<T: Real> LipConvnet<T> {
         })
     }
 
+    /// The logits in evaluation mode without a tape: `self.eval()?.apply(x)` (prepare with
+    /// [`LipConvnet::eval`] once to evaluate many batches).
+    ///
+    /// # Panics
+    /// As [`LipConvnetEval::apply`], and if an SVD fails (non-finite parameters).
+    pub fn apply(&self, x: &Tensor<T>) -> Tensor<T> {
+        self.eval()
+            .unwrap_or_else(|e| panic!("LipConvnet::apply: {e}"))
+            .apply(x)
+    }
+
+    /// The certified Lipschitz bound of the evaluated network ([`LipConvnetEval::lipschitz_bound`]).
+    ///
+    /// # Errors
+    /// As [`LipConvnet::eval`].
+    pub fn lipschitz_bound(&self) -> Result<f64> {
+        Ok(self.eval()?.lipschitz_bound())
+    }
+
     /// The spectral state of every layer (`blocks.{i}.soc1.u1`, …, `head.step`); with the
     /// parameters, what a checkpoint needs for a bitwise resume.
     pub fn state(&self) -> SpectralState<T> {

@@ -248,13 +248,17 @@ pub fn conv_transpose_kernel<T: Real>(w: &Tensor<T>, groups: usize) -> Tensor<T>
     let kk = k * k;
     let src = w.data();
     let mut out = vec![T::zero(); src.len()];
+    // tiles of TILE × TILE (o, i) pairs keep both the reads and the strided writes in cache
+    const TILE: usize = 16;
     for g in 0..groups {
-        for o in 0..cog {
-            for i in 0..cig {
-                let s = &src[((g * cog + o) * cig + i) * kk..][..kk];
-                let d = &mut out[((g * cig + i) * cog + o) * kk..][..kk];
-                for (t, v) in d.iter_mut().enumerate() {
-                    *v = s[kk - 1 - t];
+        for o0 in (0..cog).step_by(TILE) {
+            for i0 in (0..cig).step_by(TILE) {
+                for o in o0..(o0 + TILE).min(cog) {
+                    for i in i0..(i0 + TILE).min(cig) {
+                        let s = &src[((g * cog + o) * cig + i) * kk..][..kk];
+                        let d = &mut out[((g * cig + i) * cog + o) * kk..][..kk];
+                        d.iter_mut().zip(s.iter().rev()).for_each(|(v, &x)| *v = x);
+                    }
                 }
             }
         }

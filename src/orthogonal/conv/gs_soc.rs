@@ -229,6 +229,16 @@ impl<T: Real> GsSoc<T> {
         })
     }
 
+    /// The layer in evaluation mode without a tape: `self.eval()?.apply(x)`.
+    ///
+    /// # Panics
+    /// As [`GsSocEval::apply`], and if an SVD fails (non-finite parameters).
+    pub fn apply(&self, x: &Tensor<T>) -> Tensor<T> {
+        self.eval()
+            .unwrap_or_else(|e| panic!("GsSoc::apply: {e}"))
+            .apply(x)
+    }
+
     /// The spectral state of both convolutions, names prefixed `soc1.` and `soc2.`.
     pub fn state(&self) -> SpectralState<T> {
         let mut s = SpectralState::default();

@@ -21,24 +21,16 @@ pub fn skew_kernel<T: Real>(m: &Tensor<T>, groups: usize) -> Tensor<T> {
     m.sub(&conv_transpose_kernel(m, groups))
 }
 
-/// [`skew_kernel`] on the tape: `L = M − convᵀ(M)`, where `convᵀ` is a fixed permutation of the
-/// kernel's entries (an involution), recorded as a gather. Gradient: `dM = G − convᵀ(G)`.
+/// [`skew_kernel`] on the tape: `L = M − convᵀ(M)`. `convᵀ` is a permutation of the kernel's
+/// entries and an involution, so it is its own adjoint. Gradient: `dM = G − convᵀ(G)`.
 ///
 /// # Panics
 /// As [`skew_kernel`].
 pub fn skew_kernel_var<'t, T: Real>(m: Var<'t, T>, groups: usize) -> Var<'t, T> {
-    let shape = m.shape();
-    check("skew_kernel", &shape, groups);
-    let n = shape.iter().product();
-    // the permutation convᵀ as an index map: convᵀ applied to the entries' own indices
-    let index = Tensor::<f64>::from_fn(&shape, |i| i as f64);
-    let map: Vec<usize> = conv_transpose_kernel(&index, groups)
-        .data()
-        .iter()
-        .map(|&v| v as usize)
-        .collect();
-    let mt = m.reshape(&[n]).gather_last(&map).reshape(&shape);
-    m.sub(mt)
+    let l = skew_kernel(&m.value(), groups);
+    m.tape().push_op(l, &[m], move |g, needs| {
+        vec![needs[0].then(|| g.sub(&conv_transpose_kernel(g, groups)))]
+    })
 }
 
 fn check(op: &str, s: &[usize], groups: usize) {

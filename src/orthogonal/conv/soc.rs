@@ -393,6 +393,17 @@ impl<T: Real> Soc<T> {
         })
     }
 
+    /// The layer in evaluation mode without a tape: `self.eval()?.apply(x)` (prepare with
+    /// [`Soc::eval`] once to apply it to many batches).
+    ///
+    /// # Panics
+    /// As [`SocEval::apply`], and if the SVD fails (non-finite parameters).
+    pub fn apply(&self, x: &Tensor<T>) -> Tensor<T> {
+        self.eval()
+            .unwrap_or_else(|e| panic!("Soc::apply: {e}"))
+            .apply(x)
+    }
+
     /// The spectral-normalisation state: the power-iteration vectors `u1 … u4`, `v1 … v4` (the
     /// official names; `(groups, ·)` each) and the step counter `step`. Saving it with the
     /// parameters and restoring it with [`Soc::set_state`] makes the next training steps bitwise

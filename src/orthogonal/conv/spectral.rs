@@ -216,21 +216,39 @@ impl<T: Real> SpectralVectors<T> {
         let (groups, d) = block_dims("SpectralVectors::iterate", l.shape(), groups);
         self.check(groups, d, "SpectralVectors::iterate");
         let per = d.0 * d.1 * d.2 * d.2;
+        let (rows, cols): (Vec<usize>, Vec<usize>) = (0..RESHAPINGS).map(|r| dims(r, d)).unzip();
         for g in 0..groups {
             let block = &l.data()[g * per..][..per];
-            for r in 0..RESHAPINGS {
-                let (rows, cols) = dims(r, d);
-                for _ in 0..iters {
-                    let u = &self.u[r].data()[g * cols..][..cols];
-                    let v = &mut self.v[r].data_mut()[g * rows..][..rows];
-                    v.fill(T::zero());
-                    for_each_entry(block, r, d, |x, row, col| v[row] += x * u[col]);
-                    normalize(v);
-                    let v = &self.v[r].data()[g * rows..][..rows];
-                    let u = &mut self.u[r].data_mut()[g * cols..][..cols];
-                    u.fill(T::zero());
-                    for_each_entry(block, r, d, |x, row, col| u[col] += x * v[row]);
-                    normalize(u);
+            for _ in 0..iters {
+                {
+                    let u: [&[T]; RESHAPINGS] =
+                        std::array::from_fn(|r| &self.u[r].data()[g * cols[r]..][..cols[r]]);
+                    let mut v = self
+                        .v
+                        .iter_mut()
+                        .enumerate()
+                        .map(|(r, t)| &mut t.data_mut()[g * rows[r]..][..rows[r]]);
+                    let v: [&mut [T]; RESHAPINGS] =
+                        std::array::from_fn(|_| v.next().expect("four"));
+                    apply_all(block, d, u, v);
+                }
+                for (r, t) in self.v.iter_mut().enumerate() {
+                    normalize(&mut t.data_mut()[g * rows[r]..][..rows[r]]);
+                }
+                {
+                    let v: [&[T]; RESHAPINGS] =
+                        std::array::from_fn(|r| &self.v[r].data()[g * rows[r]..][..rows[r]]);
+                    let mut u = self
+                        .u
+                        .iter_mut()
+                        .enumerate()
+                        .map(|(r, t)| &mut t.data_mut()[g * cols[r]..][..cols[r]]);
+                    let u: [&mut [T]; RESHAPINGS] =
+                        std::array::from_fn(|_| u.next().expect("four"));
+                    apply_all_t(block, d, v, u);
+                }
+                for (r, t) in self.u.iter_mut().enumerate() {
+                    normalize(&mut t.data_mut()[g * cols[r]..][..cols[r]]);
                 }
             }
         }
@@ -246,15 +264,15 @@ impl<T: Real> SpectralVectors<T> {
         let per = d.0 * d.1 * d.2 * d.2;
         (0..groups)
             .map(|g| {
-                let block = &l.data()[g * per..][..per];
-                std::array::from_fn(|r| {
-                    let (rows, cols) = dims(r, d);
-                    let u = &self.u[r].data()[g * cols..][..cols];
-                    let v = &self.v[r].data()[g * rows..][..rows];
-                    let mut s = T::zero();
-                    for_each_entry(block, r, d, |x, row, col| s += x * v[row] * u[col]);
-                    s
-                })
+                let u: [&[T]; RESHAPINGS] = std::array::from_fn(|r| {
+                    let c = dims(r, d).1;
+                    &self.u[r].data()[g * c..][..c]
+                });
+                let v: [&[T]; RESHAPINGS] = std::array::from_fn(|r| {
+                    let c = dims(r, d).0;
+                    &self.v[r].data()[g * c..][..c]
+                });
+                bilinear_all(&l.data()[g * per..][..per], d, u, v)
             })
             .collect()
     }
@@ -272,6 +290,106 @@ impl<T: Real> SpectralVectors<T> {
             );
         }
     }
+}
+
+/// `Σ a_i b_i` over two slices of the same length.
+fn dot<T: Real>(a: &[T], b: &[T]) -> T {
+    a.iter().zip(b).fold(T::zero(), |s, (&x, &y)| s + x * y)
+}
+
+/// `y += alpha · x`.
+fn axpy<T: Real>(y: &mut [T], alpha: T, x: &[T]) {
+    y.iter_mut().zip(x).for_each(|(a, &b)| *a += alpha * b);
+}
+
+/// `v_r ← R_r u_r` for the four reshapings of one `(co, ci, k, k)` block, in one pass over it
+/// (each `k × k` tap block `K[o, i]` is read once and used for all four products).
+fn apply_all<T: Real>(
+    block: &[T],
+    (co, ci, k): (usize, usize, usize),
+    u: [&[T]; RESHAPINGS],
+    v: [&mut [T]; RESHAPINGS],
+) {
+    let kk = k * k;
+    let [u1, u2, u3, u4] = u;
+    let [v1, v2, v3, v4] = v;
+    v1.fill(T::zero());
+    v2.fill(T::zero());
+    v4.fill(T::zero());
+    for o in 0..co {
+        let mut s3 = T::zero();
+        let (v1o, v2o) = (&mut v1[o * k..][..k], &mut v2[o * k..][..k]);
+        for i in 0..ci {
+            let blk = &block[(o * ci + i) * kk..][..kk];
+            s3 += dot(blk, &u3[i * kk..][..kk]);
+            v4[i] += dot(blk, &u4[o * kk..][..kk]);
+            let (u1i, u2i) = (&u1[i * k..][..k], &u2[i * k..][..k]);
+            for (a, row) in blk.chunks_exact(k).enumerate() {
+                v1o[a] += dot(row, u1i);
+                axpy(v2o, u2i[a], row);
+            }
+        }
+        v3[o] = s3;
+    }
+}
+
+/// `u_r ← R_rᵀ v_r` for the four reshapings of one block, in one pass over it.
+fn apply_all_t<T: Real>(
+    block: &[T],
+    (co, ci, k): (usize, usize, usize),
+    v: [&[T]; RESHAPINGS],
+    u: [&mut [T]; RESHAPINGS],
+) {
+    let kk = k * k;
+    let [v1, v2, v3, v4] = v;
+    let [u1, u2, u3, u4] = u;
+    u1.fill(T::zero());
+    u2.fill(T::zero());
+    u3.fill(T::zero());
+    u4.fill(T::zero());
+    for o in 0..co {
+        let (v1o, v2o) = (&v1[o * k..][..k], &v2[o * k..][..k]);
+        for i in 0..ci {
+            let blk = &block[(o * ci + i) * kk..][..kk];
+            axpy(&mut u3[i * kk..][..kk], v3[o], blk);
+            axpy(&mut u4[o * kk..][..kk], v4[i], blk);
+            let u1i = &mut u1[i * k..][..k];
+            for (a, row) in blk.chunks_exact(k).enumerate() {
+                axpy(u1i, v1o[a], row);
+            }
+            let u2i = &mut u2[i * k..][..k];
+            for (a, row) in blk.chunks_exact(k).enumerate() {
+                u2i[a] += dot(row, v2o);
+            }
+        }
+    }
+}
+
+/// `σ_r = v_rᵀ R_r u_r` for the four reshapings of one block, in one pass over it.
+fn bilinear_all<T: Real>(
+    block: &[T],
+    (co, ci, k): (usize, usize, usize),
+    u: [&[T]; RESHAPINGS],
+    v: [&[T]; RESHAPINGS],
+) -> [T; RESHAPINGS] {
+    let kk = k * k;
+    let [u1, u2, u3, u4] = u;
+    let [v1, v2, v3, v4] = v;
+    let mut s = [T::zero(); RESHAPINGS];
+    for o in 0..co {
+        let (v1o, v2o) = (&v1[o * k..][..k], &v2[o * k..][..k]);
+        for i in 0..ci {
+            let blk = &block[(o * ci + i) * kk..][..kk];
+            s[2] += v3[o] * dot(blk, &u3[i * kk..][..kk]);
+            s[3] += v4[i] * dot(blk, &u4[o * kk..][..kk]);
+            let (u1i, u2i) = (&u1[i * k..][..k], &u2[i * k..][..k]);
+            for (a, row) in blk.chunks_exact(k).enumerate() {
+                s[0] += v1o[a] * dot(row, u1i);
+                s[1] += u2i[a] * dot(row, v2o);
+            }
+        }
+    }
+    s
 }
 
 /// `x ← x / max(‖x‖, 10⁻¹²)`.
