@@ -11,12 +11,14 @@
 //!   `K = c_in·k²`, `N = batch·h·w`), the product the convolution lowers to, `2·M·K·N` flops;
 //!   forward+backward as 3 such products (`C = A·B`, `dA = dC·Bᵀ`, `dB = Aᵀ·dC`).
 //! - `layer`: one SOC / GS-SOC layer forward + backward in training mode (5 terms), f32, stride 1,
-//!   `c → c` channels: 64 channels on 16×16 images (batch 16), 256 channels on 8×8 images
-//!   (batch 8). Variants `soc`, `gs4` (`(4, −)`), `gs4_1`, `gs4_2`, `gs4_4`. Throughput is the
+//!   `c → c` channels: 64 channels on 16×16 images (batch 4), 256 channels on 8×8 images
+//!   (batch 2). Variants `soc`, `gs4` (`(4, −)`), `gs4_1`, `gs4_2`, `gs4_4`. Throughput is the
 //!   batch (images/s), so the time ratios are the speedups.
 //!
 //! Every case runs in its own rayon pool of 1 and of 2 threads (`gslab::threads::pool`, workers
-//! pinned), with `Par::rayon(0)` meaning "all threads of that pool". The setup functions
+//! pinned), with `Par::rayon(0)` meaning "all threads of that pool", after
+//! `gslab::malloc::keep_freed_memory()` (as the experiment binaries: a training step's
+//! megabyte-sized tensors would otherwise pay page faults on every step). The setup functions
 //! (`conv_case`, `gemm_case`, `layer_case`) build the inputs and return the closure that is
 //! timed, so the `speed` experiment can reuse them.
 
@@ -130,7 +132,7 @@ pub const LAYERS: [(&str, (usize, Option<usize>)); 5] = [
 ];
 
 /// The layer sizes of the speed comparison: (channels, image side, batch).
-pub const LAYER_SIZES: [(usize, usize, usize); 2] = [(64, 16, 16), (256, 8, 8)];
+pub const LAYER_SIZES: [(usize, usize, usize); 2] = [(64, 16, 4), (256, 8, 2)];
 
 /// One training step's forward + backward of a `c → c`, stride-1, 3×3 SOC / GS-SOC layer
 /// (paired shuffles, 5 terms, power iteration included) on a `(batch, c, side, side)` f32 input,
@@ -156,7 +158,8 @@ pub fn layer_case(
         let xv = tape.leaf(black_box(&x).clone());
         let (y, leaves) = layer.forward(&tape, xv, Mode::Train);
         let grads = tape.backward(y.mul(tape.constant(proj.clone())).sum());
-        black_box((grads.wrt(xv), leaves.iter().map(|&v| grads.wrt(v)).count()));
+        let g: Vec<Tensor<f32>> = leaves.iter().map(|&v| grads.wrt(v)).collect();
+        black_box((grads.wrt(xv), g));
     }
 }
 
@@ -181,6 +184,7 @@ fn timed(
 }
 
 fn bench_conv(c: &mut Criterion) {
+    gslab::malloc::keep_freed_memory();
     let pools = pools();
     let mut g = c.benchmark_group("conv2d");
     for (t, pool) in &pools {
@@ -197,6 +201,7 @@ fn bench_conv(c: &mut Criterion) {
 }
 
 fn bench_layers(c: &mut Criterion) {
+    gslab::malloc::keep_freed_memory();
     let pools = pools();
     let mut g = c.benchmark_group("layer");
     for size in LAYER_SIZES {

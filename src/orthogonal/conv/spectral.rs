@@ -32,7 +32,8 @@ use crate::autodiff::tape::Var;
 use crate::error::{Error, Result};
 use crate::real::Real;
 use crate::tensor::Tensor;
-use faer::Mat;
+use faer::linalg::matmul::matmul;
+use faer::{Accum, Mat, MatMut, MatRef, Par};
 use rand::Rng;
 use rand_distr::{Distribution, StandardNormal};
 
@@ -218,7 +219,11 @@ impl<T: Real> SpectralVectors<T> {
         let per = d.0 * d.1 * d.2 * d.2;
         let (rows, cols): (Vec<usize>, Vec<usize>) = (0..RESHAPINGS).map(|r| dims(r, d)).unzip();
         for g in 0..groups {
-            let block = &l.data()[g * per..][..per];
+            if iters == 0 {
+                break;
+            }
+            let block = tap_planes(&l.data()[g * per..][..per], d);
+            let block = &block[..];
             for _ in 0..iters {
                 {
                     let u: [&[T]; RESHAPINGS] =
@@ -272,7 +277,7 @@ impl<T: Real> SpectralVectors<T> {
                     let c = dims(r, d).0;
                     &self.v[r].data()[g * c..][..c]
                 });
-                bilinear_all(&l.data()[g * per..][..per], d, u, v)
+                bilinear_all(&tap_planes(&l.data()[g * per..][..per], d), d, u, v)
             })
             .collect()
     }
@@ -297,15 +302,75 @@ fn dot<T: Real>(a: &[T], b: &[T]) -> T {
     a.iter().zip(b).fold(T::zero(), |s, (&x, &y)| s + x * y)
 }
 
-/// `y += alpha · x`.
-fn axpy<T: Real>(y: &mut [T], alpha: T, x: &[T]) {
-    y.iter_mut().zip(x).for_each(|(a, &b)| *a += alpha * b);
+/// One `(co, ci, k, k)` block as its `k²` tap planes: plane `t = a·k + b` is the `co × ci`
+/// matrix `P_t[o, i] = K[o, i, a, b]` (row-major), so every product with a reshaping is a sum of
+/// `k²` faer products with these planes: `R_1 u = [Σ_b P_{ab} u[:, b]]_a`, `R_2 u =
+/// [Σ_a P_{ab} u[:, a]]_b`, `R_3 u = Σ_t P_t u[:, t]`, `R_4 u = Σ_t P_tᵀ u[:, t]` (vectors viewed
+/// as row-major matrices: `u_1`, `u_2` as `ci × k`, `u_3` as `ci × k²`, `u_4` as `co × k²`,
+/// `v_1`, `v_2` as `co × k`).
+fn tap_planes<T: Real>(block: &[T], (co, ci, k): (usize, usize, usize)) -> Vec<T> {
+    let kk = k * k;
+    let n = co * ci;
+    let mut planes = vec![T::zero(); block.len()];
+    for (q, taps) in block.chunks_exact(kk).enumerate() {
+        for (t, &x) in taps.iter().enumerate() {
+            planes[t * n + q] = x;
+        }
+    }
+    planes
 }
 
-/// `v_r ← R_r u_r` for the four reshapings of one `(co, ci, k, k)` block, in one pass over it
-/// (each `k × k` tap block `K[o, i]` is read once and used for all four products).
+/// Plane `t` as a faer matrix.
+fn plane<T: Real>(planes: &[T], t: usize, (co, ci): (usize, usize)) -> MatRef<'_, T> {
+    MatRef::from_row_major_slice(&planes[t * co * ci..][..co * ci], co, ci)
+}
+
+/// `Y = op(P_t) · [x_0 x_1 x_2]` into the column-major `(rows, 3)` buffer `y`, where the columns
+/// `x_j` are strided entries of the vectors (`xs[j] = (slice, start, stride)`).
+fn three_columns<T: Real>(
+    p: MatRef<'_, T>,
+    xs: [(&[T], usize, usize); 3],
+    rhs: &mut [T],
+    y: &mut [T],
+) {
+    let n = p.ncols();
+    for (j, (v, start, stride)) in xs.into_iter().enumerate() {
+        for (q, r) in rhs[j * n..][..n].iter_mut().enumerate() {
+            *r = v[start + q * stride];
+        }
+    }
+    let rhs = MatRef::from_column_major_slice(&rhs[..3 * n], n, 3);
+    let m = p.nrows();
+    let dst = MatMut::from_column_major_slice_mut(&mut y[..3 * m], m, 3);
+    matmul(dst, Accum::Replace, p, rhs, T::one(), Par::Seq);
+}
+
+/// `y = op(P_t) · x_{start + q·stride}` (one column) into `y`.
+fn one_column<T: Real>(
+    p: MatRef<'_, T>,
+    (v, start, stride): (&[T], usize, usize),
+    rhs: &mut [T],
+    y: &mut [T],
+) {
+    let n = p.ncols();
+    for (q, r) in rhs[..n].iter_mut().enumerate() {
+        *r = v[start + q * stride];
+    }
+    let m = p.nrows();
+    let dst = MatMut::from_column_major_slice_mut(&mut y[..m], m, 1);
+    matmul(
+        dst,
+        Accum::Replace,
+        p,
+        MatRef::from_column_major_slice(&rhs[..n], n, 1),
+        T::one(),
+        Par::Seq,
+    );
+}
+
+/// `v_r ← R_r u_r` for the four reshapings of one block given as tap planes.
 fn apply_all<T: Real>(
-    block: &[T],
+    planes: &[T],
     (co, ci, k): (usize, usize, usize),
     u: [&[T]; RESHAPINGS],
     v: [&mut [T]; RESHAPINGS],
@@ -313,29 +378,30 @@ fn apply_all<T: Real>(
     let kk = k * k;
     let [u1, u2, u3, u4] = u;
     let [v1, v2, v3, v4] = v;
-    v1.fill(T::zero());
-    v2.fill(T::zero());
-    v4.fill(T::zero());
-    for o in 0..co {
-        let mut s3 = T::zero();
-        let (v1o, v2o) = (&mut v1[o * k..][..k], &mut v2[o * k..][..k]);
-        for i in 0..ci {
-            let blk = &block[(o * ci + i) * kk..][..kk];
-            s3 += dot(blk, &u3[i * kk..][..kk]);
-            v4[i] += dot(blk, &u4[o * kk..][..kk]);
-            let (u1i, u2i) = (&u1[i * k..][..k], &u2[i * k..][..k]);
-            for (a, row) in blk.chunks_exact(k).enumerate() {
-                v1o[a] += dot(row, u1i);
-                axpy(v2o, u2i[a], row);
-            }
+    for x in [&mut *v1, &mut *v2, &mut *v3, &mut *v4] {
+        x.fill(T::zero());
+    }
+    let (mut rhs, mut y) = (
+        vec![T::zero(); 3 * co.max(ci)],
+        vec![T::zero(); 3 * co.max(ci)],
+    );
+    for t in 0..kk {
+        let (a, b) = (t / k, t % k);
+        let p = plane(planes, t, (co, ci));
+        three_columns(p, [(u1, b, k), (u2, a, k), (u3, t, kk)], &mut rhs, &mut y);
+        for o in 0..co {
+            v1[o * k + a] += y[o];
+            v2[o * k + b] += y[co + o];
+            v3[o] += y[2 * co + o];
         }
-        v3[o] = s3;
+        one_column(p.transpose(), (u4, t, kk), &mut rhs, &mut y);
+        v4.iter_mut().zip(&y[..ci]).for_each(|(s, &x)| *s += x);
     }
 }
 
-/// `u_r ← R_rᵀ v_r` for the four reshapings of one block, in one pass over it.
+/// `u_r ← R_rᵀ v_r` for the four reshapings of one block given as tap planes.
 fn apply_all_t<T: Real>(
-    block: &[T],
+    planes: &[T],
     (co, ci, k): (usize, usize, usize),
     v: [&[T]; RESHAPINGS],
     u: [&mut [T]; RESHAPINGS],
@@ -345,29 +411,34 @@ fn apply_all_t<T: Real>(
     let [u1, u2, u3, u4] = u;
     u1.fill(T::zero());
     u2.fill(T::zero());
-    u3.fill(T::zero());
-    u4.fill(T::zero());
-    for o in 0..co {
-        let (v1o, v2o) = (&v1[o * k..][..k], &v2[o * k..][..k]);
+    let (mut rhs, mut y) = (
+        vec![T::zero(); 3 * co.max(ci)],
+        vec![T::zero(); 3 * co.max(ci)],
+    );
+    for t in 0..kk {
+        let (a, b) = (t / k, t % k);
+        let p = plane(planes, t, (co, ci));
+        three_columns(
+            p.transpose(),
+            [(v1, a, k), (v2, b, k), (v3, 0, 1)],
+            &mut rhs,
+            &mut y,
+        );
         for i in 0..ci {
-            let blk = &block[(o * ci + i) * kk..][..kk];
-            axpy(&mut u3[i * kk..][..kk], v3[o], blk);
-            axpy(&mut u4[o * kk..][..kk], v4[i], blk);
-            let u1i = &mut u1[i * k..][..k];
-            for (a, row) in blk.chunks_exact(k).enumerate() {
-                axpy(u1i, v1o[a], row);
-            }
-            let u2i = &mut u2[i * k..][..k];
-            for (a, row) in blk.chunks_exact(k).enumerate() {
-                u2i[a] += dot(row, v2o);
-            }
+            u1[i * k + b] += y[i];
+            u2[i * k + a] += y[ci + i];
+            u3[i * kk + t] = y[2 * ci + i];
+        }
+        one_column(p, (v4, 0, 1), &mut rhs, &mut y);
+        for o in 0..co {
+            u4[o * kk + t] = y[o];
         }
     }
 }
 
-/// `σ_r = v_rᵀ R_r u_r` for the four reshapings of one block, in one pass over it.
+/// `σ_r = v_rᵀ R_r u_r` for the four reshapings of one block given as tap planes.
 fn bilinear_all<T: Real>(
-    block: &[T],
+    planes: &[T],
     (co, ci, k): (usize, usize, usize),
     u: [&[T]; RESHAPINGS],
     v: [&[T]; RESHAPINGS],
@@ -376,18 +447,21 @@ fn bilinear_all<T: Real>(
     let [u1, u2, u3, u4] = u;
     let [v1, v2, v3, v4] = v;
     let mut s = [T::zero(); RESHAPINGS];
-    for o in 0..co {
-        let (v1o, v2o) = (&v1[o * k..][..k], &v2[o * k..][..k]);
-        for i in 0..ci {
-            let blk = &block[(o * ci + i) * kk..][..kk];
-            s[2] += v3[o] * dot(blk, &u3[i * kk..][..kk]);
-            s[3] += v4[i] * dot(blk, &u4[o * kk..][..kk]);
-            let (u1i, u2i) = (&u1[i * k..][..k], &u2[i * k..][..k]);
-            for (a, row) in blk.chunks_exact(k).enumerate() {
-                s[0] += v1o[a] * dot(row, u1i);
-                s[1] += u2i[a] * dot(row, v2o);
-            }
+    let (mut rhs, mut y) = (
+        vec![T::zero(); 3 * co.max(ci)],
+        vec![T::zero(); 3 * co.max(ci)],
+    );
+    for t in 0..kk {
+        let (a, b) = (t / k, t % k);
+        let p = plane(planes, t, (co, ci));
+        three_columns(p, [(u1, b, k), (u2, a, k), (u3, t, kk)], &mut rhs, &mut y);
+        for o in 0..co {
+            s[0] += v1[o * k + a] * y[o];
+            s[1] += v2[o * k + b] * y[co + o];
         }
+        s[2] += dot(v3, &y[2 * co..3 * co]);
+        one_column(p.transpose(), (u4, t, kk), &mut rhs, &mut y);
+        s[3] += dot(v4, &y[..ci]);
     }
     s
 }
