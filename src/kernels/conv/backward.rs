@@ -7,12 +7,11 @@ use crate::kernels::claims::par_claimed;
 use crate::kernels::conv::forward::forward_impl;
 use crate::kernels::conv::im2col::{gather_panel, im2col};
 use crate::kernels::conv::{
-    ConvGeom, Tiling, check_shape, conv_transpose_kernel, inner_par, workers,
+    ConvGeom, Tiling, check_shape, conv_transpose_kernel, gemm, inner_par, workers,
 };
 use crate::kernels::pool::PoolVec;
 use crate::real::Real;
 use crate::tensor::Tensor;
-use faer::linalg::matmul::matmul;
 use faer::{Accum, MatMut, MatRef, Par};
 
 /// Gradients of `y = conv2d(x, w, groups)` given `dy` (shape of `y`): returns
@@ -139,7 +138,7 @@ pub(crate) fn weight_grad<T: Real>(
             };
             let colv = MatRef::from_row_major_slice(&col[..kc * ncol], kc, ncol);
             let dst = MatMut::from_row_major_slice_mut(part, cog, kc);
-            matmul(dst, Accum::Add, dyv, colv.transpose(), T::one(), inner);
+            gemm(dst, Accum::Add, dyv, colv.transpose(), T::one(), inner);
         }
     });
     for r in 1..t.chunks {

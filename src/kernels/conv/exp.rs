@@ -12,12 +12,11 @@
 use crate::kernels::claims::par_claimed;
 use crate::kernels::conv::im2col::{gather_panel, im2col, scatter_panel};
 use crate::kernels::conv::{
-    ConvGeom, Tiling, check_shape, conv_transpose_kernel, group_items, inner_par, workers,
+    ConvGeom, Tiling, check_shape, conv_transpose_kernel, gemm, group_items, inner_par, workers,
 };
 use crate::kernels::pool::PoolVec;
 use crate::real::Real;
 use crate::tensor::Tensor;
-use faer::linalg::matmul::matmul;
 use faer::{Accum, MatMut, MatRef, Par};
 
 /// Checks `x` (`(batch, c, h, w)`) and a square grouped kernel `l` (`(c, c/g, k, k)`); panics
@@ -247,7 +246,7 @@ fn forward_impl<T: Real>(
             };
             let rhs = MatRef::from_row_major_slice(&s.col[..kc * ncol], kc, ncol);
             let alpha = T::one() / T::from_usize(i);
-            matmul(
+            gemm(
                 MatMut::from_row_major_slice_mut(&mut *dst, cg, ncol),
                 Accum::Replace,
                 lg,
@@ -440,7 +439,7 @@ fn backward_impl<T: Real>(
                         let gi = MatRef::from_row_major_slice(&s.a[..m], cg, ncol);
                         let colv = MatRef::from_row_major_slice(&s.col[..kc * ncol], kc, ncol);
                         let dst = MatMut::from_row_major_slice_mut(part, cg, kc);
-                        matmul(dst, Accum::Add, gi, colv.transpose(), alpha, inner);
+                        gemm(dst, Accum::Add, gi, colv.transpose(), alpha, inner);
                     }
                     if i > 1 || need_dx {
                         let ga = &s.a[..m];
@@ -453,7 +452,7 @@ fn backward_impl<T: Real>(
                         s.b[..m].copy_from_slice(&s.c[..m]);
                         let rhs = MatRef::from_row_major_slice(&s.col[..kc * ncol], kc, ncol);
                         let dst = MatMut::from_row_major_slice_mut(&mut s.b[..m], cg, ncol);
-                        matmul(dst, Accum::Add, ltg, rhs, alpha, inner);
+                        gemm(dst, Accum::Add, ltg, rhs, alpha, inner);
                         std::mem::swap(&mut s.a, &mut s.b);
                     }
                 }

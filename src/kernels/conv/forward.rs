@@ -2,11 +2,10 @@
 
 use crate::kernels::claims::par_claimed;
 use crate::kernels::conv::im2col::{im2col, scatter_panel};
-use crate::kernels::conv::{ConvGeom, Tiling, check_shape, group_items, inner_par, workers};
+use crate::kernels::conv::{ConvGeom, Tiling, check_shape, gemm, group_items, inner_par, workers};
 use crate::kernels::pool::PoolVec;
 use crate::real::Real;
 use crate::tensor::Tensor;
-use faer::linalg::matmul::matmul;
 use faer::{Accum, MatMut, MatRef, Par};
 
 /// `y = conv2d(x, w, groups)` for `x` of shape `(batch, c_in, h, w)` and a kernel `w` of shape
@@ -83,10 +82,10 @@ pub(crate) fn forward_impl<T: Real>(
             let rhs = MatRef::from_row_major_slice(&col[..kc * ncol], kc, ncol);
             if nb == 1 {
                 let dst = MatMut::from_row_major_slice_mut(&mut outs[0][..cog * hw], cog, hw);
-                matmul(dst, Accum::Replace, wg, rhs, T::one(), inner);
+                gemm(dst, Accum::Replace, wg, rhs, T::one(), inner);
             } else {
                 let dst = MatMut::from_row_major_slice_mut(&mut panel[..cog * ncol], cog, ncol);
-                matmul(dst, Accum::Replace, wg, rhs, T::one(), inner);
+                gemm(dst, Accum::Replace, wg, rhs, T::one(), inner);
                 scatter_panel(&panel[..cog * ncol], (cog, hw), &mut outs);
             }
         },

@@ -20,8 +20,9 @@
 //! - **Lowering.** For one group `G` and a *panel* of `nb` consecutive images, the convolution is
 //!   one GEMM `Y_G = W_G · col` with `W_G` the `(c_out/g) × (c_in/g)·k²` rows of the kernel (its
 //!   row-major storage as it is) and `col` the `(c_in/g)·k² × nb·h·w` im2col matrix of the group's
-//!   input channels (module `im2col`). Every product is one faer `matmul`, with `Par::Seq`
-//!   unless a call has fewer items than threads (then faer splits each product's output tiles).
+//!   input channels (module `im2col`). Every product is faer `matmul` calls with `Par::Seq`: one
+//!   call, or one per fixed tile of 64 output rows for products with at least 128 rows; when a
+//!   call has fewer items than threads, the tiles of each product run in parallel.
 //! - **Panels.** A panel holds `⌈256 / (h·w)⌉` images (at least 256 pixels per GEMM, so an 8×8
 //!   map still gives faer a wide product and a 1×1 map a batch-wide one), capped by the batch.
 //!   With one image per panel the GEMM writes the NCHW output in place; otherwise it writes a
@@ -60,7 +61,9 @@ pub use reference::{conv2d_reference, exp_conv_reference};
 use crate::error::{Error, Result};
 use crate::real::Real;
 use crate::tensor::Tensor;
-use faer::Par;
+use faer::linalg::matmul::matmul;
+use faer::{Accum, MatMut, MatRef, Par};
+use rayon::prelude::*;
 
 /// The geometry of a grouped convolution on `h × w` images: `c_in → c_out` channels, an odd
 /// `k × k` kernel, `groups` groups (each maps `c_in/g` input channels to `c_out/g` outputs),
@@ -315,11 +318,46 @@ impl Tiling {
 
 /// The parallelism inside each GEMM for a call with `items` work items: `Par::Seq` when there
 /// are at least as many items as workers (the items are spread instead), else `par`, so a call
-/// with fewer (panel, group) items than threads still uses them all. faer's GEMM splits only
-/// its output tiles between threads, so its values do not depend on the thread count (checked by
-/// the 1-vs-2-thread tests on one-item calls).
+/// with fewer (panel, group) items than threads still uses them all (through [`gemm`]).
 pub(crate) fn inner_par(items: usize, par: Par) -> Par {
     if items >= workers(par) { Par::Seq } else { par }
+}
+
+/// Rows of one tile of [`gemm`].
+const ROW_TILE: usize = 64;
+
+/// `dst = alpha·lhs·rhs` (or `dst += …` with [`Accum::Add`]), as faer products of fixed row tiles
+/// of [`ROW_TILE`] rows when `dst` has at least `2·ROW_TILE` rows, run in parallel when `par` is
+/// not `Par::Seq`. The tiling depends only on the shapes, so the result is bitwise the same for
+/// any `par` (faer's own threading gave no speedup on these products).
+pub(crate) fn gemm<T: Real>(
+    dst: MatMut<'_, T>,
+    accum: Accum,
+    lhs: MatRef<'_, T>,
+    rhs: MatRef<'_, T>,
+    alpha: T,
+    par: Par,
+) {
+    let m = dst.nrows();
+    if m < 2 * ROW_TILE {
+        matmul(dst, accum, lhs, rhs, alpha, Par::Seq);
+        return;
+    }
+    let mut tiles = Vec::with_capacity(m.div_ceil(ROW_TILE));
+    let (mut rest, mut lrest) = (dst, lhs);
+    while rest.nrows() > 0 {
+        let r = ROW_TILE.min(rest.nrows());
+        let (top, bottom) = rest.split_at_row_mut(r);
+        let (ltop, lbottom) = lrest.split_at_row(r);
+        tiles.push((top, ltop));
+        (rest, lrest) = (bottom, lbottom);
+    }
+    let run = |(d, l): (MatMut<'_, T>, MatRef<'_, T>)| matmul(d, accum, l, rhs, alpha, Par::Seq);
+    if matches!(par, Par::Seq) {
+        tiles.into_iter().for_each(run);
+    } else {
+        tiles.into_par_iter().for_each(run);
+    }
 }
 
 /// Number of rayon workers for `par` (1 for `Par::Seq`).
