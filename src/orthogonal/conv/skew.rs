@@ -77,6 +77,10 @@ mod tests {
                 Tensor::<f64>::randn(&[c, c / g, k, k], 1.0, &mut StdRng::seed_from_u64(s as u64));
             let j = jacobian(&skew_kernel(&m, g), g, (c, h, w));
             let sym = j.add(&j.transpose()).max_abs();
+            println!(
+                "case {s} ({c} channels, {h}×{w}, k={k}, groups {g}): max |J + Jᵀ| = {sym:e}, max |J| = {:.3}",
+                j.max_abs()
+            );
             assert!(
                 sym < 1e-15 * j.max_abs().max(1.0) * 8.0,
                 "case {s}: ‖J + Jᵀ‖_max = {sym}"

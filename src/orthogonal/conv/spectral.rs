@@ -596,6 +596,10 @@ mod tests {
             );
             let exact = jacobian(&wt, g, (ci, h, w)).singular_values().unwrap()[0];
             let bound = spectral_bound(&wt, g).unwrap();
+            println!(
+                "case {s} ({co}←{ci}, {h}×{w}, k={k}, groups {g}): bound {bound:.4}, exact ‖J‖₂ {exact:.4}, ratio {:.3}",
+                bound / exact
+            );
             assert!(bound >= exact, "case {s}: bound {bound} < ‖J‖ {exact}");
             // and the bound is not vacuous: within k² of the truth here
             assert!(
