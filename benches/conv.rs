@@ -15,6 +15,12 @@
 //!   (batch 2). Variants `soc`, `gs4` (`(4, −)`), `gs4_1`, `gs4_2`, `gs4_4`. Throughput is the
 //!   batch (images/s), so the time ratios are the speedups.
 //!
+//! - `gemm/square1024`: a square 1024³ faer GEMM, the machine's dense rate, for context.
+//!
+//! `GSLAB_CONV_ROUNDS=15 cargo bench --bench conv` prints instead an interleaved best-of-15
+//! table of all cases with the target ratios (conv2d / GEMM rate, GS-SOC / SOC time): each round
+//! runs every case once, so a busy phase of the shared machine hits all cases alike.
+//!
 //! Every case runs in its own rayon pool of 1 and of 2 threads (`gslab::threads::pool`, workers
 //! pinned), with `Par::rayon(0)` meaning "all threads of that pool", after
 //! `gslab::malloc::keep_freed_memory()` (as the experiment binaries: a training step's
@@ -23,9 +29,7 @@
 //! timed, so the `speed` experiment can reuse them.
 
 use criterion::measurement::WallTime;
-use criterion::{
-    BenchmarkGroup, BenchmarkId, Criterion, Throughput, criterion_group, criterion_main,
-};
+use criterion::{BenchmarkGroup, BenchmarkId, Criterion, Throughput, criterion_group};
 use faer::linalg::matmul::matmul;
 use faer::{Accum, Mat, Par};
 use gslab::kernels::conv::{ConvGeom, conv2d_backward_into, conv2d_forward_into};
@@ -122,6 +126,26 @@ pub fn gemm_case(
     (flops, run)
 }
 
+/// A square faer GEMM `C = A·B` of size `n` (`2n³` flops): the machine's dense GEMM rate, for
+/// context.
+pub fn square_gemm_case(n: usize) -> (u64, impl FnMut() + Send) {
+    let mut r = StdRng::seed_from_u64(4);
+    let a = Tensor::<f32>::randn(&[n, n], 1.0, &mut r).to_mat();
+    let b = Tensor::<f32>::randn(&[n, n], 1.0, &mut r).to_mat();
+    let mut c = Mat::<f32>::zeros(n, n);
+    let run = move || {
+        matmul(
+            c.as_mut(),
+            Accum::Replace,
+            black_box(a.as_ref()),
+            b.as_ref(),
+            1.0,
+            Par::rayon(0),
+        );
+    };
+    (2 * (n * n * n) as u64, run)
+}
+
 /// The layer variants of the speed comparison: (id, `(g₁, g₂)`; `(1, None)` is plain SOC).
 pub const LAYERS: [(&str, (usize, Option<usize>)); 5] = [
     ("soc", (1, None)),
@@ -196,6 +220,7 @@ fn bench_conv(c: &mut Criterion) {
     for (t, pool) in &pools {
         timed(&mut g, "fwd", *t, pool, gemm_case(CONV, false));
         timed(&mut g, "fwdbwd", *t, pool, gemm_case(CONV, true));
+        timed(&mut g, "square1024", *t, pool, square_gemm_case(1024));
     }
     g.finish();
 }
@@ -219,6 +244,77 @@ fn bench_layers(c: &mut Criterion) {
     g.finish();
 }
 
+/// A timed case behind a box, for a list of mixed cases.
+fn boxed<F: FnMut() + Send + 'static>((work, run): (u64, F)) -> (u64, Box<dyn FnMut() + Send>) {
+    (work, Box::new(run))
+}
+
+/// Interleaved best-of-`rounds` timings of every case, printed as a table: in each round every
+/// case runs once (after one warm-up round), so slow phases of a shared machine hit all cases
+/// alike; the table gives the best time of each case, its rate and the ratios the issue's
+/// targets are stated in (convolution vs GEMM, GS-SOC vs SOC).
+fn interleaved(rounds: usize) {
+    gslab::malloc::keep_freed_memory();
+    println!("interleaved best of {rounds} rounds (f32)");
+    for (t, pool) in pools() {
+        pool.install(|| {
+            type Case = (String, u64, Box<dyn FnMut() + Send>);
+            let mut cases: Vec<Case> = Vec::new();
+            let mut push = |name: &str, (work, run): (u64, Box<dyn FnMut() + Send>)| {
+                cases.push((name.to_string(), work, run))
+            };
+            push("conv2d/fwd", boxed(conv_case(CONV, 1, false)));
+            push("gemm/fwd", boxed(gemm_case(CONV, false)));
+            push("conv2d/fwdbwd", boxed(conv_case(CONV, 1, true)));
+            push("gemm/fwdbwd", boxed(gemm_case(CONV, true)));
+            push("gemm/square1024", boxed(square_gemm_case(1024)));
+            for size in LAYER_SIZES {
+                for (name, groups) in LAYERS {
+                    let id = format!("layer/{name}_c{}_s{}_b{}", size.0, size.1, size.2);
+                    push(&id, (size.2 as u64, Box::new(layer_case(size, groups))));
+                }
+            }
+            let mut best = vec![f64::INFINITY; cases.len()];
+            for round in 0..=rounds {
+                for (j, (_, _, run)) in cases.iter_mut().enumerate() {
+                    let t0 = std::time::Instant::now();
+                    run();
+                    if round > 0 {
+                        best[j] = best[j].min(t0.elapsed().as_secs_f64());
+                    }
+                }
+            }
+            let at = |name: &str| best[cases.iter().position(|c| c.0 == name).expect("case")];
+            for (j, (name, work, _)) in cases.iter().enumerate() {
+                let rate = if name.starts_with("layer") {
+                    format!("{:.1} images/s", *work as f64 / best[j])
+                } else {
+                    format!("{:.1} GFLOP/s", *work as f64 / best[j] / 1e9)
+                };
+                let ratio = if let Some(rest) = name.strip_prefix("conv2d/") {
+                    format!(
+                        "conv / GEMM rate {:.2}",
+                        at(&format!("gemm/{rest}")) / best[j]
+                    )
+                } else if name.starts_with("layer/") {
+                    let soc = name.replacen(name.split('_').next().unwrap_or(""), "layer/soc", 1);
+                    let soc = soc
+                        .replace("_1_c", "_c")
+                        .replace("_2_c", "_c")
+                        .replace("_4_c", "_c");
+                    format!("time / SOC {:.2}", best[j] / at(&soc))
+                } else {
+                    String::new()
+                };
+                println!(
+                    "t{t} {name:<28} {:>9.3} ms  {rate:>20}  {ratio}",
+                    best[j] * 1e3
+                );
+            }
+        });
+    }
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default()
@@ -228,4 +324,16 @@ criterion_group! {
         .without_plots();
     targets = bench_conv, bench_layers
 }
-criterion_main!(benches);
+/// `cargo bench --bench conv` runs the criterion benchmarks; with `GSLAB_CONV_ROUNDS=N` in the
+/// environment it prints the interleaved best-of-`N` table instead ([`interleaved`]).
+fn main() {
+    if let Some(rounds) = std::env::var("GSLAB_CONV_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        interleaved(rounds);
+        return;
+    }
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+}
