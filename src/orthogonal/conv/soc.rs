@@ -20,8 +20,9 @@
 //!
 //! **What is proven** (exact arithmetic). `conv2d(·, L)` has a skew-symmetric Jacobian, so
 //! `exp(L_n)` is orthogonal. In evaluation the layer computes [`SocEval::sigma`]
-//! `= max_g k·min_r ‖R_r(L_{n,g})‖₂ ≥ ‖L_n‖₂` from exact singular values of the scaled kernel it
-//! uses, and `‖T_t(L_n) − exp(L_n)‖₂ ≤ Σ_{i>t} σ^i/i! ≤ σ^{t+1}/(t+1)! · e^σ`
+//! `≥ max_g k·min_r ‖R_r(L_{n,g})‖₂ ≥ ‖L_n‖₂` for the scaled kernel it applies, from exact
+//! singular values with the rounding of their computation and of the scaling covered
+//! ([`normalized_kernel`]), and `‖T_t(L_n) − exp(L_n)‖₂ ≤ Σ_{i>t} σ^i/i! ≤ σ^{t+1}/(t+1)! · e^σ`
 //! ([`truncation_bound`]). Space-to-depth is a permutation, zero-padding an isometric
 //! embedding, taking channels a projection and the bias a translation, so the layer is
 //! Lipschitz with constant at most `1 + σ^{t+1}/(t+1)!·e^σ` ([`SocEval::lipschitz_bound`]); for
@@ -35,9 +36,7 @@ use crate::error::{Error, Result};
 use crate::kernels::conv::exp_conv_forward;
 use crate::nn::optim::Params;
 use crate::orthogonal::conv::skew::{skew_kernel, skew_kernel_var};
-use crate::orthogonal::conv::spectral::{
-    SpectralVectors, scaled_kernel, spectral_bound, spectral_scale,
-};
+use crate::orthogonal::conv::spectral::{SpectralVectors, normalized_kernel, spectral_scale};
 use crate::orthogonal::conv::{Mode, SpectralState};
 use crate::real::Real;
 use crate::tensor::Tensor;
@@ -299,7 +298,8 @@ impl<T: Real> Soc<T> {
     /// [`Mode::Train`] this is one training step of the official module: the power iteration
     /// runs `init_iters` steps when the step counter is a multiple of `update_freq`, else
     /// `update_iters`, on the current skew kernel, and the counter advances. In [`Mode::Eval`]
-    /// the normalisation uses exact singular vectors and the state is unchanged.
+    /// the normalisation uses exact top singular vectors (an SVD per reshaping, so its gradient is
+    /// the gradient of the exact bound) and the state is unchanged.
     ///
     /// # Panics
     /// If `x` is not `(batch, in, h, w)` (even `h`, `w` for stride 2) or `leaves` does not match
@@ -370,16 +370,13 @@ impl<T: Real> Soc<T> {
         (self.forward_with(x, &leaves, mode), leaves)
     }
 
-    /// The layer as evaluated: the kernel normalised with exact singular vectors, the certified
+    /// The layer as evaluated: the kernel normalised with exact singular values, the certified
     /// bound `σ` of that kernel and the evaluation terms (module docs).
     ///
     /// # Errors
     /// [`Error::Numerical`] if an SVD fails (non-finite parameters).
     pub fn eval(&self) -> Result<SocEval<T>> {
-        let l = self.skew();
-        let vectors = SpectralVectors::exact(&l, self.groups)?;
-        let (kernel, _) = scaled_kernel(&l, self.groups, &vectors, self.scale());
-        let sigma = spectral_bound(&kernel, self.groups)?;
+        let (kernel, sigma) = normalized_kernel(&self.skew(), self.groups, self.scale())?;
         Ok(SocEval {
             in_channels: self.in_channels,
             out_channels: self.out_channels,
@@ -511,7 +508,8 @@ impl<T: Real> SocEval<T> {
         &self.kernel
     }
 
-    /// The certified `σ ≥ ‖L_n‖₂`: `max_g k·min_r ‖R_r(L_{n,g})‖₂` from exact singular values.
+    /// The certified `σ ≥ ‖L_n‖₂`: `max_g k·min_r ‖R_r(L_{n,g})‖₂` from exact singular values,
+    /// raised to cover their rounding ([`normalized_kernel`]).
     pub fn sigma(&self) -> f64 {
         self.sigma
     }

@@ -19,8 +19,9 @@
 //! **Estimates and exact values.** Training uses the official code's power iteration on each
 //! `R_r` (vectors `u_r`, `v_r` per group, one step `v ← R u/‖R u‖`, `u ← Rᵀ v/‖Rᵀ v‖`), whose
 //! bilinear form `σ_r = v_rᵀ R_r u_r ≤ ‖R_r‖₂` is a *lower* estimate. Certified values
-//! ([`reshaped_norms`], [`spectral_bound`]) take the exact largest singular values from faer's
-//! SVD in f64.
+//! ([`reshaped_norms`], [`spectral_bound`]) take the exact largest singular values, as square
+//! roots of the largest eigenvalues of the smaller Gram matrices (faer, f64), with a rounding
+//! margin.
 //!
 //! **Normalisation** ([`spectral_scale`], [`scaled_kernel`]): for every group,
 //! `L_n = c · L / (f · min_r σ_r + ε)` with the correction `c`, `f = k` (the provable bound) or
@@ -99,46 +100,175 @@ fn reshaped<T: Real>(block: &[T], r: usize, d: (usize, usize, usize)) -> Mat<f64
     m
 }
 
-/// The exact `‖R_r‖₂` (largest singular value, faer SVD in f64) of the four reshapings of every
-/// group block of a `(c_out, c_in/groups, k, k)` kernel: `out[g][r]`.
+/// `λ_max(G)` for the smaller Gram matrix `G` of `r` (`r·rᵀ` or `rᵀ·r`), by faer's self-adjoint
+/// eigenvalues in f64: `‖r‖₂²` up to rounding (cheaper than an SVD of `r`).
+fn top_gram_eigenvalue(r: &Mat<f64>) -> std::result::Result<f64, String> {
+    let (m, n) = (r.nrows(), r.ncols());
+    let p = m.min(n);
+    if p == 0 {
+        return Ok(0.0);
+    }
+    let mut g = Mat::<f64>::zeros(p, p);
+    let par = Par::rayon(0);
+    if m <= n {
+        matmul(
+            g.as_mut(),
+            Accum::Replace,
+            r.as_ref(),
+            r.transpose(),
+            1.0,
+            par,
+        );
+    } else {
+        matmul(
+            g.as_mut(),
+            Accum::Replace,
+            r.transpose(),
+            r.as_ref(),
+            1.0,
+            par,
+        );
+    }
+    let ev = g
+        .self_adjoint_eigenvalues(faer::Side::Lower)
+        .map_err(|e| format!("{e:?}"))?;
+    Ok(ev.last().copied().unwrap_or(0.0).max(0.0))
+}
+
+/// A relative bound on the rounding of [`top_gram_eigenvalue`] for an `m × n` matrix: with
+/// `p = min(m, n)`, `q = max(m, n)`, forming the Gram matrix perturbs it by at most
+/// `q·eps·‖|R||R|ᵀ‖₂ ≤ q·p·eps·‖R‖₂²` and the symmetric eigensolver by `O(p·eps)·‖G‖₂`; this
+/// returns `(p·q + 64·p)·eps`, so `‖R‖₂² ≤ λ̂ / (1 − margin)`.
+fn gram_margin(m: usize, n: usize) -> f64 {
+    let (p, q) = (m.min(n) as f64, m.max(n) as f64);
+    (p * q + 64.0 * p) * f64::EPSILON
+}
+
+/// The largest singular values `‖R_r‖₂` of the four reshapings of every group block of a
+/// `(c_out, c_in/groups, k, k)` kernel, `out[g][r]`, as `√λ_max` of the smaller Gram matrix
+/// (faer, f64); accurate to the rounding bounded in [`spectral_bound`].
+///
+/// Reshapings with the same singular values are computed once: for a 1×1 kernel
+/// `R_1 = R_2 = R_3 = K` and `R_4 = Kᵀ`; for an exactly skew kernel (`convᵀ(L) = −L` entry by
+/// entry, as `M − convᵀ(M)` and its multiples are in floating point) `L[o, i, a, b] =
+/// −L[i, o, k−1−a, k−1−b]` makes `R_2` a signed permutation of `R_1ᵀ` and `R_4` one of `R_3`.
 ///
 /// # Errors
-/// [`Error::Numerical`] if an SVD does not converge (non-finite kernel entries).
+/// [`Error::Numerical`] if an eigensolver does not converge (non-finite kernel entries).
 ///
 /// # Panics
 /// If the kernel is not 4-D and square or `groups` does not divide `c_out`.
 pub fn reshaped_norms<T: Real>(l: &Tensor<T>, groups: usize) -> Result<Vec<[f64; RESHAPINGS]>> {
     let (groups, d) = block_dims("reshaped_norms", l.shape(), groups);
     let per = d.0 * d.1 * d.2 * d.2;
+    // which reshaping's norm each one copies (itself when it is computed)
+    let source: [usize; RESHAPINGS] = if d.2 == 1 {
+        [2, 2, 2, 2]
+    } else if exactly_skew(l, groups) {
+        [0, 0, 2, 2]
+    } else {
+        [0, 1, 2, 3]
+    };
     (0..groups)
         .map(|g| {
             let block = &l.data()[g * per..][..per];
             let mut out = [0.0; RESHAPINGS];
-            for (r, o) in out.iter_mut().enumerate() {
-                let sv = reshaped(block, r, d).singular_values().map_err(|e| {
-                    Error::Numerical(format!("SVD of reshaping {} of group {g}: {e:?}", r + 1))
+            for r in 0..RESHAPINGS {
+                if source[r] != r {
+                    continue;
+                }
+                let lam = top_gram_eigenvalue(&reshaped(block, r, d)).map_err(|e| {
+                    Error::Numerical(format!(
+                        "eigenvalues of the Gram matrix of reshaping {} of group {g}: {e}",
+                        r + 1
+                    ))
                 })?;
-                *o = sv.first().copied().unwrap_or(0.0);
+                out[r] = lam.sqrt();
+            }
+            for r in 0..RESHAPINGS {
+                out[r] = out[source[r]];
             }
             Ok(out)
         })
         .collect()
 }
 
+/// True if `l` is a square grouped kernel with `convᵀ(l) = −l` exactly.
+fn exactly_skew<T: Real>(l: &Tensor<T>, groups: usize) -> bool {
+    let s = l.shape();
+    if s[0] != s[1] * groups {
+        return false;
+    }
+    let t = crate::kernels::conv::conv_transpose_kernel(l, groups);
+    t.data().iter().zip(l.data()).all(|(&a, &b)| a == -b)
+}
+
 /// The certified bound `max_g k · min_r ‖R_r(L_g)‖₂ ≥ ‖J‖₂` of the grouped convolution with
-/// kernel `l` (module docs), from exact singular values. A relative margin of `64·eps(f64)`
-/// covers the rounding of the SVD.
+/// kernel `l` (module docs), from [`reshaped_norms`] with each `‖R_r‖₂` raised to cover its
+/// rounding: `√(λ̂ / (1 − (p·q + 64·p)·eps))` for an `R_r` of `p × q` (`p ≤ q`; forming the Gram
+/// matrix costs at most `q·p·eps` relative, the eigensolver `O(p·eps)`).
 ///
 /// # Errors
 /// As [`reshaped_norms`].
 pub fn spectral_bound<T: Real>(l: &Tensor<T>, groups: usize) -> Result<f64> {
-    let k = l.shape().get(2).copied().unwrap_or(1) as f64;
+    let (_, d) = block_dims("spectral_bound", l.shape(), groups);
+    let k = d.2 as f64;
     let norms = reshaped_norms(l, groups)?;
-    let b = norms
+    Ok(norms
         .iter()
-        .map(|n| k * n.iter().copied().fold(f64::INFINITY, f64::min))
-        .fold(0.0, f64::max);
-    Ok(b * (1.0 + 64.0 * f64::EPSILON))
+        .map(|n| {
+            let certified = (0..RESHAPINGS).map(|r| {
+                let (rows, cols) = dims(r, d);
+                n[r] / (1.0 - gram_margin(rows, cols)).sqrt()
+            });
+            k * certified.fold(f64::INFINITY, f64::min)
+        })
+        .fold(0.0, f64::max))
+}
+
+/// The evaluation-time normalisation (module docs) and its certificate:
+/// `L_n[g] = s_g · L[g]` with `s_g = correction / (f · min_r ‖R_r(L[g])‖₂ + ε)` from the exact
+/// norms of [`reshaped_norms`], and a certified `σ ≥ max_g ‖J(L_{n,g})‖₂`.
+///
+/// The certificate reuses the norms of `L`: the stored kernel is `L_n = fl(s_g·L)` (entrywise
+/// relative rounding at most `u`, the unit roundoff of `T`), so for every reshaping of rank at
+/// most `p`, `‖R(L_n)‖₂ ≤ s_g·‖R(L)‖₂·(1 + u·√p)` (the rounding's Frobenius norm is at most
+/// `u·‖s_g R(L)‖_F ≤ u·√p·s_g‖R(L)‖₂`), with `‖R(L)‖₂` raised by its margin as in
+/// [`spectral_bound`]. Returns `(L_n, σ)` with `σ = max_g k·min_r` of those bounds.
+///
+/// # Errors
+/// As [`reshaped_norms`].
+///
+/// # Panics
+/// As [`reshaped_norms`].
+pub fn normalized_kernel<T: Real>(
+    l: &Tensor<T>,
+    groups: usize,
+    (correction, factor): (f64, f64),
+) -> Result<(Tensor<T>, f64)> {
+    let (groups, d) = block_dims("normalized_kernel", l.shape(), groups);
+    let norms = reshaped_norms(l, groups)?;
+    let per = l.numel() / groups;
+    let unit = T::EPS.to_f64() / 2.0;
+    let mut out = l.clone();
+    let mut sigma = 0.0f64;
+    for (g, n) in norms.iter().enumerate() {
+        let m = n.iter().copied().fold(f64::INFINITY, f64::min);
+        let s = T::from_f64(correction / (factor * m + SCALE_EPS));
+        out.data_mut()[g * per..][..per]
+            .iter_mut()
+            .for_each(|v| *v *= s);
+        let bound = (0..RESHAPINGS)
+            .map(|r| {
+                let (rows, cols) = dims(r, d);
+                let p = rows.min(cols) as f64;
+                let norm = n[r] / (1.0 - gram_margin(rows, cols)).sqrt();
+                s.to_f64() * norm * (1.0 + unit * p.sqrt())
+            })
+            .fold(f64::INFINITY, f64::min);
+        sigma = sigma.max(d.2 as f64 * bound);
+    }
+    Ok((out, sigma))
 }
 
 /// Singular vector pairs `(u_r, v_r)` of the four reshapings of every group block: `u[r]` has
@@ -672,6 +802,42 @@ mod tests {
             );
             assert!(r.max_rel_err < 1e-7, "{r}");
         }
+    }
+
+    #[test]
+    fn shared_norms_of_skew_and_pointwise_kernels_match_every_reshaping() {
+        let mut rng = StdRng::seed_from_u64(6);
+        let m = Tensor::<f64>::randn(&[6, 3, 3, 3], 1.0, &mut rng);
+        let skew = m.sub(&crate::kernels::conv::conv_transpose_kernel(&m, 2));
+        let pointwise = Tensor::<f64>::randn(&[6, 2, 1, 1], 1.0, &mut rng);
+        for (l, k) in [(&skew, 3), (&pointwise, 1)] {
+            let shared = reshaped_norms(l, 2).unwrap();
+            let per = l.numel() / 2;
+            for (g, n) in shared.iter().enumerate() {
+                let d = (l.shape()[0] / 2, l.shape()[1], k);
+                for r in 0..RESHAPINGS {
+                    let block = &l.data()[g * per..][..per];
+                    let sv = reshaped(block, r, d).singular_values().unwrap()[0];
+                    assert!(
+                        (n[r] - sv).abs() < 1e-12 * sv,
+                        "k={k} g={g} r={r}: {} vs {sv}",
+                        n[r]
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn the_normalised_kernels_certificate_covers_its_exact_norm() {
+        let mut rng = StdRng::seed_from_u64(12);
+        let m = Tensor::<f32>::randn(&[8, 4, 3, 3], 1.0, &mut rng);
+        let l = m.sub(&crate::kernels::conv::conv_transpose_kernel(&m, 2));
+        let (ln, sigma) = normalized_kernel(&l, 2, (0.7, 3.0)).unwrap();
+        let direct = spectral_bound(&ln, 2).unwrap();
+        assert!(sigma >= direct, "{sigma} < {direct}");
+        assert!(sigma <= direct * (1.0 + 1e-5), "{sigma} vs {direct}");
+        assert!((sigma - 0.7).abs() < 1e-5);
     }
 
     #[test]
