@@ -9,6 +9,11 @@
 //! blocks (Cayley or matrix exponential of skew-symmetric generators) `A` is orthogonal, and two
 //! factors reach the density that block butterflies (BOFT) need `1 + ⌈log₂ r⌉` factors for.
 //!
+//! The same group-and-shuffle idea on the channels of a convolution (§5 of the paper) gives the
+//! GS orthogonal convolutions: [`kernels::conv`] (fast grouped convolutions and the convolution
+//! exponential on NCHW tensors), [`orthogonal::conv`] (SOC and GS-SOC layers with certified
+//! Lipschitz bounds) and [`nn::lipconvnet`] (the LipConvnet of Table 3).
+//!
 //! Conventions used everywhere:
 //! - an operator acts on the rows of a `(batch, n)` tensor: `apply(X) = X·Aᵀ` (as `nn.Linear`);
 //! - a [`Perm`] stores a gather map, `(P x)[i] = x[σ(i)]`;

@@ -9,11 +9,14 @@
 //!   stable worker ownership) and `pool` (per-thread buffers);
 //! - [`small_inv`], [`batch_inv`]: Gauss–Jordan inverses of `I − K` blocks (one block, or many
 //!   interleaved in SIMD lanes) and small row-major products, for the Cayley map;
+//! - [`conv`]: grouped 2-D convolutions (im2col + faer products, forward and backward) and the
+//!   truncated convolution exponential, with naive references;
 //! - [`cpu`]: the instruction-set level every SIMD kernel dispatches on.
 
 pub mod batch_inv;
 pub mod chain;
 pub(crate) mod claims;
+pub mod conv;
 pub mod cpu;
 mod gather;
 pub mod layout;

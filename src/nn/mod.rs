@@ -4,6 +4,7 @@
 pub mod checkpoint;
 pub mod data;
 pub mod linear;
+pub mod lipconvnet;
 pub mod optim;
 pub mod schedule;
 pub mod train;

@@ -7,6 +7,7 @@
 pub mod adapters;
 pub mod cayley;
 pub mod chain;
+pub mod conv;
 pub mod expm;
 pub mod haar;
 pub mod layers;

@@ -20,9 +20,13 @@
 pub mod activation;
 pub mod broadcast;
 pub mod chain;
+pub mod channel;
+pub mod conv;
 pub mod elementwise;
+pub mod exp_conv;
 pub mod loss;
 pub mod matmul;
+pub mod maxmin;
 pub mod reduce;
 pub mod shape;
 #[cfg(test)]
