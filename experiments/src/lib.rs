@@ -9,7 +9,8 @@
 //! - [`structure`]: Prop. 1 block ranks, Algorithm 1 projection, Theorem 1, expressivity;
 //! - [`orthofit`]: trainable orthogonality (fits of target orthogonal matrices);
 //! - [`counts`]: the parameter and FLOP counts of the paper's Tables 1–3;
-//! - [`speed`]: wall-clock cost of the structured kernels against dense GEMM.
+//! - [`speed`]: wall-clock cost of the structured kernels against dense GEMM;
+//! - [`lipconv`]: certified-robust SOC / GS-SOC LipConvnets on MNIST (Tables 3 and 4 in miniature).
 //!
 //! Shared support: [`CommonArgs`] (`--seed`, `--threads`, `--out`, `--quick`), [`Run`] (output
 //! directory, seed, thread pool, figure manifest), [`run_main`] (the binaries' exit-status
@@ -20,6 +21,7 @@ pub mod cli;
 pub mod counts;
 pub mod density;
 pub mod error;
+pub mod lipconv;
 pub mod malloc;
 pub mod orthofit;
 pub mod output;
