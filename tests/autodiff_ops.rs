@@ -471,6 +471,11 @@ fn forward_activations() {
     let ln3 = 3f64.ln();
     let x = tape.constant(t(&[5], &[-1.5, 0.0, ln2, ln3, -1000.0]));
     assert_eq!(x.relu().value().data(), &[0.0, 0.0, ln2, ln3, 0.0]);
+    // NaN is propagated, not replaced by 0 (a NaN state must reach the loss).
+    let nan = tape.constant(t(&[3], &[f64::NAN, -1.0, 2.0]));
+    let r = nan.relu().value();
+    assert!(r.data()[0].is_nan());
+    assert_eq!(&r.data()[1..], &[0.0, 2.0]);
     // tanh(ln 2) = (2 − 1/2)/(2 + 1/2) = 0.6; tanh(ln 3) = (3 − 1/3)/(3 + 1/3) = 0.8
     let th = x.tanh().value();
     close(&th.data()[1..4], &[0.0, 0.6, 0.8], 1e-15);

@@ -5,10 +5,14 @@ use crate::autodiff::tape::Var;
 use crate::real::Real;
 
 impl<'t, T: Real> Var<'t, T> {
-    /// Rectified linear unit `z = max(x, 0)`. Gradient: `dx = G ⊙ 1[x > 0]` (the subgradient 0
-    /// is used at the kink `x = 0`).
+    /// Rectified linear unit `z = max(x, 0)`, with NaN propagated (`relu(NaN) = NaN`, as in
+    /// PyTorch: a NaN activation must reach the loss, where training stops, instead of being
+    /// silently replaced by 0). Gradient: `dx = G ⊙ 1[x > 0]` (the subgradient 0 is used at the
+    /// kink `x = 0`).
     pub fn relu(self) -> Var<'t, T> {
-        let value = self.value().map(|v| v.max(T::zero()));
+        let value = self
+            .value()
+            .map(|v| if v.is_nan() { v } else { v.max(T::zero()) });
         unary_from_input(self, value, |g, x| {
             g.zip_map(x, "relu backward", |gi, xi| {
                 if xi > T::zero() { gi } else { T::zero() }
