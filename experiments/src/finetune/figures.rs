@@ -3,7 +3,7 @@
 //! source accuracy after fine-tuning (forgetting) against parameters. Every point is the mean
 //! over seeds with a min–max whisker.
 
-use super::methods::{ABLATION_BS, FAMILIES, Spec, ablation_spec};
+use super::methods::{ABLATION_BS, ABLATION_MAX_M, FAMILIES, Spec, ablation_spec};
 use super::output::{Context, thresholds};
 use super::tasks::Task;
 use crate::Result;
@@ -200,7 +200,7 @@ pub(super) fn draw(ctx: &Context) -> Result<()> {
         let mut series = Vec::new();
         let mut vlines = Vec::new();
         for (k, b) in ABLATION_BS.into_iter().enumerate() {
-            let pts: Vec<SpreadPoint> = (1..=4)
+            let pts: Vec<SpreadPoint> = (1..=ABLATION_MAX_M)
                 .filter_map(|m| {
                     let st = ctx.stats(task, ablation_spec(b, m), target)?;
                     Some(SpreadPoint {

@@ -128,13 +128,13 @@ impl Spec {
     }
 
     /// The learning-rate grid (Adam) searched on the validation split, before `--lr-scale`:
-    /// `1e-4 … 3e-3` for full fine-tuning, `1e-3 … 3e-2` for the adapters and the head, in steps
+    /// `1e-4 … 1e-2` for full fine-tuning, `1e-3 … 1e-1` for the adapters and the head, in steps
     /// of about 3 (every trainable tensor of a run, head included, uses the one learning rate, as
     /// in the paper, which tunes only the learning rate).
-    pub fn lr_grid(&self) -> [f64; 4] {
+    pub fn lr_grid(&self) -> [f64; 5] {
         match self {
-            Spec::Full => [1e-4, 3e-4, 1e-3, 3e-3],
-            _ => [1e-3, 3e-3, 1e-2, 3e-2],
+            Spec::Full => [1e-4, 3e-4, 1e-3, 3e-3, 1e-2],
+            _ => [1e-3, 3e-3, 1e-2, 3e-2, 1e-1],
         }
     }
 
@@ -161,8 +161,9 @@ pub const FAMILIES: [&str; 8] = [
 
 /// The default list: the head-only floor; full fine-tuning; LoRA r ∈ {1, 2, 4, 8, 16}; OFT
 /// b ∈ {4, 8, 16, 32}; BOFT (b, m) ∈ {(8, 2), (4, 4), (16, 2)}; GSOFT b ∈ {4, 8, 16, 32};
-/// Double GSOFT b ∈ {8, 16}; GS chains with m ∈ {3, 4} at b ∈ {4, 8} (the m-ablation's m = 1 and
-/// m = 2 are the OFT and GSOFT rows of the same b).
+/// Double GSOFT b ∈ {8, 16}; GS chains with m ∈ {3, 4} at b ∈ {4, 8} and m = 5 at b = 4, where
+/// Theorem 2 makes the chain dense (the m-ablation's m = 1 and m = 2 are the OFT and GSOFT rows of
+/// the same b).
 pub fn default_specs() -> Vec<Spec> {
     let mut v = vec![Spec::Head, Spec::Full];
     v.extend([1, 2, 4, 8, 16].map(|r| Spec::Lora { r }));
@@ -173,8 +174,12 @@ pub fn default_specs() -> Vec<Spec> {
     for b in ABLATION_BS {
         v.extend([3, 4].map(|m| Spec::GsChain { b, m }));
     }
+    v.push(Spec::GsChain { b: 4, m: 5 });
     v
 }
+
+/// Largest number of factors of the m-ablation (reached at b = 4 only).
+pub const ABLATION_MAX_M: usize = 5;
 
 /// `--quick`: one configuration of every kind (the m-ablation at b = 8 only).
 pub fn quick_specs() -> Vec<Spec> {
@@ -233,7 +238,7 @@ mod tests {
         assert_eq!(p(Spec::Head), 0);
         assert_eq!(Spec::Boft { b: 8, m: 2 }.config(), "b=8,m=2");
         assert_eq!(Spec::DoubleGsoft { b: 8 }.label(), "double_gsoft b=8");
-        assert_eq!(default_specs().len(), 25);
+        assert_eq!(default_specs().len(), 26);
         assert!(parse_method("lora").is_ok() && parse_method("loRA").is_err());
         assert_eq!(ablation_spec(8, 2), Spec::Gsoft { b: 8 });
     }

@@ -15,13 +15,14 @@
 //! **Methods** ([`methods`]): head only (the floor), full fine-tuning, LoRA r ∈ {1, 2, 4, 8, 16},
 //! OFT b ∈ {4, 8, 16, 32}, BOFT (b, m) ∈ {(8, 2), (4, 4), (16, 2)}, GSOFT b ∈ {4, 8, 16, 32},
 //! Double GSOFT b ∈ {8, 16}, and the m-ablation: GS chains with m ∈ {1, 2, 3, 4} factors at
-//! b ∈ {4, 8} (m = 1 is OFT's block-diagonal class and m = 2 is GSOFT, whose rows it reuses;
-//! Theorem 2's density threshold `1 + ⌈log_b r⌉` is marked). Orthogonal adapters use the exact
+//! b ∈ {4, 8}, and m = 5 at b = 4 (m = 1 is OFT's block-diagonal class and m = 2 is GSOFT, whose
+//! rows it reuses; Theorem 2's density threshold `1 + ⌈log_b r⌉` is marked: 5 at b = 4, and 4
+//! (n = 1024) and 3 (n = 512) at b = 8). Orthogonal adapters use the exact
 //! Cayley map with the official code's scale vector (`--map exp`, `--no-scale` change that).
 //!
 //! **Protocol.** Every run has the same step budget (`--steps` Adam steps of batch `--batch`,
 //! linear warmup over 10 % then cosine decay). The learning rate of every (task, method,
-//! configuration) is chosen from a 4-point grid ([`Spec::lr_grid`]) by accuracy on a validation
+//! configuration) is chosen from a 5-point grid ([`Spec::lr_grid`]) by accuracy on a validation
 //! split (the last 20 % of the `--target-train` target examples; fitting uses the first 80 %) on
 //! the first seed; `--seeds` seeds run at the chosen rate (the first seed's run is the grid run
 //! itself). Reported accuracies are those after the last step (the paper reports the best
@@ -122,6 +123,9 @@ pub struct Args {
     /// Test hook: stop every run after this many epochs, leaving its checkpoint.
     #[arg(long, hide = true)]
     pub interrupt_after_epochs: Option<usize>,
+    /// Test hook: put a NaN pixel into the batch of this step of every fine-tuning run.
+    #[arg(long, hide = true)]
+    pub nan_at_step: Option<usize>,
 }
 
 fn parse_map(s: &str) -> std::result::Result<OrthoMap, String> {
@@ -290,6 +294,7 @@ pub fn run(args: Args) -> Result<()> {
         checkpoints,
         resume: args.resume,
         interrupt_after: args.interrupt_after_epochs,
+        nan_at_step: args.nan_at_step,
         fingerprint: format!(
             "steps={} epoch_steps={} batch={} hidden={} map={} scale={} pretrain_epochs={} sizes={:?}",
             cfg.steps,

@@ -16,9 +16,9 @@ use gslab::orthogonal::adapters::{Adapter, DenseLinear, Lora, OrthoAdapter};
 use gslab::{BlockRule, Params, Tensor};
 use rand::Rng;
 
-/// `max(x, 0)` elementwise, without a tape.
+/// `max(x, 0)` elementwise with NaN propagated (as the tape's `relu`), without a tape.
 fn relu(x: &Tensor<f32>) -> Tensor<f32> {
-    x.map(|v| v.max(0.0))
+    x.map(|v| if v.is_nan() { v } else { v.max(0.0) })
 }
 
 /// The base MLP `x ↦ head(relu(l2(relu(l1(x)))))`.

@@ -2,7 +2,7 @@
 //! that draws the figures.
 
 use super::figures;
-use super::methods::{ABLATION_BS, Spec, ablation_spec};
+use super::methods::{ABLATION_BS, ABLATION_MAX_M, Spec, ablation_spec};
 use super::tasks::{Task, TaskData};
 use super::train::{Base, split_sizes};
 use super::{Config, Finished, WallTime, layer_shapes};
@@ -68,15 +68,6 @@ impl Stats {
             min: v.iter().copied().fold(f64::INFINITY, f64::min),
             max: v.iter().copied().fold(f64::NEG_INFINITY, f64::max),
         })
-    }
-
-    /// `mean ± half-range` in percent, e.g. `97.31 ± 0.12`.
-    pub(super) fn pct(&self) -> String {
-        format!(
-            "{:.2} ± {:.2}",
-            100.0 * self.mean,
-            50.0 * (self.max - self.min)
-        )
     }
 }
 
@@ -152,7 +143,7 @@ pub(super) fn write_all(
     t0: Instant,
     t_out: Instant,
 ) -> Result<()> {
-    let (run, cfg) = (ctx.run, ctx.cfg);
+    let run = ctx.run;
     let results: Vec<ResultRow> = ctx
         .finals
         .iter()
@@ -244,7 +235,6 @@ pub(super) fn write_all(
     run.write_json("summary.json", &summary)?;
     run.finish()?;
     print_report(ctx, &table, &mab, &summary, wall);
-    let _ = cfg;
     println!("outputs written to {}", run.out.display());
     Ok(())
 }
@@ -313,7 +303,7 @@ fn mablation_rows(ctx: &Context) -> Result<Vec<Vec<String>>> {
     let mut out = Vec::new();
     for &task in &ctx.cfg.task_list {
         for b in ABLATION_BS {
-            for m in 1..=4 {
+            for m in 1..=ABLATION_MAX_M {
                 let spec = ablation_spec(b, m);
                 let Some(t) = ctx.stats(task, spec, |f| f.result.target_acc) else {
                     continue;

@@ -58,6 +58,8 @@ pub struct Setup {
     pub resume: bool,
     /// Test hook: stop every run after this many epochs (leaving its checkpoint).
     pub interrupt_after: Option<usize>,
+    /// Test hook: a NaN pixel in the batch of this global step of every fine-tuning run.
+    pub nan_at_step: Option<usize>,
     /// Everything that must match for a checkpoint to be resumed (sizes, steps, map, ...).
     pub fingerprint: String,
 }
@@ -357,8 +359,13 @@ pub fn initial_model(key: &RunKey, data: &TaskData, base: &Mlp, setup: &Setup) -
     Adapted::new(key.spec, base, head, setup.map, setup.scale, &mut rng)
 }
 
-/// One training step of `model` on the batch `(x, y)` at global step `t`.
-fn step(
+/// One training step of `model` on the batch `(x, y)` at global step `t`: the cross-entropy of
+/// the logits through the tape, its gradients, the schedule's factor, one Adam update. Returns
+/// the loss before the update.
+///
+/// # Errors
+/// [`gslab::Error::NonFiniteLoss`] naming step `t` (without context) if the loss is not finite.
+pub fn step(
     model: &mut Adapted,
     opt: &mut Adam<f32>,
     sched: &Schedule,
@@ -421,7 +428,10 @@ pub fn fine_tune(key: &RunKey, data: &TaskData, base: &Mlp, setup: &Setup) -> Re
             .enumerate()
         {
             let t = epoch * setup.epoch_steps + s;
-            let (x, y) = data.target_fit.rows(&idx);
+            let (mut x, y) = data.target_fit.rows(&idx);
+            if setup.nan_at_step == Some(t) {
+                x.data_mut()[0] = f32::NAN;
+            }
             sum += step(&mut model, &mut opt, &sched, t, &x, &y)
                 .map_err(|e| e.in_context(key.context()))?;
         }
