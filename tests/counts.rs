@@ -73,7 +73,10 @@ fn per_layer_formulas_by_hand() {
     };
     assert_eq!(p(chain), 21_504);
     assert_eq!(f(chain), 3 * 96 * 28 + 3072);
-    assert_eq!((chain.name(), chain.config().as_str()), ("GS chain", "b=8,m=3"));
+    assert_eq!(
+        (chain.name(), chain.config().as_str()),
+        ("GS chain", "b=8,m=3")
+    );
     // GSOFT by block count r: 2·in²/r + out.
     let sq = LinearShape::new("q", 320, 320, false, 1);
     assert_eq!(

@@ -192,7 +192,13 @@ fn quick_run_outputs_counts_choice_and_checks() {
         let best = rows
             .iter()
             .copied()
-            .reduce(|a, b| if num(b, "val_acc") > num(a, "val_acc") { b } else { a })
+            .reduce(|a, b| {
+                if num(b, "val_acc") > num(a, "val_acc") {
+                    b
+                } else {
+                    a
+                }
+            })
             .unwrap();
         let chosen: Vec<_> = rows.iter().filter(|g| g["chosen"] == "true").collect();
         assert_eq!(chosen.len(), 1);
@@ -200,7 +206,9 @@ fn quick_run_outputs_counts_choice_and_checks() {
         let first = results
             .iter()
             .find(|r| {
-                r["task"] == *task && r["method"] == *method && r["config"] == *config
+                r["task"] == *task
+                    && r["method"] == *method
+                    && r["config"] == *config
                     && r["seed"] == "5"
             })
             .unwrap();
@@ -218,7 +226,10 @@ fn quick_run_outputs_counts_choice_and_checks() {
         let (g1, g2) = (num(c, "gram_dev_l1"), num(c, "gram_dev_l2"));
         if is_orthogonal(m) {
             assert!(num(c, "ortho_err") <= num(c, "ortho_bound"), "{c:?}");
-            assert!(num(c, "ortho_err") > 0.0, "rounding shows after training: {c:?}");
+            assert!(
+                num(c, "ortho_err") > 0.0,
+                "rounding shows after training: {c:?}"
+            );
         } else {
             assert!(num(c, "ortho_err").is_nan());
         }
@@ -226,8 +237,14 @@ fn quick_run_outputs_counts_choice_and_checks() {
             "double_gsoft" => {
                 // Two-sided: the Gram matrix is conjugated (moves), its spectrum is kept.
                 assert!(g1 > 1e-3 && g2 > 1e-3, "{c:?}");
-                assert!(num(c, "gram_eig_dev_l1") <= num(c, "gram_bound_l1"), "{c:?}");
-                assert!(num(c, "gram_eig_dev_l2") <= num(c, "gram_bound_l2"), "{c:?}");
+                assert!(
+                    num(c, "gram_eig_dev_l1") <= num(c, "gram_bound_l1"),
+                    "{c:?}"
+                );
+                assert!(
+                    num(c, "gram_eig_dev_l2") <= num(c, "gram_bound_l2"),
+                    "{c:?}"
+                );
             }
             _ if is_orthogonal(m) => {
                 assert!(g1 <= num(c, "gram_bound_l1"), "{c:?}");
@@ -238,7 +255,10 @@ fn quick_run_outputs_counts_choice_and_checks() {
             _ => {}
         }
     }
-    assert_eq!(summary["checks"]["gram_reference"], "diag(s) W0 W0^T diag(s)");
+    assert_eq!(
+        summary["checks"]["gram_reference"],
+        "diag(s) W0 W0^T diag(s)"
+    );
     // The rotation task is a real shift for the pretrained model.
     let base = records(&out.join("base.csv"));
     let rot = base.iter().find(|b| b["task"] == "rotation").unwrap();
@@ -326,7 +346,11 @@ fn same_seed_same_numbers() {
         ok(&v.iter().map(String::as_str).collect::<Vec<_>>());
     }
     for f in ["results.csv", "grid.csv", "checks.csv"] {
-        assert_eq!(without_timing(&a.join(f)), without_timing(&b.join(f)), "{f}");
+        assert_eq!(
+            without_timing(&a.join(f)),
+            without_timing(&b.join(f)),
+            "{f}"
+        );
     }
     let acc = |d: &Path| {
         records(&d.join("grid.csv"))
@@ -367,7 +391,11 @@ fn resume_ends_bitwise_where_an_uninterrupted_run_ends() {
     // Three epochs in one go.
     with(&[], ob);
     for f in ["results.csv", "grid.csv", "checks.csv"] {
-        assert_eq!(without_timing(&a.join(f)), without_timing(&b.join(f)), "{f}");
+        assert_eq!(
+            without_timing(&a.join(f)),
+            without_timing(&b.join(f)),
+            "{f}"
+        );
     }
     // Resuming a finished run reads its results back.
     with(&["--resume"], ob);
@@ -387,7 +415,10 @@ fn resume_ends_bitwise_where_an_uninterrupted_run_ends() {
     assert_eq!(o.status.code(), Some(2));
     let err = String::from_utf8_lossy(&o.stderr);
     assert_eq!(err.trim_end().lines().count(), 1, "{err}");
-    assert!(err.contains("other settings") && err.contains(".safetensors"), "{err}");
+    assert!(
+        err.contains("other settings") && err.contains(".safetensors"),
+        "{err}"
+    );
     for d in [a, b] {
         let _ = std::fs::remove_dir_all(d);
     }
@@ -446,14 +477,23 @@ fn bad_arguments_exit_2_with_one_line() {
         &["--quick", "--out", o, "--epoch-steps", "7"],
         &["--epoch-steps 7", "--steps 30"],
     );
-    assert_usage_error(&["--quick", "--out", o, "--lr-scale", "-1"], &["--lr-scale"]);
+    assert_usage_error(
+        &["--quick", "--out", o, "--lr-scale", "-1"],
+        &["--lr-scale"],
+    );
     assert_usage_error(&["--quick", "--methods", "adam"], &["adam"]);
     assert_usage_error(&["--quick", "--tasks", "cifar"], &["cifar"]);
     assert_usage_error(&["--quick", "--map", "qr"], &["qr"]);
-    assert_usage_error(&["--quick", "--out", o, "--target-train", "3"], &["--target-train"]);
+    assert_usage_error(
+        &["--quick", "--out", o, "--target-train", "3"],
+        &["--target-train"],
+    );
     assert_usage_error(
         &["--quick", "--out", o, "--hidden", "100"],
         &["--hidden 100", "b = 8"],
     );
-    assert!(!out.exists(), "nothing is written before the arguments are checked");
+    assert!(
+        !out.exists(),
+        "nothing is written before the arguments are checked"
+    );
 }

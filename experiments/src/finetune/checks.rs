@@ -143,7 +143,11 @@ pub fn run_checks(model: &Adapted, merged: &Mlp, base: &Mlp, x: &Tensor<f32>) ->
         let target = Tensor::from_fn(&[o, o], |k| s[k / o] * g0.data()[k] * s[k % o]);
         out.gram_dev[i] = g1.sub(&target).norm() / target.norm();
         if let Some(a) = ortho_adapter {
-            let chains: Vec<_> = a.input_chain().into_iter().chain(a.output_chain()).collect();
+            let chains: Vec<_> = a
+                .input_chain()
+                .into_iter()
+                .chain(a.output_chain())
+                .collect();
             let mut bound = 0.0;
             for ch in &chains {
                 for blocks in ch.block_tensors() {
@@ -156,8 +160,7 @@ pub fn run_checks(model: &Adapted, merged: &Mlp, base: &Mlp, x: &Tensor<f32>) ->
             }
             out.gram_bound[i] = bound;
             if a.output_chain().is_some() {
-                let descaled =
-                    Tensor::from_fn(&[o, o], |k| g1.data()[k] / (s[k / o] * s[k % o]));
+                let descaled = Tensor::from_fn(&[o, o], |k| g1.data()[k] / (s[k / o] * s[k % o]));
                 out.gram_eig_dev[i] = eig_dev(&descaled, &g0);
             }
         }

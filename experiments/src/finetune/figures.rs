@@ -8,8 +8,7 @@ use super::output::{Context, thresholds};
 use super::tasks::Task;
 use crate::Result;
 use crate::plot::{
-    EntryStyle, RefLine, Scale, SpreadFigure, SpreadPanel, SpreadPoint, SpreadSeries,
-    save_spread,
+    EntryStyle, RefLine, Scale, SpreadFigure, SpreadPanel, SpreadPoint, SpreadSeries, save_spread,
 };
 
 /// Pixel size of one panel.
@@ -252,10 +251,7 @@ pub(super) fn draw(ctx: &Context) -> Result<()> {
         })
         .map(|(k, b)| (format!("GS chain b={b}"), EntryStyle::Marker(k)))
         .collect();
-    legend.push((
-        "Theorem 2: 1+ceil(log_b r)".into(),
-        EntryStyle::Dashed,
-    ));
+    legend.push(("Theorem 2: 1+ceil(log_b r)".into(), EntryStyle::Dashed));
     let fig = SpreadFigure {
         title: format!("m-ablation: orthogonal GS chains with m factors ({steps})"),
         ncols: tasks.len(),

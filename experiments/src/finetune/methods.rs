@@ -120,10 +120,7 @@ impl Spec {
     pub fn count_params(&self, layers: &[LinearShape], conv: Convention) -> gslab::Result<u64> {
         match self.count_method() {
             None => Ok(0),
-            Some(m) => layers
-                .iter()
-                .map(|l| count::layer_params(m, l, conv))
-                .sum(),
+            Some(m) => layers.iter().map(|l| count::layer_params(m, l, conv)).sum(),
         }
     }
 

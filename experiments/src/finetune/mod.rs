@@ -164,7 +164,8 @@ impl Config {
     /// Validates the arguments before anything is written.
     fn new(args: &Args) -> Result<Self> {
         let quick = args.common.quick;
-        let pick = |v: Option<usize>, full: usize, q: usize| v.unwrap_or(if quick { q } else { full });
+        let pick =
+            |v: Option<usize>, full: usize, q: usize| v.unwrap_or(if quick { q } else { full });
         let seeds = pick(args.seeds, 3, 2);
         let steps = pick(args.steps, 300, 30);
         let epoch_steps = pick(args.epoch_steps, 50, 10);
@@ -205,7 +206,11 @@ impl Config {
                 "--interrupt-after-epochs must be at least 1".into(),
             ));
         }
-        let mut specs = if quick { quick_specs() } else { default_specs() };
+        let mut specs = if quick {
+            quick_specs()
+        } else {
+            default_specs()
+        };
         if let Some(m) = &args.methods {
             specs.retain(|s| m.iter().any(|name| name == s.method()));
         }
@@ -214,10 +219,7 @@ impl Config {
             let layers = layer_shapes(hidden);
             s.count_params(&layers, gslab::count::Convention::Paper)
                 .map_err(|e| {
-                    Error::Usage(format!(
-                        "--hidden {hidden} does not fit {}: {e}",
-                        s.label()
-                    ))
+                    Error::Usage(format!("--hidden {hidden} does not fit {}: {e}", s.label()))
                 })?;
         }
         let task_list = args.tasks.clone().unwrap_or_else(|| Task::ALL.to_vec());

@@ -264,9 +264,7 @@ impl Adapted {
             n0 + n1 + 2
         );
         let h = self.layers[0].forward_with(x, &leaves[..n0]).relu();
-        let h = self.layers[1]
-            .forward_with(h, &leaves[n0..n0 + n1])
-            .relu();
+        let h = self.layers[1].forward_with(h, &leaves[n0..n0 + n1]).relu();
         let (w, b) = (leaves[n0 + n1], leaves[n0 + n1 + 1]);
         h.matmul_t(false, w, true).add_row(b)
     }
@@ -318,7 +316,11 @@ impl Params<f32> for Adapted {
     fn param_names(&self) -> Vec<String> {
         let mut v: Vec<String> = Vec::new();
         for (i, l) in self.layers.iter().enumerate() {
-            v.extend(l.param_names().into_iter().map(|n| format!("l{}.{n}", i + 1)));
+            v.extend(
+                l.param_names()
+                    .into_iter()
+                    .map(|n| format!("l{}.{n}", i + 1)),
+            );
         }
         v.extend(["head.weight".to_string(), "head.bias".to_string()]);
         v

@@ -341,17 +341,23 @@ pub(super) fn thresholds(h: usize, b: usize) -> Result<[usize; 2]> {
 fn summary_json(ctx: &Context, wall: &WallTime) -> Result<serde_json::Value> {
     let cfg = ctx.cfg;
     let finals = ctx.finals;
-    let fold = |it: &mut dyn Iterator<Item = f64>| it.filter(|v| !v.is_nan()).fold(f64::NAN, f64::max);
+    let fold =
+        |it: &mut dyn Iterator<Item = f64>| it.filter(|v| !v.is_nan()).fold(f64::NAN, f64::max);
     let one_sided = |f: &&Finished| {
         f.key.spec.is_orthogonal() && !matches!(f.key.spec, Spec::DoubleGsoft { .. })
     };
-    let gram_one_sided = fold(&mut finals
-        .iter()
-        .filter(one_sided)
-        .flat_map(|f| f.result.checks.gram_dev));
+    let gram_one_sided = fold(
+        &mut finals
+            .iter()
+            .filter(one_sided)
+            .flat_map(|f| f.result.checks.gram_dev),
+    );
     let gram_ratio = fold(&mut finals.iter().filter(one_sided).flat_map(|f| {
         let c = f.result.checks;
-        [c.gram_dev[0] / c.gram_bound[0], c.gram_dev[1] / c.gram_bound[1]]
+        [
+            c.gram_dev[0] / c.gram_bound[0],
+            c.gram_dev[1] / c.gram_bound[1],
+        ]
     }));
     let gram_other_min = finals
         .iter()
@@ -359,7 +365,12 @@ fn summary_json(ctx: &Context, wall: &WallTime) -> Result<serde_json::Value> {
         .flat_map(|f| f.result.checks.gram_dev)
         .fold(f64::NAN, |a: f64, b| if a.is_nan() { b } else { a.min(b) });
     let dg = |f: &&Finished| matches!(f.key.spec, Spec::DoubleGsoft { .. });
-    let dg_eig = fold(&mut finals.iter().filter(dg).flat_map(|f| f.result.checks.gram_eig_dev));
+    let dg_eig = fold(
+        &mut finals
+            .iter()
+            .filter(dg)
+            .flat_map(|f| f.result.checks.gram_eig_dev),
+    );
     let dg_gram_min = finals
         .iter()
         .filter(dg)
@@ -471,7 +482,9 @@ fn print_report(
         println!(
             "{}: step time GSOFT b=8 / LoRA r=8 = {:.2}, BOFT (8,2) / GSOFT b=8 = {:.2}",
             t["task"].as_str().unwrap_or(""),
-            t["step_ms_ratio_gsoft_b8_vs_lora_r8"].as_f64().unwrap_or(f64::NAN),
+            t["step_ms_ratio_gsoft_b8_vs_lora_r8"]
+                .as_f64()
+                .unwrap_or(f64::NAN),
             t["step_ms_ratio_boft_b8_m2_vs_gsoft_b8"]
                 .as_f64()
                 .unwrap_or(f64::NAN)
@@ -479,6 +492,11 @@ fn print_report(
     }
     println!(
         "wall time {:.1} s (data + pretraining {:.1}, step timing {:.1}, grid {:.1}, seeds {:.1}, outputs {:.1})",
-        wall.total, wall.data_and_pretraining, wall.step_timing, wall.lr_grid, wall.seeds, wall.outputs
+        wall.total,
+        wall.data_and_pretraining,
+        wall.step_timing,
+        wall.lr_grid,
+        wall.seeds,
+        wall.outputs
     );
 }

@@ -23,13 +23,13 @@ use super::methods::Spec;
 use super::model::{Adapted, Mlp};
 use super::tasks::{FEATURES, Split, Task, TaskData};
 use crate::{Error, Result};
-use gslab::{Params, Tensor};
 use gslab::nn::checkpoint::Checkpoint;
 use gslab::nn::linear::Linear;
 use gslab::nn::optim::{Adam, Optimizer};
 use gslab::nn::schedule::Schedule;
 use gslab::nn::train::loss_and_grads;
 use gslab::orthogonal::OrthoMap;
+use gslab::{Params, Tensor};
 use rand::seq::SliceRandom;
 use rand::{SeedableRng, rngs::StdRng};
 use std::path::{Path, PathBuf};
@@ -206,8 +206,7 @@ pub fn pretrain(data: &TaskData, setup: &Setup, seed: u64, out: &Path) -> Result
         let sched = Schedule::cosine(0.0, steps, steps / 20);
         let mut opt = Adam::<f32>::new(PRETRAIN_LR);
         for epoch in 0..setup.pretrain_epochs {
-            let mut rng =
-                StdRng::seed_from_u64(mix(&[seed, tw, TAG_PRETRAIN_ORDER, epoch as u64]));
+            let mut rng = StdRng::seed_from_u64(mix(&[seed, tw, TAG_PRETRAIN_ORDER, epoch as u64]));
             for (s, idx) in epoch_batches(n, PRETRAIN_BATCH.min(n), per_epoch, &mut rng)
                 .into_iter()
                 .enumerate()
@@ -229,7 +228,10 @@ pub fn pretrain(data: &TaskData, setup: &Setup, seed: u64, out: &Path) -> Result
         ck.save(&path)?;
         seconds = t0.elapsed().as_secs_f64();
     }
-    let source_acc = accuracy(&chunked(&data.source_test.x, |x| mlp.apply(x)), &data.source_test.y);
+    let source_acc = accuracy(
+        &chunked(&data.source_test.x, |x| mlp.apply(x)),
+        &data.source_test.y,
+    );
     let head = initial_head(data, &mlp, seed);
     let target_acc = accuracy(
         &chunked(&data.target_test.x, |x| head.apply(&mlp.features(x))),
@@ -469,16 +471,17 @@ fn save(
 
 /// Accuracies and checks of a trained model.
 fn evaluate(model: &Adapted, data: &TaskData, base: &Mlp, losses: &[f64]) -> RunResult {
-    let val_acc = accuracy(&chunked(&data.target_val.x, |x| model.apply(x)), &data.target_val.y);
+    let val_acc = accuracy(
+        &chunked(&data.target_val.x, |x| model.apply(x)),
+        &data.target_val.y,
+    );
     let target_acc = accuracy(
         &chunked(&data.target_test.x, |x| model.apply(x)),
         &data.target_test.y,
     );
     let source_logits = match data.task {
         // The adapted body under the pretrained (frozen) source head.
-        Task::NewClasses => chunked(&data.source_test.x, |x| {
-            base.head.apply(&model.features(x))
-        }),
+        Task::NewClasses => chunked(&data.source_test.x, |x| base.head.apply(&model.features(x))),
         Task::Rotation => chunked(&data.source_test.x, |x| model.apply(x)),
     };
     let source_acc = accuracy(&source_logits, &data.source_test.y);
@@ -521,7 +524,8 @@ pub fn step_ms(
         .iter()
         .map(|&(i, key)| {
             let data = &datas[i];
-            let mut rng = StdRng::seed_from_u64(mix(&[key.seed, task_word(key.task), TAG_ORDER, 0]));
+            let mut rng =
+                StdRng::seed_from_u64(mix(&[key.seed, task_word(key.task), TAG_ORDER, 0]));
             let batches = epoch_batches(data.target_fit.len(), setup.batch, 4, &mut rng)
                 .iter()
                 .map(|idx| data.target_fit.rows(idx))

@@ -34,8 +34,8 @@ mod heatmap;
 mod layered;
 mod legend;
 mod panels;
-mod spy;
 mod spread;
+mod spy;
 mod xy;
 
 pub use bars::BarPlot;
@@ -43,10 +43,10 @@ pub use heatmap::{Heatmap, viridis};
 pub use layered::{LayerEdge, LayeredPlot, save_layered};
 pub use legend::{LEGEND_COLUMN_WIDTH, LegendColumn, LegendCorner, legend_box_size, legend_corner};
 pub use panels::{Panel, PanelGrid, save_panels};
-pub use spy::{SPY_MAX_CELLS, SpyPlot};
 pub use spread::{
     EntryStyle, RefLine, SpreadFigure, SpreadPanel, SpreadPoint, SpreadSeries, save_spread,
 };
+pub use spy::{SPY_MAX_CELLS, SpyPlot};
 pub use xy::{Series, Style, XyPlot};
 
 use crate::error::{Error, Result};

@@ -118,10 +118,7 @@ pub fn save_spread(
     }
     let ncols = fig.ncols.min(fig.panels.len());
     let nrows = fig.panels.len().div_ceil(ncols) as u32;
-    let size = (
-        panel.0 * ncols as u32 + LEGEND_W,
-        panel.1 * nrows + TITLE_H,
-    );
+    let size = (panel.0 * ncols as u32 + LEGEND_W, panel.1 * nrows + TITLE_H);
     render(stem, size, fig)
 }
 
@@ -133,11 +130,7 @@ impl Figure for SpreadFigure {
         let (cells, legend) = body.split_horizontally(width.saturating_sub(LEGEND_W));
         let ncols = self.ncols.min(self.panels.len());
         let nrows = self.panels.len().div_ceil(ncols);
-        for (p, cell) in self
-            .panels
-            .iter()
-            .zip(cells.split_evenly((nrows, ncols)))
-        {
+        for (p, cell) in self.panels.iter().zip(cells.split_evenly((nrows, ncols))) {
             draw_panel(p, &cell)?;
         }
         draw_legend(&legend, &self.legend_heading, &self.legend)
@@ -163,9 +156,7 @@ fn draw_panel<DB: DrawingBackend>(p: &SpreadPanel, area: &DrawingArea<DB, Shift>
         (Scale::Linear, Scale::Linear) => panel_in(p, area, x0..x1, y0..y1),
         (Scale::Log, Scale::Linear) => panel_in(p, area, (x0..x1).log_scale(), y0..y1),
         (Scale::Linear, Scale::Log) => panel_in(p, area, x0..x1, (y0..y1).log_scale()),
-        (Scale::Log, Scale::Log) => {
-            panel_in(p, area, (x0..x1).log_scale(), (y0..y1).log_scale())
-        }
+        (Scale::Log, Scale::Log) => panel_in(p, area, (x0..x1).log_scale(), (y0..y1).log_scale()),
     }
 }
 
@@ -296,8 +287,7 @@ fn draw_legend<DB: DrawingBackend>(
                     c.stroke_width(2),
                 ))
                 .map_err(s)?;
-                area.draw(&Circle::new((21, y), 4, c.filled()))
-                    .map_err(s)?;
+                area.draw(&Circle::new((21, y), 4, c.filled())).map_err(s)?;
             }
             EntryStyle::Frontier => {
                 area.draw(&PathElement::new(

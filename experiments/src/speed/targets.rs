@@ -213,7 +213,10 @@ fn target_values(sw: &Sweep, cfg: &Config) -> Vec<Target> {
         // Appended after the issue-6 targets (finetune issue): adapter training steps.
         ratio_target(
             "gsoft_step_vs_lora_step",
-            format!("GSOFT (b={}) step time / LoRA (r={}) step time, {step_where}", ap.b, ap.b),
+            format!(
+                "GSOFT (b={}) step time / LoRA (r={}) step time, {step_where}",
+                ap.b, ap.b
+            ),
             div(
                 secs(Op::GsoftStep, ap, t_hi, Pass::FwdBwd),
                 secs(Op::LoraStep, ap, t_hi, Pass::FwdBwd),
@@ -227,7 +230,10 @@ fn target_values(sw: &Sweep, cfg: &Config) -> Vec<Target> {
         ),
         ratio_target(
             "boft_step_vs_gsoft_step",
-            format!("BOFT (b={}, m=2) step time / GSOFT (b={}) step time, {step_where}", ap.b, ap.b),
+            format!(
+                "BOFT (b={}, m=2) step time / GSOFT (b={}) step time, {step_where}",
+                ap.b, ap.b
+            ),
             div(
                 secs(Op::BoftStep, ap, t_hi, Pass::FwdBwd),
                 secs(Op::GsoftStep, ap, t_hi, Pass::FwdBwd),

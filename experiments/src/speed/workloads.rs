@@ -366,7 +366,10 @@ fn adapter_work<T: Real>(op: Op, p: Point, rng: &mut StdRng) -> Result<Work<T>> 
         let r = b;
         // x·W₀ᵀ, x·Aᵀ, (xAᵀ)·Bᵀ; dB, d(xAᵀ), dA; with dx: G·W₀ and d(xAᵀ)·A.
         let lora = |a: usize, c: usize| 2.0 * (batch * a * c) as f64;
-        gemm + lora(n, r) + lora(r, out) + 2.0 * lora(out, r) + lora(r, n)
+        gemm + lora(n, r)
+            + lora(r, out)
+            + 2.0 * lora(out, r)
+            + lora(r, n)
             + if dx { gemm + lora(r, n) } else { 0.0 }
     } else {
         let m = 2;
