@@ -46,8 +46,11 @@ fn ok(args: &[&str]) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
+/// One CSV record keyed by the header.
+type Record = BTreeMap<String, String>;
+
 /// The records of a CSV file as header-keyed maps.
-fn records(path: &Path) -> Vec<BTreeMap<String, String>> {
+fn records(path: &Path) -> Vec<Record> {
     let mut r = csv::Reader::from_path(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let h = r.headers().unwrap().clone();
     r.records()
@@ -178,8 +181,7 @@ fn quick_run_outputs_counts_choice_and_checks() {
     // The chosen learning rate of each configuration is the grid's best validation accuracy
     // (ties to the smaller rate), and the first seed's result is that grid run.
     let grid = records(&out.join("grid.csv"));
-    let mut by_cfg: BTreeMap<(String, String, String), Vec<&BTreeMap<String, String>>> =
-        BTreeMap::new();
+    let mut by_cfg: BTreeMap<(String, String, String), Vec<&Record>> = BTreeMap::new();
     for g in &grid {
         by_cfg
             .entry((g["task"].clone(), g["method"].clone(), g["config"].clone()))

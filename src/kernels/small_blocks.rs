@@ -256,7 +256,7 @@ mod simd {
         let (zp, up, wp) = (zs.as_mut_ptr(), us.as_ptr(), w.as_ptr());
         let mut buf = [0.0f32; 8];
         for g in 0..B / 8 {
-            // SAFETY (whole block): AVX2 and FMA are enabled in every function this is inlined
+            // SAFETY: (the whole block) AVX2 and FMA are enabled in every function this is inlined
             // into; `w` holds B² values, so column k, rows 8g..8g+8 are in it; the entries of
             // `u` and `z` read and written are (v, s) with v < B, s < c, inside their slices
             // (caller); the output entries of different (v, s) are distinct (no aliasing).
@@ -374,7 +374,7 @@ mod simd {
         let (zp, up) = (zs.as_ptr(), us.as_ptr());
         let mut ubuf = [0.0f32; 8];
         for g in 0..B / 8 {
-            // SAFETY (whole block): AVX2 and FMA are enabled in every function this is inlined
+            // SAFETY: (the whole block) AVX2 and FMA are enabled in every function this is inlined
             // into; the entries (v, s) read are inside their slices (caller); `acc` holds B²
             // values, so row r, columns 8g..8g+8 are in it.
             unsafe {

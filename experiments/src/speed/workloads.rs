@@ -65,9 +65,9 @@ pub(super) enum Work<T: Real> {
     /// One training step of an adapter on a frozen `n → n/2` layer (`speed` module docs).
     AdapterStep {
         /// The initial state (the fingerprint always starts from it).
-        init: StepAdapter<T>,
+        init: Box<StepAdapter<T>>,
         /// The timed state, updated by every timed step.
-        layer: StepAdapter<T>,
+        layer: Box<StepAdapter<T>>,
         adam: Adam<T>,
         x: Tensor<T>,
         g: Tensor<T>,
@@ -289,7 +289,7 @@ impl<T: Real> Work<T> {
                 ..
             } => {
                 if keep {
-                    let mut l = init.clone();
+                    let mut l = (**init).clone();
                     adapter_step(&mut l, &mut Adam::new(ADAM_LR), x, g, *dx);
                     let ps: Vec<Tensor<T>> = l.params().into_iter().cloned().collect();
                     Some(flatten(&ps))
@@ -379,8 +379,8 @@ fn adapter_work<T: Real>(op: Op, p: Point, rng: &mut StdRng) -> Result<Work<T>> 
         chain + 2.0 * gemm + chain + if dx { chain } else { 0.0 } + cayley_flops(m * n / b, b, true)
     };
     Ok(Work::AdapterStep {
-        init: layer.clone(),
-        layer,
+        init: Box::new(layer.clone()),
+        layer: Box::new(layer),
         adam: Adam::new(ADAM_LR),
         x: randn(&[batch, n], rng),
         g: randn(&[batch, out], rng),
