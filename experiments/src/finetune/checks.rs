@@ -40,7 +40,7 @@ pub struct Checks {
     /// Double GSOFT: relative eigenvalue deviation of the de-scaled Gram matrix per layer (NaN
     /// for the other methods).
     pub gram_eig_dev: [f64; 2],
-    /// The rounding bound of [`gram_bound`] per layer (NaN without a rotation).
+    /// The rounding bound `4·Σ m·b·eps(f32)` per layer (module docs; NaN without a rotation).
     pub gram_bound: [f64; 2],
     /// Largest block orthogonality error `‖BᵀB − I‖_max` (NaN without a rotation).
     pub ortho_err: f64,

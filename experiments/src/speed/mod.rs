@@ -19,7 +19,7 @@
 //! `orthogs_step` goes through the tape and the optimizer as a user's training loop does.
 //!
 //! The adapter training steps (`lora_step`, `gsoft_step`, `boft_step`; the `finetune`
-//! experiment's speed targets) run at one point only, [`Grid::adapter`]: a frozen `n → n/2`
+//! experiment's speed targets) run at one point only (`Grid::adapter`): a frozen `n → n/2`
 //! layer (1024 → 512, batch 256, f32) with LoRA of rank `b = 8`, GSOFT with `8 × 8` blocks or
 //! BOFT with two butterfly factors of `8 × 8` blocks (Cayley, with the scale vector), one step =
 //! forward through the tape, backward of `ℓ = ⟨Y, G⟩`, Adam update. The layer sits inside a
