@@ -445,7 +445,7 @@ fn non_finite_loss_names_the_run_and_the_step() {
     let out = tmp("nan");
     let o = out.to_str().unwrap();
     // The hidden hook puts a NaN pixel into the batch of step 7 of every run; the first run in
-    // order (rotation, gsoft b=8, the smallest learning rate) reports it.
+    // order (rotation, gsoft b=8, the smallest learning rate of its grid) reports it.
     assert_usage_error(
         &[
             "--quick",
@@ -463,7 +463,7 @@ fn non_finite_loss_names_the_run_and_the_step() {
             "task rotation",
             "method gsoft",
             "config b=8",
-            "lr 1e-3",
+            "lr 3e-3",
         ],
     );
     let _ = std::fs::remove_dir_all(&out);

@@ -416,6 +416,30 @@ fn summary_json(ctx: &Context, wall: &WallTime) -> Result<serde_json::Value> {
             "equal_budget_16n": budget16,
         }));
     }
+    // Chosen learning rates at an end of their grid (the grid may not bracket the optimum).
+    let mut at_edge = Vec::new();
+    for &task in &cfg.task_list {
+        for &spec in &cfg.specs {
+            let Some(f) = ctx.runs(task, spec).first().copied() else {
+                continue;
+            };
+            let grid = cfg.grid(spec);
+            let edge = if f.key.lr == grid[0] {
+                "lowest"
+            } else if f.key.lr == grid[grid.len() - 1] {
+                "highest"
+            } else {
+                continue;
+            };
+            at_edge.push(json!({
+                "task": task.name(),
+                "method": spec.method(),
+                "config": spec.config(),
+                "lr": f.key.lr,
+                "edge": edge,
+            }));
+        }
+    }
     let bases: Vec<serde_json::Value> = ctx
         .datas
         .iter()
@@ -434,6 +458,7 @@ fn summary_json(ctx: &Context, wall: &WallTime) -> Result<serde_json::Value> {
         "wall_time_s": wall,
         "base": bases,
         "tasks": per_task,
+        "lr_at_grid_edge": at_edge,
         "checks": {
             "merge_max_rel": merge_rel,
             "merge_disagreements": merge_disagree,

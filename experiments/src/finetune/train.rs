@@ -498,10 +498,12 @@ fn evaluate(model: &Adapted, data: &TaskData, base: &Mlp, losses: &[f64]) -> Run
     }
 }
 
-/// Median wall time in milliseconds of one training step of each key's model (batch of the
-/// run), on the calling thread's pool, one configuration at a time: `rounds` rounds in which
-/// every configuration in turn takes one untimed and `per_round` timed steps (so a change of
-/// machine load during the measurement hits all configurations alike).
+/// Wall time in milliseconds of one training step of each key's model (batch of the run), on
+/// the calling thread's pool, one configuration at a time: `rounds` rounds in which every
+/// configuration in turn takes one untimed and `per_round` timed steps; the time of a
+/// configuration is the smallest over the rounds of the round's median. Other load on a shared
+/// machine only ever adds time and comes in bursts that can cover a whole round of one
+/// configuration, so the best round is the estimate of the undisturbed cost.
 ///
 /// # Errors
 /// As [`fine_tune`].
@@ -516,7 +518,8 @@ pub fn step_ms(
         model: Adapted,
         opt: Adam<f32>,
         batches: Vec<(Tensor<f32>, Vec<usize>)>,
-        times: Vec<f64>,
+        /// The median of each round.
+        rounds: Vec<f64>,
         t: usize,
     }
     let sched = schedule(setup.steps);
@@ -534,31 +537,31 @@ pub fn step_ms(
                 model: initial_model(&key, data, &bases[i].mlp, setup)?,
                 opt: Adam::new(key.lr),
                 batches,
-                times: Vec::new(),
+                rounds: Vec::new(),
                 t: 0,
             })
         })
         .collect::<Result<_>>()?;
     for _ in 0..rounds {
         for (timed, (_, key)) in all.iter_mut().zip(keys) {
+            let mut times = Vec::with_capacity(per_round);
             for k in 0..=per_round {
                 let (x, y) = &timed.batches[timed.t % timed.batches.len()];
                 let t0 = Instant::now();
                 step(&mut timed.model, &mut timed.opt, &sched, timed.t, x, y)
                     .map_err(|e| e.in_context(key.context()))?;
                 if k > 0 {
-                    timed.times.push(t0.elapsed().as_secs_f64() * 1e3);
+                    times.push(t0.elapsed().as_secs_f64() * 1e3);
                 }
                 timed.t += 1;
             }
+            times.sort_by(f64::total_cmp);
+            timed.rounds.push(times[times.len() / 2]);
         }
     }
     Ok(all
         .into_iter()
-        .map(|mut t| {
-            t.times.sort_by(f64::total_cmp);
-            t.times.get(t.times.len() / 2).copied().unwrap_or(f64::NAN)
-        })
+        .map(|t| t.rounds.into_iter().fold(f64::NAN, f64::min))
         .collect())
 }
 
