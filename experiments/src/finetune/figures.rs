@@ -225,14 +225,20 @@ pub(super) fn draw(ctx: &Context) -> Result<()> {
                 line: true,
             });
             let [l1, l2] = thresholds(ctx.cfg.hidden, b)?;
-            vlines.push(RefLine {
-                at: l1 as f64,
-                label: format!("b={b}: dense at n=1024"),
-            });
-            vlines.push(RefLine {
-                at: l2 as f64,
-                label: format!("b={b}: dense at n={}", ctx.cfg.hidden),
-            });
+            let h = ctx.cfg.hidden;
+            if l1 == l2 {
+                vlines.push(RefLine {
+                    at: l1 as f64,
+                    label: format!("b={b}: dense at n=1024 and n={h}"),
+                });
+            } else {
+                for (at, n) in [(l1, 1024), (l2, h)] {
+                    vlines.push(RefLine {
+                        at: at as f64,
+                        label: format!("b={b}: dense at n={n}"),
+                    });
+                }
+            }
         }
         panels.push(SpreadPanel {
             title: format!("task {}", task.name()),
