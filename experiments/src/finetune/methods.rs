@@ -238,7 +238,8 @@ mod tests {
         assert_eq!(p(Spec::Head), 0);
         assert_eq!(Spec::Boft { b: 8, m: 2 }.config(), "b=8,m=2");
         assert_eq!(Spec::DoubleGsoft { b: 8 }.label(), "double_gsoft b=8");
-        assert_eq!(default_specs().len(), 26);
+        // 1 head + 1 full + 5 LoRA + 4 OFT + 3 BOFT + 4 GSOFT + 2 Double GSOFT + 5 GS chains.
+        assert_eq!(default_specs().len(), 25);
         assert!(parse_method("lora").is_ok() && parse_method("loRA").is_err());
         assert_eq!(ablation_spec(8, 2), Spec::Gsoft { b: 8 });
     }
