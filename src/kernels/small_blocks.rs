@@ -1,5 +1,6 @@
 //! Register kernels for f32 chains with square blocks of 8 or 16 (GSOFT's, OFT's and BOFT's small
-//! blocks), where faer's products are too thin to run fast (at b = 8, about 8–15 GFLOP/s):
+//! blocks), where a faer product per block is too thin for its microkernels (measurements in
+//! `papers/`):
 //! - [`product_f32`]: a block product `Z = W · U` on `c` samples (`W` is `b × b`, `U` and `Z` are
 //!   `b × c`), the chain kernels' forward and data-gradient steps;
 //! - [`outer_sums_f32`]: a weight gradient `Σ_s z_s u_sᵀ` over the batch.

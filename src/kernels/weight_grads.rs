@@ -6,8 +6,8 @@
 //! does not depend on the thread count.
 //!
 //! f32 square blocks of 8 or 16 (GSOFT's and BOFT's small blocks) skip faer: a product of a
-//! `b × batch` and a `batch × b` matrix is too thin for its microkernels (at b = 8 it ran at about
-//! 8 GFLOP/s), so they go through [`outer_sums_f32`] (module `kernels::small_blocks`).
+//! `b × batch` and a `batch × b` matrix is too thin for its microkernels, so they go through
+//! `outer_sums_f32` (module `kernels::small_blocks`).
 
 use crate::kernels::layout::ChainLayout;
 use crate::kernels::pool::PoolVec;

@@ -126,10 +126,9 @@ impl Spec {
 
     /// The learning-rate grid (Adam) searched on the validation split, before `--lr-scale`, in
     /// steps of about 3: `1e-4 … 1e-2` for full fine-tuning, `1e-3 … 1e-1` for LoRA, `3e-3 … 3e-1`
-    /// for the orthogonal adapters and the head (a first run with `1e-3 … 1e-1` for all of them
-    /// chose the top rate for a third of the orthogonal configurations, LoRA never the ends).
-    /// Every trainable tensor of a run, head included, uses the one learning rate, as in the
-    /// paper, which tunes only the learning rate.
+    /// for the orthogonal adapters and the head (which train best at larger rates). Every
+    /// trainable tensor of a run, head included, uses the one learning rate, as in the paper,
+    /// which tunes only the learning rate.
     pub fn lr_grid(&self) -> [f64; 5] {
         match self {
             Spec::Full => [1e-4, 3e-4, 1e-3, 3e-3, 1e-2],
