@@ -9,7 +9,9 @@
 //! - [`structure`]: Prop. 1 block ranks, Algorithm 1 projection, Theorem 1, expressivity;
 //! - [`orthofit`]: trainable orthogonality (fits of target orthogonal matrices);
 //! - [`counts`]: the parameter and FLOP counts of the paper's Tables 1–3;
-//! - [`speed`]: wall-clock cost of the structured kernels against dense GEMM.
+//! - [`speed`]: wall-clock cost of the structured kernels against dense GEMM;
+//! - [`finetune`]: Table 1 in miniature (GSOFT vs OFT, BOFT, LoRA, full fine-tuning of a
+//!   pretrained MLP on MNIST transfer tasks) and the ablation over the number of GS factors.
 //!
 //! Shared support: [`CommonArgs`] (`--seed`, `--threads`, `--out`, `--quick`), [`Run`] (output
 //! directory, seed, thread pool, figure manifest), [`run_main`] (the binaries' exit-status
@@ -20,6 +22,7 @@ pub mod cli;
 pub mod counts;
 pub mod density;
 pub mod error;
+pub mod finetune;
 pub mod malloc;
 pub mod orthofit;
 pub mod output;
