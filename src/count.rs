@@ -16,6 +16,7 @@
 //! | BOFT, m factors | m·in·b + out | m·in·(b−1)/2 + out |
 //! | GSOFT (Q = Pᵀ L P R) | 2·in·b + out = 2·in²/r + out | 2·in·(b−1)/2 + out |
 //! | Double GSOFT | 2·in·b_in + 2·out·b_out + out = 2·in²/r + 2·out²/r + out | analogous |
+//! | GS chain, m factors | m·in·b + out | m·in·(b−1)/2 + out |
 //!
 //! The `+ out` is the magnitude (scale) vector; `in·b = (in/b)·b²` is one block-diagonal factor.
 //!
@@ -97,6 +98,15 @@ pub enum Method {
         /// Blocks of each GS matrix (resolved per dimension).
         blocks: BlockRule,
     },
+    /// An orthogonal GS chain of `factors` block-diagonal factors on the input dimension, plus
+    /// the scale vector (the ablation over the number of factors: `m = 1` is OFT's class,
+    /// `m = 2` is GSOFT).
+    GsChain {
+        /// Blocks of each factor.
+        blocks: BlockRule,
+        /// Number of factors m.
+        factors: u64,
+    },
 }
 
 impl Method {
@@ -109,6 +119,7 @@ impl Method {
             Method::Boft { .. } => "BOFT",
             Method::Gsoft { .. } => "GSOFT",
             Method::DoubleGsoft { .. } => "Double GSOFT",
+            Method::GsChain { .. } => "GS chain",
         }
     }
 
@@ -121,7 +132,9 @@ impl Method {
             Method::Oft { blocks } | Method::Gsoft { blocks } | Method::DoubleGsoft { blocks } => {
                 blk(blocks)
             }
-            Method::Boft { blocks, factors } => format!("{},m={factors}", blk(blocks)),
+            Method::Boft { blocks, factors } | Method::GsChain { blocks, factors } => {
+                format!("{},m={factors}", blk(blocks))
+            }
         }
     }
 }
@@ -177,6 +190,7 @@ pub fn layer_params(method: Method, layer: &LinearShape, conv: Convention) -> Re
         Method::Boft { blocks, factors } => factors * factor(i, blocks)? + o,
         Method::Gsoft { blocks } => 2 * factor(i, blocks)? + o,
         Method::DoubleGsoft { blocks } => 2 * factor(i, blocks)? + 2 * factor(o, blocks)? + o,
+        Method::GsChain { blocks, factors } => factors * factor(i, blocks)? + o,
     })
 }
 
@@ -197,6 +211,7 @@ pub fn layer_macs_unmerged(method: Method, layer: &LinearShape) -> Result<u64> {
         Method::Boft { blocks, factors } => factors * factor(i, blocks)? + o,
         Method::Gsoft { blocks } => 2 * factor(i, blocks)? + o,
         Method::DoubleGsoft { blocks } => 2 * factor(i, blocks)? + 2 * factor(o, blocks)? + o,
+        Method::GsChain { blocks, factors } => factors * factor(i, blocks)? + o,
     };
     Ok(i * o + adapter)
 }

@@ -66,6 +66,17 @@ fn per_layer_formulas_by_hand() {
         }),
         12_288 + 196_608 + 3072
     );
+    // A GS chain of m = 3 factors with b = 8: 3·in·8 + out = 18,432 + 3,072; free: 3·96·28 + out.
+    let chain = Method::GsChain {
+        blocks: BlockRule::Size(8),
+        factors: 3,
+    };
+    assert_eq!(p(chain), 21_504);
+    assert_eq!(f(chain), 3 * 96 * 28 + 3072);
+    assert_eq!(
+        (chain.name(), chain.config().as_str()),
+        ("GS chain", "b=8,m=3")
+    );
     // GSOFT by block count r: 2·in²/r + out.
     let sq = LinearShape::new("q", 320, 320, false, 1);
     assert_eq!(

@@ -10,6 +10,8 @@
 //! - [`orthofit`]: trainable orthogonality (fits of target orthogonal matrices);
 //! - [`counts`]: the parameter and FLOP counts of the paper's Tables 1–3;
 //! - [`speed`]: wall-clock cost of the structured kernels against dense GEMM;
+//! - [`finetune`]: Table 1 in miniature (GSOFT vs OFT, BOFT, LoRA, full fine-tuning of a
+//!   pretrained MLP on MNIST transfer tasks) and the ablation over the number of GS factors;
 //! - [`lipconv`]: certified-robust SOC / GS-SOC LipConvnets on MNIST (Tables 3 and 4 in miniature).
 //!
 //! Shared support: [`CommonArgs`] (`--seed`, `--threads`, `--out`, `--quick`), [`Run`] (output
@@ -21,6 +23,7 @@ pub mod cli;
 pub mod counts;
 pub mod density;
 pub mod error;
+pub mod finetune;
 pub mod lipconv;
 pub mod malloc;
 pub mod orthofit;

@@ -26,7 +26,14 @@ fn quick_report_shows_every_figure_and_table() {
         String::from_utf8_lossy(&st.stderr)
     );
     let report = std::fs::read_to_string(out.join("REPORT.md")).unwrap();
-    for name in ["density", "structure", "orthofit", "counts", "speed"] {
+    for name in [
+        "density",
+        "structure",
+        "orthofit",
+        "counts",
+        "speed",
+        "finetune",
+    ] {
         assert!(
             report.contains(&format!("\n## {name}\n")),
             "section {name} missing"

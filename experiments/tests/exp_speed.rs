@@ -11,7 +11,7 @@ fn tmp(name: &str) -> PathBuf {
     d
 }
 
-const OPS: [&str; 8] = [
+const OPS: [&str; 14] = [
     "gs",
     "gs_chain3",
     "monarch",
@@ -20,6 +20,12 @@ const OPS: [&str; 8] = [
     "dense",
     "cayley",
     "orthogs_step",
+    "lora_step",
+    "gsoft_step",
+    "boft_step",
+    "lora_step_first",
+    "gsoft_step_first",
+    "boft_step_first",
 ];
 
 #[test]
@@ -77,16 +83,14 @@ fn quick_run_writes_consistent_outputs() {
         }
     }
     // A training step has no forward-only row; every other op has both passes.
-    for op in OPS.iter().filter(|&&op| op != "orthogs_step") {
+    let is_step = |op: &str| op.ends_with("_step") || op.ends_with("_step_first");
+    for op in OPS.iter().filter(|&&op| !is_step(op)) {
         assert!(
             rows.iter().any(|r| r[0] == *op && r[6] == "fwd"),
             "{op} fwd"
         );
     }
-    assert!(
-        rows.iter()
-            .all(|r| r[0] != "orthogs_step" || r[6] == "fwdbwd")
-    );
+    assert!(rows.iter().all(|r| !is_step(r[0]) || r[6] == "fwdbwd"));
     assert!(rows.iter().any(|r| r[5] == "f64"), "no f64 point");
 
     let s: serde_json::Value =
@@ -116,7 +120,7 @@ fn quick_run_writes_consistent_outputs() {
     }
     // Every target is evaluated: a measured value and a pass flag (values not asserted).
     let targets = s["targets"].as_array().unwrap();
-    assert_eq!(targets.len(), 6);
+    assert_eq!(targets.len(), 8);
     for t in targets {
         assert!(!t["measured"].is_null(), "target not measured: {t}");
         assert!(t["pass"].is_boolean(), "target without pass/fail: {t}");

@@ -49,8 +49,9 @@ use crate::kernels::plan::{
     Direction, Maps, PAD, Plan, ReadMap, Step, block_stride, panel_len, prepared,
 };
 use crate::kernels::pool::PoolVec;
+use crate::kernels::small_blocks::{Strided, fits, product_f32};
 use crate::kernels::transpose::transpose;
-use crate::real::Real;
+use crate::real::{Real, RealSlice, RealSliceMut};
 use faer::linalg::matmul::matmul;
 use faer::{Accum, MatMut, MatRef, Par};
 use rayon::prelude::*;
@@ -241,6 +242,10 @@ fn block_products<T: Real>(
 ) {
     let (bi, bo) = (step.b_in, step.b_out);
     let bso = block_stride(c, bo);
+    if fits(bi, bo) && T::DTYPE == "F32" {
+        small_products(step, w, input, out, c, par);
+        return;
+    }
     let product = |j: usize, zj: MatMut<'_, T>| {
         let uj = input_block(input, j, bi, c);
         matmul(
@@ -272,6 +277,66 @@ fn block_products<T: Real>(
         Output::Rows { y, starts, n } => {
             for (j, &(start, rs)) in starts.iter().enumerate() {
                 product(j, strided_view_mut(y, start, bo, c, rs, n));
+            }
+        }
+    }
+}
+
+/// [`block_products`] for f32 square blocks of 8 or 16, through the register kernel
+/// [`product_f32`] (same structure: panels in parallel over blocks when `par` allows, the
+/// output rows block by block).
+fn small_products<T: Real>(
+    step: &Step,
+    w: &[T],
+    input: &Input<'_, T>,
+    out: Output<'_, T>,
+    c: usize,
+    par: Par,
+) {
+    let b = step.b_in;
+    fn f32s<T: Real>(x: &[T]) -> &[f32] {
+        match T::view(x) {
+            RealSlice::F32(v) => v,
+            RealSlice::F64(_) => unreachable!("small_products runs on f32 only"),
+        }
+    }
+    let w = f32s(w);
+    let u_of = |j: usize| -> Strided<'_, f32> {
+        match input {
+            Input::Panel(u) => {
+                let bs = block_stride(c, b);
+                (f32s(&u[j * bs..j * bs + c * b]), 0, 1, b)
+            }
+            Input::Saved(u) => (f32s(&u[j][..c * b]), 0, 1, b),
+            Input::Strided { src, base, rs, ss } => (f32s(src), base[j * b], rs[j], *ss),
+        }
+    };
+    let wj = |j: usize| &w[j * b * b..(j + 1) * b * b];
+    let panel = |j: usize, zj: &mut [T]| {
+        let zj = match T::view_mut(&mut zj[..c * b]) {
+            RealSliceMut::F32(v) => v,
+            RealSliceMut::F64(_) => unreachable!("small_products runs on f32 only"),
+        };
+        product_f32((zj, 0, 1, b), wj(j), u_of(j), c);
+    };
+    let bs = block_stride(c, b);
+    match out {
+        Output::Panel(z) if !matches!(par, Par::Seq) && step.k > 1 => {
+            z.par_chunks_mut(bs)
+                .enumerate()
+                .for_each(|(j, zj)| panel(j, zj));
+        }
+        Output::Panel(z) => z
+            .chunks_mut(bs)
+            .enumerate()
+            .for_each(|(j, zj)| panel(j, zj)),
+        Output::Rows { y, starts, n } => {
+            let y = match T::view_mut(y) {
+                RealSliceMut::F32(v) => v,
+                RealSliceMut::F64(_) => unreachable!("small_products runs on f32 only"),
+            };
+            for (j, &(start, rs)) in starts.iter().enumerate() {
+                product_f32((&mut *y, start, rs, n), wj(j), u_of(j), c);
             }
         }
     }

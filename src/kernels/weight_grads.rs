@@ -4,14 +4,19 @@
 //! cut each block's gradient into a fixed number of row tiles. Every output entry is computed by
 //! exactly one task, with a tiling that depends only on the layout and the batch, so the result
 //! does not depend on the thread count.
+//!
+//! f32 square blocks of 8 or 16 (GSOFT's and BOFT's small blocks) skip faer: a product of a
+//! `b × batch` and a `batch × b` matrix is too thin for its microkernels, so they go through
+//! `outer_sums_f32` (module `kernels::small_blocks`).
 
 use crate::kernels::layout::ChainLayout;
 use crate::kernels::pool::PoolVec;
 use crate::kernels::run::{saved_stride, strided_view};
-use crate::real::Real;
+use crate::kernels::small_blocks::{Strided, fits, outer_sums_f32};
+use crate::real::{Real, RealSlice, RealSliceMut};
 use crate::tensor::Tensor;
 use faer::linalg::matmul::matmul;
-use faer::{Accum, MatMut, MatRef, Par};
+use faer::{Accum, MatMut, Par};
 use rayon::prelude::*;
 
 /// A factor's output gradient read in place from the backward's input rows: block `j`, feature
@@ -66,18 +71,29 @@ pub(crate) fn weight_grads<T: Real>(
         let f = layout.factors()[i];
         let (b1, b2) = (f.b1, f.b2);
         let rows = dst.len() / b2;
-        let acc = MatMut::from_row_major_slice_mut(dst, rows, b2);
         let (o1, o2) = (j * saved_stride(b1, batch), j * saved_stride(b2, batch));
-        let zm = match (&first, dz[m - 1 - i].is_empty()) {
+        // Each operand as (slice, start, feature stride, sample stride).
+        let z: Strided<'_, T> = match (&first, dz[m - 1 - i].is_empty()) {
             // dZ of the last factor read in place from dY (rows of length ss).
-            (Some(f), true) => strided_view(f.src, f.base[j * b1], b1, batch, f.rs[j], f.ss),
-            _ => MatRef::from_column_major_slice(&dz[m - 1 - i][o1..o1 + b1 * batch], b1, batch),
+            (Some(f), true) => (f.src, f.base[j * b1], f.rs[j], f.ss),
+            _ => (&dz[m - 1 - i][o1..o1 + b1 * batch], 0, 1, b1),
         };
-        let um = match (&x_read, i) {
+        let u: Strided<'_, T> = match (&x_read, i) {
             // The first factor's input read in place from X (rows of length ss).
-            (Some(f), 0) => strided_view(f.src, f.base[j * b2], b2, batch, f.rs[j], f.ss),
-            _ => MatRef::from_column_major_slice(&inputs[i][o2..o2 + b2 * batch], b2, batch),
+            (Some(f), 0) => (f.src, f.base[j * b2], f.rs[j], f.ss),
+            _ => (&inputs[i][o2..o2 + b2 * batch], 0, 1, b2),
         };
+        if rows == b1
+            && fits(b1, b2)
+            && let (RealSliceMut::F32(d), RealSlice::F32(zs), RealSlice::F32(us)) =
+                (T::view_mut(dst), T::view(z.0), T::view(u.0))
+        {
+            outer_sums_f32(d, (zs, z.1, z.2, z.3), (us, u.1, u.2, u.3), batch);
+            return;
+        }
+        let acc = MatMut::from_row_major_slice_mut(dst, rows, b2);
+        let zm = strided_view(z.0, z.1, b1, batch, z.2, z.3);
+        let um = strided_view(u.0, u.1, b2, batch, u.2, u.3);
         let zt = zm.subrows(r0, rows);
         matmul(acc, Accum::Replace, zt, um.transpose(), T::one(), Par::Seq);
     };

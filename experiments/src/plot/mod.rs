@@ -17,6 +17,8 @@
 //! nodes joined by edges, some highlighted), like the paper's Figures 1, 3 and 5.
 //! [`save_panels`] writes line plots as panels that share their axes and one legend column
 //! ([`PanelGrid`]), for curves that all start in the same corner.
+//! [`save_spread`] writes means with min–max whiskers (the spread over seeds) as panels with one
+//! legend column ([`SpreadFigure`]), with an optional frontier and dashed reference lines.
 //!
 //! Legend placement lives in `legend`: the legend of an [`XyPlot`] goes to the corner of the
 //! plotting area that covers the fewest drawn points ([`legend_corner`]); bar plots with several
@@ -32,6 +34,7 @@ mod heatmap;
 mod layered;
 mod legend;
 mod panels;
+mod spread;
 mod spy;
 mod xy;
 
@@ -40,6 +43,9 @@ pub use heatmap::{Heatmap, viridis};
 pub use layered::{LayerEdge, LayeredPlot, save_layered};
 pub use legend::{LEGEND_COLUMN_WIDTH, LegendColumn, LegendCorner, legend_box_size, legend_corner};
 pub use panels::{Panel, PanelGrid, save_panels};
+pub use spread::{
+    EntryStyle, RefLine, SpreadFigure, SpreadPanel, SpreadPoint, SpreadSeries, save_spread,
+};
 pub use spy::{SPY_MAX_CELLS, SpyPlot};
 pub use xy::{Series, Style, XyPlot};
 

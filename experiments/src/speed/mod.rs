@@ -18,6 +18,16 @@
 //! no row pays for allocating or page-faulting its results;
 //! `orthogs_step` goes through the tape and the optimizer as a user's training loop does.
 //!
+//! The adapter training steps (`lora_step`, `gsoft_step`, `boft_step`; the `finetune`
+//! experiment's speed targets) run at one point only (`Grid::adapter`): a frozen `n → n/2`
+//! layer (1024 → 512, batch 256, f32) with LoRA of rank `b = 8`, GSOFT with `8 × 8` blocks or
+//! BOFT with two butterfly factors of `8 × 8` blocks (Cayley, with the scale vector), one step =
+//! forward through the tape, backward of `ℓ = ⟨Y, G⟩`, Adam update. The layer sits inside a
+//! network, so the gradient reaches its input (`dX`, which both LoRA and GSOFT need there); the
+//! `*_step_first` variants are the first layer of a network, whose input is data: LoRA then
+//! skips the `G·W₀` product that an input-side rotation still needs (for the rotation's own
+//! gradient).
+//!
 //! Outputs (in `--out`, default `results/speed/`):
 //! - `speed.csv`: `op,n,b,batch,threads,dtype,pass,median_s,gflops`, one row per measurement
 //!   (`pass` is `fwd` or `fwdbwd`). Row conventions: `dense` has `b = n` (one `n × n` block);
@@ -44,7 +54,10 @@
 //! ([`cayley_flops`](gslab::count::cayley_flops): the FLOPs of an LU of `I − K` and `b`
 //! right-hand sides, kept as the convention although the Gauss–Jordan inversion used does `b³`
 //! multiply-adds); `orthogs_step`: GS forward+backward plus the Cayley forward+backward of its
-//! `2·n/b` blocks ([`orthogs_step_flops`](gslab::count::orthogs_step_flops)). The `cayley` rows
+//! `2·n/b` blocks ([`orthogs_step_flops`](gslab::count::orthogs_step_flops)); the adapter steps:
+//! the products they perform (frozen GEMM forward, its data-gradient GEMM where needed, the
+//! chain or LoRA products forward and backward, the Cayley map of every block forward and
+//! backward; the optimizer and the scale vector not counted). The `cayley` rows
 //! time the kernels with caller-provided outputs (`cayley_with_inverse_into`,
 //! `cayley_backward_into`), as the chain rows time the `_into` chain kernels.
 //!
@@ -75,7 +88,8 @@ pub struct Args {
     #[arg(long, value_name = "MS", value_parser = clap::value_parser!(u64).range(1..=60_000))]
     pub budget_ms: Option<u64>,
     /// Only these ops (comma-separated: gs, gs_chain3, monarch, boft, block_diag, dense, cayley,
-    /// orthogs_step); targets that need a missing op are reported as not measured.
+    /// orthogs_step, lora_step, gsoft_step, boft_step, lora_step_first, gsoft_step_first,
+    /// boft_step_first); targets that need a missing op are reported as not measured.
     #[arg(long, value_delimiter = ',', value_parser = parse_op)]
     pub ops: Option<Vec<Op>>,
     /// Leave the workers of the multi-thread pool unpinned (by default worker i runs on CPU i:
@@ -137,10 +151,24 @@ pub enum Op {
     Cayley,
     /// `orthogs_step`: one training step of an OrthoGs layer (Cayley, product, backward, Adam).
     OrthoGsStep,
+    /// `lora_step`: one training step of LoRA (rank `b`) on a frozen `n → n/2` layer inside a
+    /// network (the gradient reaches the layer's input).
+    LoraStep,
+    /// `gsoft_step`: the same for GSOFT with `b × b` blocks.
+    GsoftStep,
+    /// `boft_step`: the same for BOFT with 2 butterfly factors of `b × b` blocks.
+    BoftStep,
+    /// `lora_step_first`: [`Op::LoraStep`] as the first layer of a network (the input is data:
+    /// no input gradient).
+    LoraStepFirst,
+    /// `gsoft_step_first`: [`Op::GsoftStep`] as the first layer.
+    GsoftStepFirst,
+    /// `boft_step_first`: [`Op::BoftStep`] as the first layer.
+    BoftStepFirst,
 }
 
 impl Op {
-    const ALL: [Op; 8] = [
+    const ALL: [Op; 14] = [
         Op::Gs,
         Op::GsChain3,
         Op::Monarch,
@@ -149,6 +177,12 @@ impl Op {
         Op::Dense,
         Op::Cayley,
         Op::OrthoGsStep,
+        Op::LoraStep,
+        Op::GsoftStep,
+        Op::BoftStep,
+        Op::LoraStepFirst,
+        Op::GsoftStepFirst,
+        Op::BoftStepFirst,
     ];
 
     fn name(self) -> &'static str {
@@ -161,12 +195,32 @@ impl Op {
             Op::Dense => "dense",
             Op::Cayley => "cayley",
             Op::OrthoGsStep => "orthogs_step",
+            Op::LoraStep => "lora_step",
+            Op::GsoftStep => "gsoft_step",
+            Op::BoftStep => "boft_step",
+            Op::LoraStepFirst => "lora_step_first",
+            Op::GsoftStepFirst => "gsoft_step_first",
+            Op::BoftStepFirst => "boft_step_first",
         }
+    }
+
+    /// Whether this is an adapter training step (measured at [`Grid::adapter`] only).
+    fn is_adapter_step(self) -> bool {
+        matches!(
+            self,
+            Op::LoraStep
+                | Op::GsoftStep
+                | Op::BoftStep
+                | Op::LoraStepFirst
+                | Op::GsoftStepFirst
+                | Op::BoftStepFirst
+        )
     }
 
     /// The passes measured: a training step is forward+backward only.
     fn passes(self) -> &'static [Pass] {
         match self {
+            _ if self.is_adapter_step() => &[Pass::FwdBwd],
             Op::OrthoGsStep => &[Pass::FwdBwd],
             _ => &[Pass::Fwd, Pass::FwdBwd],
         }
@@ -206,6 +260,9 @@ struct Grid {
     target: Point,
     /// `n` of the threading target (4096).
     big_n: usize,
+    /// Where the adapter training steps are measured: the `n → n/2` layer with block size (LoRA
+    /// rank) `b` (n = 1024, b = 8, batch 256).
+    adapter: Point,
     /// Ops measured in f64 too, at the target point only.
     #[serde(skip)]
     f64_ops: Vec<Op>,
@@ -223,6 +280,11 @@ impl Grid {
                 batch: 256,
             },
             big_n: 4096,
+            adapter: Point {
+                n: 1024,
+                b: 8,
+                batch: 256,
+            },
             f64_ops: vec![Op::Gs, Op::BlockDiag, Op::Dense, Op::Cayley],
         }
     }
@@ -238,6 +300,11 @@ impl Grid {
                 batch: 32,
             },
             big_n: 256,
+            adapter: Point {
+                n: 256,
+                b: 8,
+                batch: 32,
+            },
             f64_ops: vec![Op::Gs, Op::Dense],
         }
     }
@@ -248,6 +315,10 @@ impl Grid {
     fn cases(&self) -> Vec<(Op, Point)> {
         let mut out = Vec::new();
         for op in Op::ALL {
+            if op.is_adapter_step() {
+                out.push((op, self.adapter));
+                continue;
+            }
             for &n in &self.ns {
                 let bs: Vec<usize> = match op {
                     Op::Dense => vec![n],
@@ -287,14 +358,14 @@ impl Grid {
         (p.n, batch, b)
     }
 
-    /// Whether the targets are read at `p`'s point: the target point, or the threading point
-    /// (`big_n` with the target's block size and batch).
+    /// Whether the targets are read at `p`'s point: the target point, the threading point
+    /// (`big_n` with the target's block size and batch), or the adapter point.
     fn is_target_point(&self, p: &Point) -> bool {
         let threading = Point {
             n: self.big_n,
             ..self.target
         };
-        [self.target, threading]
+        [self.target, threading, self.adapter]
             .iter()
             .any(|t| self.point_key(p) == self.point_key(t))
     }

@@ -64,7 +64,7 @@ pub(super) fn summary_json(
     let mismatches: Vec<&Identity> = sw.identity.iter().filter(|i| !i.identical).collect();
     let fractions: Vec<Value> = Op::ALL
         .iter()
-        .filter(|&&op| op != Op::Dense)
+        .filter(|&&op| op != Op::Dense && !op.is_adapter_step())
         .flat_map(|&op| {
             op.passes().iter().map(move |&pass| {
                 let p = cfg.grid.point_for(op, cfg.grid.target);
@@ -104,7 +104,7 @@ pub(super) fn summary_json(
         "bitwise_comparisons": sw.identity.len(),
         "bitwise_mismatches": mismatches,
         "fraction_of_dense_at_target": fractions,
-        "flop_convention": "2 per multiply-add; chain fwd 2*batch*sum_i k_i*b1_i*b2_i, dense fwd 2*batch*n^2, fwdbwd = 3*fwd; cayley fwd k*(8/3)b^3, fwdbwd k*(20/3)b^3; orthogs_step = GS fwdbwd + cayley fwdbwd of 2n/b blocks",
+        "flop_convention": "2 per multiply-add; chain fwd 2*batch*sum_i k_i*b1_i*b2_i, dense fwd 2*batch*n^2, fwdbwd = 3*fwd; cayley fwd k*(8/3)b^3, fwdbwd k*(20/3)b^3; orthogs_step = GS fwdbwd + cayley fwdbwd of 2n/b blocks; adapter steps: the products performed (frozen GEMM, its data gradient where needed, adapter products forward and backward, Cayley forward and backward)",
     })
 }
 
@@ -155,7 +155,10 @@ pub(super) fn write_figures(run: &Run, cfg: &Config, sw: &Sweep) -> Result<()> {
         "Median wall time of one forward (left) and forward+backward (right) against n, log-log, one line per operation (f32, largest thread count).",
     )?;
     let tp = g.target;
-    let ops: Vec<Op> = Op::ALL.into_iter().filter(|&o| o != Op::Dense).collect();
+    let ops: Vec<Op> = Op::ALL
+        .into_iter()
+        .filter(|&o| o != Op::Dense && !o.is_adapter_step())
+        .collect();
     let mut series = Vec::new();
     for pass in [Pass::Fwd, Pass::FwdBwd] {
         for &t in &cfg.threads {
@@ -203,7 +206,11 @@ pub(super) fn print_report(cfg: &Config, sw: &Sweep, targets: &[Target], elapsed
     for op in Op::ALL {
         for &pass in op.passes() {
             for &t in &cfg.threads {
-                let p = g.point_for(op, tp);
+                let p = if op.is_adapter_step() {
+                    g.adapter
+                } else {
+                    g.point_for(op, tp)
+                };
                 if let Some(i) = find_index(sw, g, op, p, t, "f32", pass) {
                     let r = &sw.rows[i];
                     rows.push(vec![
@@ -222,10 +229,14 @@ pub(super) fn print_report(cfg: &Config, sw: &Sweep, targets: &[Target], elapsed
         }
     }
     println!(
-        "speed at n={}, b={}, batch={}, f32 ({} measurements in {elapsed:.1} s):",
+        "speed at n={}, b={}, batch={}, f32 (adapter steps: n={} -> {}, b=r={}, batch={}) ({} measurements in {elapsed:.1} s):",
         tp.n,
         tp.b,
         tp.batch,
+        g.adapter.n,
+        g.adapter.n / 2,
+        g.adapter.b,
+        g.adapter.batch,
         sw.rows.len()
     );
     print!("{}", format_table(&header, &rows));

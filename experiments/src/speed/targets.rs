@@ -52,7 +52,8 @@ pub(super) fn evaluate_targets(sw: &Sweep, cfg: &Config) -> Vec<Target> {
     let t_hi = *cfg.threads.iter().max().unwrap_or(&1);
     let big = Point { n: g.big_n, ..tp };
     let both = |op, pass| vec![(op, tp, t_hi, pass), (op, tp, 1, pass)];
-    let uses: [Vec<(Op, Point, usize, Pass)>; 6] = [
+    let ap = g.adapter;
+    let uses: [Vec<(Op, Point, usize, Pass)>; 8] = [
         [both(Op::Gs, Pass::Fwd), both(Op::Dense, Pass::Fwd)].concat(),
         [both(Op::Gs, Pass::FwdBwd), both(Op::Dense, Pass::FwdBwd)].concat(),
         [both(Op::Boft, Pass::Fwd), both(Op::Gs, Pass::Fwd)].concat(),
@@ -62,6 +63,18 @@ pub(super) fn evaluate_targets(sw: &Sweep, cfg: &Config) -> Vec<Target> {
             (Op::Gs, big, t_hi, Pass::FwdBwd),
         ],
         Vec::new(),
+        vec![
+            (Op::GsoftStep, ap, t_hi, Pass::FwdBwd),
+            (Op::LoraStep, ap, t_hi, Pass::FwdBwd),
+            (Op::GsoftStep, ap, 1, Pass::FwdBwd),
+            (Op::LoraStep, ap, 1, Pass::FwdBwd),
+        ],
+        vec![
+            (Op::BoftStep, ap, t_hi, Pass::FwdBwd),
+            (Op::GsoftStep, ap, t_hi, Pass::FwdBwd),
+            (Op::BoftStep, ap, 1, Pass::FwdBwd),
+            (Op::GsoftStep, ap, 1, Pass::FwdBwd),
+        ],
     ];
     let mut targets = target_values(sw, cfg);
     for (t, used) in targets.iter_mut().zip(uses) {
@@ -104,6 +117,14 @@ fn target_values(sw: &Sweep, cfg: &Config) -> Vec<Target> {
         .iter()
         .filter(|i| i.pass == "fwd" && i.op != "dense")
         .collect();
+    let ap = g.adapter;
+    let step_where = format!(
+        "one training step (forward, backward, Adam) of the adapted {} -> {} layer inside a network, b = r = {}, batch={}, f32, {t_hi} threads",
+        ap.n,
+        ap.n / 2,
+        ap.b,
+        ap.batch
+    );
     vec![
         ratio_target(
             "gs_fwd_gflops_vs_dense",
@@ -189,5 +210,40 @@ fn target_values(sw: &Sweep, cfg: &Config) -> Vec<Target> {
             cross_check_1t_cpu: None,
             max_runq_wait_fraction: None,
         },
+        // Appended after the issue-6 targets (finetune issue): adapter training steps.
+        ratio_target(
+            "gsoft_step_vs_lora_step",
+            format!(
+                "GSOFT (b={}) step time / LoRA (r={}) step time, {step_where}",
+                ap.b, ap.b
+            ),
+            div(
+                secs(Op::GsoftStep, ap, t_hi, Pass::FwdBwd),
+                secs(Op::LoraStep, ap, t_hi, Pass::FwdBwd),
+            ),
+            div(
+                cpu(Op::GsoftStep, ap, Pass::FwdBwd),
+                cpu(Op::LoraStep, ap, Pass::FwdBwd),
+            ),
+            "<= 1.3",
+            |v| v <= 1.3,
+        ),
+        ratio_target(
+            "boft_step_vs_gsoft_step",
+            format!(
+                "BOFT (b={}, m=2) step time / GSOFT (b={}) step time, {step_where}",
+                ap.b, ap.b
+            ),
+            div(
+                secs(Op::BoftStep, ap, t_hi, Pass::FwdBwd),
+                secs(Op::GsoftStep, ap, t_hi, Pass::FwdBwd),
+            ),
+            div(
+                cpu(Op::BoftStep, ap, Pass::FwdBwd),
+                cpu(Op::GsoftStep, ap, Pass::FwdBwd),
+            ),
+            "<= 2.0",
+            |v| v <= 2.0,
+        ),
     ]
 }

@@ -9,13 +9,14 @@ use gslab::count::{cayley_flops, chain_flops, dense_flops, fwd_bwd_flops, orthog
 use gslab::kernels::chain::{chain_backward_into, chain_forward_into, chain_forward_saved_into};
 use gslab::nn::optim::{Adam, Optimizer};
 use gslab::orthogonal::OrthoMap;
+use gslab::orthogonal::adapters::{Adapter, DenseLinear, Lora, OrthoAdapter};
 use gslab::orthogonal::cayley::{cayley_backward_into, cayley_with_inverse_into, skew_dim};
 use gslab::orthogonal::{OrthoGs, OrthoLayer};
 use gslab::structured::pattern::boft_formula;
 use gslab::structured::{
     BlockDiag, BlockShape, Butterfly, ChainLayout, Gs, GsChain, LinearOp, Monarch,
 };
-use gslab::{Blocks, Params};
+use gslab::{BlockRule, Blocks, Params};
 use gslab::{Real, Tape, Tensor};
 use rand::rngs::StdRng;
 use std::hint::black_box;
@@ -61,6 +62,42 @@ pub(super) enum Work<T: Real> {
         x: Tensor<T>,
         g: Tensor<T>,
     },
+    /// One training step of an adapter on a frozen `n → n/2` layer (`speed` module docs).
+    AdapterStep {
+        /// The initial state (the fingerprint always starts from it).
+        init: Box<StepAdapter<T>>,
+        /// The timed state, updated by every timed step.
+        layer: Box<StepAdapter<T>>,
+        adam: Adam<T>,
+        x: Tensor<T>,
+        g: Tensor<T>,
+        /// Whether the gradient reaches the input (a layer inside a network).
+        dx: bool,
+        /// FLOPs of one step (module docs of `speed`).
+        flops: f64,
+    },
+}
+
+/// The adapter of an [`Work::AdapterStep`].
+#[derive(Clone)]
+pub(super) enum StepAdapter<T: Real> {
+    Lora(Lora<T>),
+    Ortho(OrthoAdapter<T>),
+}
+
+impl<T: Real> StepAdapter<T> {
+    fn params_mut(&mut self) -> Vec<&mut Tensor<T>> {
+        match self {
+            StepAdapter::Lora(a) => a.params_mut(),
+            StepAdapter::Ortho(a) => a.params_mut(),
+        }
+    }
+    fn params(&self) -> Vec<&Tensor<T>> {
+        match self {
+            StepAdapter::Lora(a) => a.params(),
+            StepAdapter::Ortho(a) => a.params(),
+        }
+    }
 }
 
 const ADAM_LR: f64 = 1e-3;
@@ -133,6 +170,12 @@ impl<T: Real> Work<T> {
                 inv: Tensor::zeros(&[k, b, b]),
                 dtheta: Tensor::zeros(&[k, skew_dim(b)]),
             },
+            Op::LoraStep
+            | Op::GsoftStep
+            | Op::BoftStep
+            | Op::LoraStepFirst
+            | Op::GsoftStepFirst
+            | Op::BoftStepFirst => adapter_work(op, p, rng)?,
             Op::OrthoGsStep => {
                 let mut layer = OrthoGs::<T>::new(blocks, OrthoMap::Cayley)?;
                 let params = (0..2)
@@ -236,6 +279,25 @@ impl<T: Real> Work<T> {
                     Pass::FwdBwd => dtheta.data().to_vec(),
                 })
             }
+            Work::AdapterStep {
+                init,
+                layer,
+                adam,
+                x,
+                g,
+                dx,
+                ..
+            } => {
+                if keep {
+                    let mut l = (**init).clone();
+                    adapter_step(&mut l, &mut Adam::new(ADAM_LR), x, g, *dx);
+                    let ps: Vec<Tensor<T>> = l.params().into_iter().cloned().collect();
+                    Some(flatten(&ps))
+                } else {
+                    adapter_step(layer, adam, x, g, *dx);
+                    None
+                }
+            }
             Work::Step {
                 init,
                 layer,
@@ -272,8 +334,102 @@ impl<T: Real> Work<T> {
                 let blocks = Blocks::size(p.n, p.b).expect("the point was built with these blocks");
                 orthogs_step_flops(blocks, p.batch)
             }
+            Work::AdapterStep { flops, .. } => *flops,
         }
     }
+}
+
+/// An adapter step workload at `p`: a frozen `n → n/2` layer (weight scaled by `1/√n`) with
+/// LoRA of rank `b` (random `A` and `B`), GSOFT or BOFT with 2 factors of `b × b` blocks (random
+/// skew parameters of standard deviation [`THETA_STD`], scale vector at 1), Cayley map.
+fn adapter_work<T: Real>(op: Op, p: Point, rng: &mut StdRng) -> Result<Work<T>> {
+    let Point { n, b, batch } = p;
+    let out = n / 2;
+    let w = Tensor::randn(&[out, n], 1.0 / (n as f64).sqrt(), rng);
+    let base = DenseLinear::new(w, Some(Tensor::randn(&[out], 0.1, rng)))?;
+    let dx = matches!(op, Op::LoraStep | Op::GsoftStep | Op::BoftStep);
+    let rule = BlockRule::Size(b);
+    let mut layer = match op {
+        Op::LoraStep | Op::LoraStepFirst => StepAdapter::Lora(Lora::new(base, b, b as f64, rng)?),
+        Op::GsoftStep | Op::GsoftStepFirst => {
+            StepAdapter::Ortho(OrthoAdapter::gsoft(base, rule, OrthoMap::Cayley, true)?)
+        }
+        _ => StepAdapter::Ortho(OrthoAdapter::boft(base, rule, 2, OrthoMap::Cayley, true)?),
+    };
+    let is_lora = matches!(layer, StepAdapter::Lora(_));
+    for t in layer.params_mut() {
+        let std = if is_lora { 0.05 } else { THETA_STD };
+        if is_lora || t.ndim() == 2 {
+            *t = Tensor::randn(t.shape(), std, rng);
+        }
+    }
+    // FLOPs of the products performed (module docs of `speed`).
+    let gemm = dense_flops(out, n, batch);
+    let flops = if is_lora {
+        let r = b;
+        // x·W₀ᵀ, x·Aᵀ, (xAᵀ)·Bᵀ; dB, d(xAᵀ), dA; with dx: G·W₀ and d(xAᵀ)·A.
+        let lora = |a: usize, c: usize| 2.0 * (batch * a * c) as f64;
+        gemm + lora(n, r)
+            + lora(r, out)
+            + 2.0 * lora(out, r)
+            + lora(r, n)
+            + if dx { gemm + lora(r, n) } else { 0.0 }
+    } else {
+        let m = 2;
+        let chain = chain_flops(m * n * b, batch);
+        // chain forward, GEMM, the GEMM's data gradient G·W₀ (the rotation's gradient needs it),
+        // the chain's weight gradients and, with dx, its data gradient; Cayley of m·n/b blocks.
+        chain + 2.0 * gemm + chain + if dx { chain } else { 0.0 } + cayley_flops(m * n / b, b, true)
+    };
+    Ok(Work::AdapterStep {
+        init: Box::new(layer.clone()),
+        layer: Box::new(layer),
+        adam: Adam::new(ADAM_LR),
+        x: randn(&[batch, n], rng),
+        g: randn(&[batch, out], rng),
+        dx,
+        flops,
+    })
+}
+
+/// One training step of an adapter on the loss `ℓ = ⟨Y, G⟩`: forward through the tape (the
+/// input a leaf when `dx`, so its gradient is computed), backward, one Adam update.
+fn adapter_step<T: Real>(
+    a: &mut StepAdapter<T>,
+    adam: &mut Adam<T>,
+    x: &Tensor<T>,
+    g: &Tensor<T>,
+    dx: bool,
+) {
+    let grads = {
+        let tape = Tape::new();
+        let leaves = match &*a {
+            StepAdapter::Lora(l) => l.leaves(&tape),
+            StepAdapter::Ortho(o) => o.leaves(&tape),
+        };
+        let xv = if dx {
+            tape.leaf(x.clone())
+        } else {
+            tape.constant(x.clone())
+        };
+        let y = match &*a {
+            StepAdapter::Lora(l) => l.forward_with(xv, &leaves),
+            StepAdapter::Ortho(o) => o.forward_with(xv, &leaves),
+        };
+        let mut grads = tape.backward_with(y, g.clone());
+        if dx {
+            black_box(grads.take(xv).expect("the input leaf gets a gradient"));
+        }
+        leaves
+            .iter()
+            .map(|l| {
+                grads
+                    .take(*l)
+                    .expect("every parameter leaf gets a gradient")
+            })
+            .collect::<Vec<_>>()
+    };
+    adam.step(&mut a.params_mut(), &grads);
 }
 
 /// One training step of an `OrthoGs` layer on the loss `ℓ = ⟨Y, G⟩`: Cayley map of both

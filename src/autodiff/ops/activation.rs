@@ -5,8 +5,10 @@ use crate::autodiff::tape::Var;
 use crate::real::Real;
 
 impl<'t, T: Real> Var<'t, T> {
-    /// Rectified linear unit `z = max(x, 0)`. Gradient: `dx = G ⊙ 1[x > 0]` (the subgradient 0
-    /// is used at the kink `x = 0`).
+    /// Rectified linear unit `z = max(x, 0)`, with NaN propagated (`relu(NaN) = NaN`, as in
+    /// PyTorch: a NaN activation must reach the loss, where training stops, instead of being
+    /// silently replaced by 0). Gradient: `dx = G ⊙ 1[x > 0]` (the subgradient 0 is used at the
+    /// kink `x = 0`).
     ///
     /// # Example
     /// ```
@@ -16,7 +18,9 @@ impl<'t, T: Real> Var<'t, T> {
     /// # Ok::<(), gslab::Error>(())
     /// ```
     pub fn relu(self) -> Var<'t, T> {
-        let value = self.value().map(|v| v.max(T::zero()));
+        let value = self
+            .value()
+            .map(|v| if v.is_nan() { v } else { v.max(T::zero()) });
         unary_from_input(self, value, |g, x| {
             g.zip_map(x, "relu backward", |gi, xi| {
                 if xi > T::zero() { gi } else { T::zero() }
@@ -90,6 +94,11 @@ mod tests {
         let ln3 = 3f64.ln();
         let x = tape.constant(t(&[5], &[-1.5, 0.0, ln2, ln3, -1000.0]));
         assert_eq!(x.relu().value().data(), &[0.0, 0.0, ln2, ln3, 0.0]);
+        // NaN is propagated, not replaced by 0 (a NaN state must reach the loss).
+        let nan = tape.constant(t(&[3], &[f64::NAN, -1.0, 2.0]));
+        let r = nan.relu().value();
+        assert!(r.data()[0].is_nan());
+        assert_eq!(&r.data()[1..], &[0.0, 2.0]);
         // tanh(ln 2) = (2 − 1/2)/(2 + 1/2) = 0.6; tanh(ln 3) = (3 − 1/3)/(3 + 1/3) = 0.8
         let th = x.tanh().value();
         close(&th.data()[1..4], &[0.0, 0.6, 0.8], 1e-15);
