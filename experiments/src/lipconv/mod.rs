@@ -51,11 +51,11 @@ pub mod train;
 
 use crate::{CommonArgs, Error, Result, Run};
 use clap::Parser;
-use rand::SeedableRng;
 use gslab::autodiff::ops::maxmin::MaxMinOrder;
 use gslab::nn::data::mnist::{Mnist, TRAIN_COUNT, load_mnist, mnist_dir};
 use gslab::nn::lipconvnet::{Activation, ConvKind, LipConvnet, LipConvnetConfig};
 use gslab::orthogonal::conv::{BoundScaling, SocSettings};
+use rand::SeedableRng;
 use serde::Serialize;
 use std::time::Instant;
 
@@ -361,7 +361,10 @@ pub struct Config {
     inject_nan_step: Option<usize>,
 }
 
-fn ser_scaling<S: serde::Serializer>(s: &BoundScaling, ser: S) -> std::result::Result<S::Ok, S::Error> {
+fn ser_scaling<S: serde::Serializer>(
+    s: &BoundScaling,
+    ser: S,
+) -> std::result::Result<S::Ok, S::Error> {
     ser.serialize_str(scaling_name(*s))
 }
 
@@ -370,13 +373,17 @@ impl Config {
     fn new(args: &Args) -> Result<Self> {
         let quick = args.common.quick;
         let usage = |m: String| Err(Error::Usage(m));
-        let epochs = args.epochs.unwrap_or(if quick { 2 } else { DEFAULT_EPOCHS });
+        let epochs = args
+            .epochs
+            .unwrap_or(if quick { 2 } else { DEFAULT_EPOCHS });
         if epochs == 0 {
             return usage("--epochs must be at least 1".into());
         }
         let depth = args.depth.unwrap_or(5);
         if depth == 0 || !depth.is_multiple_of(5) {
-            return usage(format!("--depth must be a positive multiple of 5, got {depth}"));
+            return usage(format!(
+                "--depth must be a positive multiple of 5, got {depth}"
+            ));
         }
         let init_channels = args.init_channels.unwrap_or(DEFAULT_INIT_CHANNELS);
         if init_channels == 0 || !init_channels.is_multiple_of(2) {
@@ -403,7 +410,10 @@ impl Config {
             OptimizerKind::Adam => 0.01,
         };
         let lr = positive("--lr", args.lr.unwrap_or(default_lr))?;
-        let loss_scale = positive("--loss-scale", args.loss_scale.unwrap_or(DEFAULT_LOSS_SCALE))?;
+        let loss_scale = positive(
+            "--loss-scale",
+            args.loss_scale.unwrap_or(DEFAULT_LOSS_SCALE),
+        )?;
         let loss_offset = args
             .loss_offset
             .unwrap_or(std::f64::consts::SQRT_2 * PGD_EPS);
@@ -415,14 +425,18 @@ impl Config {
         if args.seeds == 0 {
             return usage("--seeds must be at least 1".into());
         }
-        let train_count = args.train_count.unwrap_or(if quick { 1024 } else { TRAIN_COUNT });
+        let train_count = args
+            .train_count
+            .unwrap_or(if quick { 1024 } else { TRAIN_COUNT });
         if train_count == 0 || train_count > TRAIN_COUNT {
             return usage(format!(
                 "--train-count must be in 1..={TRAIN_COUNT}, got {train_count}"
             ));
         }
         let test_total = 10_000 - TRAIN_COUNT;
-        let test_count = args.test_count.unwrap_or(if quick { 200 } else { test_total });
+        let test_count = args
+            .test_count
+            .unwrap_or(if quick { 200 } else { test_total });
         if test_count == 0 || test_count > test_total {
             return usage(format!(
                 "--test-count must be in 1..={test_total}, got {test_count}"
@@ -569,14 +583,22 @@ fn experiment(run: &Run, cfg: &Config) -> Result<()> {
     }
     let stop = cfg.stop_after.map_or(cfg.epochs, |s| s.min(cfg.epochs));
     let steps_per_epoch = cfg.train_count.div_ceil(cfg.batch);
-    let todo: usize = runs.iter().map(|r| stop.saturating_sub(r.epochs_done())).sum();
+    let todo: usize = runs
+        .iter()
+        .map(|r| stop.saturating_sub(r.epochs_done()))
+        .sum();
     let bar = run.progress((todo * steps_per_epoch) as u64, "lipconv");
     // Round-robin over the runs, one epoch each: load changes of the machine hit every variant
     // alike, which keeps the per-epoch times (and the speedups) comparable.
     for epoch in 0..stop {
         for r in runs.iter_mut() {
             if r.epochs_done() == epoch {
-                bar.set_message(format!("{} s{} epoch {}", r.variant.name(), r.seed, epoch + 1));
+                bar.set_message(format!(
+                    "{} s{} epoch {}",
+                    r.variant.name(),
+                    r.seed,
+                    epoch + 1
+                ));
                 r.train_epoch(cfg, &train_set, &bar)?;
             }
         }

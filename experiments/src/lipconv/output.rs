@@ -76,19 +76,61 @@ const PAPER_TABLE3: [(Groups, &str, f64, f64, f64); 5] = [
 /// The paper's Table 4: groups, activation, paired, accuracy, robust accuracy (%).
 const PAPER_TABLE4: [(Groups, Act, bool, f64, f64); 16] = [
     (Groups::Gs(4, None), Act::MaxMinPermuted, true, 43.48, 29.26),
-    (Groups::Gs(4, None), Act::MaxMinPermuted, false, 40.46, 26.18),
+    (
+        Groups::Gs(4, None),
+        Act::MaxMinPermuted,
+        false,
+        40.46,
+        26.18,
+    ),
     (Groups::Gs(4, None), Act::MaxMin, true, 37.99, 24.19),
     (Groups::Gs(4, None), Act::MaxMin, false, 39.72, 25.96),
-    (Groups::Gs(4, Some(1)), Act::MaxMinPermuted, true, 43.42, 29.56),
-    (Groups::Gs(4, Some(1)), Act::MaxMinPermuted, false, 40.15, 26.4),
+    (
+        Groups::Gs(4, Some(1)),
+        Act::MaxMinPermuted,
+        true,
+        43.42,
+        29.56,
+    ),
+    (
+        Groups::Gs(4, Some(1)),
+        Act::MaxMinPermuted,
+        false,
+        40.15,
+        26.4,
+    ),
     (Groups::Gs(4, Some(1)), Act::MaxMin, true, 40.3, 26.74),
     (Groups::Gs(4, Some(1)), Act::MaxMin, false, 41.7, 27.66),
-    (Groups::Gs(4, Some(2)), Act::MaxMinPermuted, true, 42.86, 28.98),
-    (Groups::Gs(4, Some(2)), Act::MaxMinPermuted, false, 41.13, 27.53),
+    (
+        Groups::Gs(4, Some(2)),
+        Act::MaxMinPermuted,
+        true,
+        42.86,
+        28.98,
+    ),
+    (
+        Groups::Gs(4, Some(2)),
+        Act::MaxMinPermuted,
+        false,
+        41.13,
+        27.53,
+    ),
     (Groups::Gs(4, Some(2)), Act::MaxMin, true, 41.55, 27.45),
     (Groups::Gs(4, Some(2)), Act::MaxMin, false, 41.25, 27.29),
-    (Groups::Gs(4, Some(4)), Act::MaxMinPermuted, true, 42.75, 28.7),
-    (Groups::Gs(4, Some(4)), Act::MaxMinPermuted, false, 38.93, 25.59),
+    (
+        Groups::Gs(4, Some(4)),
+        Act::MaxMinPermuted,
+        true,
+        42.75,
+        28.7,
+    ),
+    (
+        Groups::Gs(4, Some(4)),
+        Act::MaxMinPermuted,
+        false,
+        38.93,
+        25.59,
+    ),
     (Groups::Gs(4, Some(4)), Act::MaxMin, true, 40.34, 27.06),
     (Groups::Gs(4, Some(4)), Act::MaxMin, false, 41.57, 27.48),
 ];
@@ -150,12 +192,24 @@ pub(super) fn write_all(
     let points: Vec<&PointRow> = evals.iter().flat_map(|e| &e.points).collect();
     run.write_csv("points.csv", &points)?;
     let wall_s = started.elapsed().as_secs_f64();
-    let summary = summary(cfg, runs, evals, &rows, &params_full, (train_s, eval_s, wall_s));
+    let summary = summary(
+        cfg,
+        runs,
+        evals,
+        &rows,
+        &params_full,
+        (train_s, eval_s, wall_s),
+    );
     run.write_json("summary.json", &summary)?;
     plot::register_font()?;
     figures(run, cfg, runs, evals, &rows)?;
     run.finish()?;
-    print_results(cfg, &rows, evals, (train_s, eval_s, started.elapsed().as_secs_f64()));
+    print_results(
+        cfg,
+        &rows,
+        evals,
+        (train_s, eval_s, started.elapsed().as_secs_f64()),
+    );
     Ok(final_checks(runs, evals))
 }
 
@@ -322,7 +376,12 @@ fn targets(rows: &[ResultRow]) -> Vec<serde_json::Value> {
     t
 }
 
-fn print_results(cfg: &Config, rows: &[ResultRow], evals: &[RunEval], (train_s, eval_s, wall_s): (f64, f64, f64)) {
+fn print_results(
+    cfg: &Config,
+    rows: &[ResultRow],
+    evals: &[RunEval],
+    (train_s, eval_s, wall_s): (f64, f64, f64),
+) {
     println!(
         "lipconv: LipConvnet depth {}, {} initial channels, {} epochs on {} MNIST digits, tested on {} \
          (certified accuracy at eps; PGD {} steps at eps = {PGD_EPS})",
@@ -351,8 +410,18 @@ fn print_results(cfg: &Config, rows: &[ResultRow], evals: &[RunEval], (train_s, 
         .collect();
     print_table(
         &[
-            "variant", "groups", "params", "s/epoch", "speedup", "clean %", "cert 0.5", "cert 1.0",
-            "cert 1.58", "PGD 1.58", "L - 1", "max ratio",
+            "variant",
+            "groups",
+            "params",
+            "s/epoch",
+            "speedup",
+            "clean %",
+            "cert 0.5",
+            "cert 1.0",
+            "cert 1.58",
+            "PGD 1.58",
+            "L - 1",
+            "max ratio",
         ],
         &table,
     );
@@ -408,7 +477,13 @@ fn is_table3(cfg: &Config, v: &Variant) -> bool {
     cfg.table3.iter().any(|&g| Variant::table3(g) == *v)
 }
 
-fn figures(run: &Run, cfg: &Config, runs: &[TrainRun], evals: &[RunEval], rows: &[ResultRow]) -> Result<()> {
+fn figures(
+    run: &Run,
+    cfg: &Config,
+    runs: &[TrainRun],
+    evals: &[RunEval],
+    rows: &[ResultRow],
+) -> Result<()> {
     let seed0 = cfg.seeds[0];
     let first: Vec<(&TrainRun, &RunEval, &ResultRow)> = runs
         .iter()
@@ -429,11 +504,14 @@ fn figures(run: &Run, cfg: &Config, runs: &[TrainRun], evals: &[RunEval], rows: 
         }
         p
     };
-    let mut panels: Vec<Plot> = vec![
-        curve_plot("Table 3 rows", &|v| is_table3(cfg, v)).into(),
-    ];
+    let mut panels: Vec<Plot> = vec![curve_plot("Table 3 rows", &|v| is_table3(cfg, v)).into()];
     if !cfg.ablation.is_empty() {
-        panels.push(curve_plot("Table 4 cells (GS-SOC)", &|v| cfg.ablation.contains(&v.groups)).into());
+        panels.push(
+            curve_plot("Table 4 cells (GS-SOC)", &|v| {
+                cfg.ablation.contains(&v.groups)
+            })
+            .into(),
+        );
     }
     let ncols = panels.len();
     run.figure_grid(
@@ -449,7 +527,10 @@ fn figures(run: &Run, cfg: &Config, runs: &[TrainRun], evals: &[RunEval], rows: 
         let mut p = XyPlot::new(title, "trainable parameters", "accuracy");
         for (r, _, row) in &first {
             if is_table3(cfg, &r.variant) {
-                p = p.with(Series::points(legend(&r.variant), vec![(row.params as f64, y(row))]));
+                p = p.with(Series::points(
+                    legend(&r.variant),
+                    vec![(row.params as f64, y(row))],
+                ));
             }
         }
         Plot::from(p)
@@ -471,13 +552,20 @@ fn figures(run: &Run, cfg: &Config, runs: &[TrainRun], evals: &[RunEval], rows: 
         let mut maps = Vec::new();
         for &g in &cfg.ablation {
             for (what, pick) in [
-                ("certified acc. at 1.58 (%)", (|e: &RunEval| e.cert[2]) as fn(&RunEval) -> f64),
+                (
+                    "certified acc. at 1.58 (%)",
+                    (|e: &RunEval| e.cert[2]) as fn(&RunEval) -> f64,
+                ),
                 ("clean acc. (%)", |e: &RunEval| e.clean_acc),
             ] {
                 let mut vals = Vec::with_capacity(4);
                 for act in [Act::MaxMin, Act::MaxMinPermuted] {
                     for paired in [false, true] {
-                        let v = Variant { groups: g, act, paired };
+                        let v = Variant {
+                            groups: g,
+                            act,
+                            paired,
+                        };
                         let val = first
                             .iter()
                             .find(|(r, _, _)| r.variant == v)

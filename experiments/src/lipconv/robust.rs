@@ -182,7 +182,10 @@ pub fn evaluate(run: &TrainRun, cfg: &Config, test: &Mnist<f32>) -> Result<RunEv
     for (k, &i) in targets.iter().enumerate() {
         let p = &mut points[i];
         let za = &adv_logits[k];
-        let d = dist(&adv.data()[k * per..(k + 1) * per], &x_all.data()[i * per..(i + 1) * per]);
+        let d = dist(
+            &adv.data()[k * per..(k + 1) * per],
+            &x_all.data()[i * per..(i + 1) * per],
+        );
         p.attacked = true;
         p.pgd_pred = argmax(za);
         p.pgd_dist = d;
@@ -279,16 +282,18 @@ pub fn pgd(
                 }
                 let row = &zv.data()[a * 10..(a + 1) * 10];
                 let y = labels[r];
-                let j = (0..10)
-                    .filter(|&j| j != y)
-                    .fold(usize::MAX, |b, j| if b == usize::MAX || row[j] > row[b] { j } else { b });
+                let j = (0..10).filter(|&j| j != y).fold(usize::MAX, |b, j| {
+                    if b == usize::MAX || row[j] > row[b] {
+                        j
+                    } else {
+                        b
+                    }
+                });
                 mask[a * 10 + y] = -1.0;
                 mask[a * 10 + j] = 1.0;
             }
             let mask = Tensor::from_vec(&[active.len(), 10], mask).expect("mask");
-            let g = tape
-                .backward(z.mul(tape.constant(mask)).sum())
-                .wrt(xv);
+            let g = tape.backward(z.mul(tape.constant(mask)).sum()).wrt(xv);
             let mut next_active = Vec::with_capacity(active.len());
             let mut next_xa = Vec::with_capacity(xa.len());
             for (a, &r) in active.iter().enumerate() {
@@ -298,7 +303,11 @@ pub fn pgd(
                 let gi = &g.data()[a * per..(a + 1) * per];
                 let xi = &mut xa[a * per..(a + 1) * per];
                 let x0i = &x0.data()[r * per..(r + 1) * per];
-                let gn = gi.iter().map(|&v| f64::from(v) * f64::from(v)).sum::<f64>().sqrt();
+                let gn = gi
+                    .iter()
+                    .map(|&v| f64::from(v) * f64::from(v))
+                    .sum::<f64>()
+                    .sqrt();
                 if gn > 0.0 {
                     let step = alpha / gn;
                     for (v, &d) in xi.iter_mut().zip(gi) {

@@ -182,7 +182,12 @@ impl TrainRun {
     /// # Errors
     /// [`gslab::Error::NonFiniteLoss`] naming the variant, seed, epoch and step (global step in
     /// `step`, the step within the epoch in the context); a checkpoint that cannot be written.
-    pub fn train_epoch(&mut self, cfg: &Config, data: &Mnist<f32>, bar: &ProgressBar) -> Result<()> {
+    pub fn train_epoch(
+        &mut self,
+        cfg: &Config,
+        data: &Mnist<f32>,
+        bar: &ProgressBar,
+    ) -> Result<()> {
         let epoch = self.epochs_done();
         let mut order: Vec<usize> = (0..data.len()).collect();
         order.shuffle(&mut StdRng::seed_from_u64(order_seed(self.seed, epoch)));
@@ -281,9 +286,10 @@ impl TrainRun {
             seconds: ck.f64s("log/seconds")?,
         };
         let done = ck.meta("epochs_done")?;
-        let ok = done.parse::<usize>().ok().filter(|&d| {
-            d == log.loss.len() && d == log.train_acc.len() && d == log.seconds.len()
-        });
+        let ok = done
+            .parse::<usize>()
+            .ok()
+            .filter(|&d| d == log.loss.len() && d == log.train_acc.len() && d == log.seconds.len());
         if ok.is_none() {
             return Err(gslab::Error::format(
                 &path,
