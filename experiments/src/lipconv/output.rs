@@ -575,12 +575,17 @@ fn figures(
                 }
                 let h = Heatmap::new(
                     format!("GS-SOC {}: {what}", g.label()),
-                    "permutation: 0 = plain, 1 = paired",
-                    "activation: 0 = MaxMin, 1 = MaxMinPermuted",
+                    "channel shuffles",
+                    "activation",
                     2,
                     2,
                     vals,
-                )?;
+                )?
+                .with_ticks(
+                    vec!["plain".into(), "paired".into()],
+                    vec!["MaxMin".into(), "MaxMinPermuted".into()],
+                )?
+                .with_decimals(1);
                 maps.push(Plot::from(h));
             }
         }
