@@ -27,7 +27,9 @@
 //! "all threads of that pool" (the `speed` experiment pins its workers and keeps freed memory in
 //! the heap; these benches measure the library as a user gets it). The setup functions
 //! (`conv_case`, `gemm_case`, `layer_case`) build the inputs and return the closure that is
-//! timed, so the `speed` experiment can reuse them.
+//! timed. The `speed` experiment measures the same cases (its `conv2d`, `conv_gemm`, `soc`,
+//! `gs_soc_4` and `gs_soc_4x2` rows, with the same sizes, products and FLOP counts) and
+//! evaluates the targets in its `summary.json`.
 
 use criterion::measurement::WallTime;
 use criterion::{BenchmarkGroup, BenchmarkId, Criterion, Throughput, criterion_group};
