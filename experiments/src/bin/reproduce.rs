@@ -116,7 +116,7 @@ const EXPERIMENTS: &[Experiment] = &[
     },
     Experiment {
         name: "speed",
-        about: "Wall-clock cost of the structured products against faer's dense GEMM on 1 and 2 threads (T15 on the wall clock; the issue's speed targets are evaluated in summary.json).",
+        about: "Wall-clock cost of the structured products against faer's dense GEMM on 1 and 2 threads (T15 on the wall clock), of the adapter steps, of conv2d against its im2col GEMM and of SOC / GS-SOC layers; the issues' speed targets are evaluated in summary.json.",
         run: |common| {
             speed::run(speed::Args {
                 common,
