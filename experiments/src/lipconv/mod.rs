@@ -23,12 +23,12 @@
 //!
 //! **Certification** (as `evaluate_certificates` of the SOC code): a test point is certified at
 //! radius `ε` when it is classified correctly and `(z_top1 − z_top2)/(√2·L) > ε`, with `L` the
-//! evaluated network's certified Lipschitz bound ([`LipConvnetEval::lipschitz_bound`], which
+//! evaluated network's certified Lipschitz bound ([`LipConvnetEval::lipschitz_bound`](gslab::nn::lipconvnet::LipConvnetEval::lipschitz_bound), which
 //! carries the Taylor truncation bound of every layer); inputs are not normalised, so no other
 //! factor enters.
 //!
 //! **Attack** ([`robust`]): L2 PGD on the margin `max_{j≠y} z_j − z_y` of the evaluated network
-//! (gradients through [`LipConvnetEval::forward`]) at `ε = 1.58` inside the `[0, 1]` box: an upper
+//! (gradients through [`LipConvnetEval::forward`](gslab::nn::lipconvnet::LipConvnetEval::forward)) at `ε = 1.58` inside the `[0, 1]` box: an upper
 //! bound of the robust accuracy. The run fails (after writing its outputs) if a certified point
 //! is flipped or a measured `‖f(x) − f(x')‖/‖x − x'‖` exceeds `L`: either is a bug.
 //!
