@@ -5,10 +5,12 @@
 //! or `-- t1` select subsets. Throughput is `Throughput::Elements(flops)`, so criterion's
 //! "Gelem/s" reads as **GFLOP/s**:
 //! - `conv2d`: `conv2d_forward_into`, f32, 3×3 kernel, batch 128, 64 → 64 channels, 16×16
-//!   images; flops `2·batch·h·w·c_out·c_in·k²` ([`ConvGeom::flops`]); forward+backward
-//!   (`conv2d_backward_into`, input and kernel gradients) counted as 3× the forward.
+//!   images; flops `2·batch·h·w·c_out·c_in·k²` (`gslab::count::conv2d_flops`); forward+backward
+//!   (`conv2d_backward_into`, input and kernel gradients) counted as 3× the forward
+//!   (`gslab::count::fwd_bwd_flops`).
 //! - `gemm`: faer `matmul` `C = A·B` with `A` 64 × 576, `B` 576 × 32768 (`M = c_out`,
-//!   `K = c_in·k²`, `N = batch·h·w`), the product the convolution lowers to, `2·M·K·N` flops;
+//!   `K = c_in·k²`, `N = batch·h·w`), the product the convolution lowers to, `2·M·K·N` flops
+//!   (`gslab::count::dense_flops`);
 //!   forward+backward as 3 such products (`C = A·B`, `dA = dC·Bᵀ`, `dB = Aᵀ·dC`).
 //! - `layer`: one SOC / GS-SOC layer forward + backward in training mode (5 terms), f32, stride 1,
 //!   `c → c` channels: 64 channels on 16×16 images (batch 4), 256 channels on 8×8 images
@@ -25,12 +27,15 @@
 //! "all threads of that pool" (the `speed` experiment pins its workers and keeps freed memory in
 //! the heap; these benches measure the library as a user gets it). The setup functions
 //! (`conv_case`, `gemm_case`, `layer_case`) build the inputs and return the closure that is
-//! timed, so the `speed` experiment can reuse them.
+//! timed. The `speed` experiment measures the same cases (its `conv2d`, `conv_gemm`, `soc`,
+//! `gs_soc_4` and `gs_soc_4x2` rows, with the same sizes, products and FLOP counts) and
+//! evaluates the targets in its `summary.json`.
 
 use criterion::measurement::WallTime;
 use criterion::{BenchmarkGroup, BenchmarkId, Criterion, Throughput, criterion_group};
 use faer::linalg::matmul::matmul;
 use faer::{Accum, Mat, Par};
+use gslab::count::{conv2d_flops, dense_flops, fwd_bwd_flops};
 use gslab::kernels::conv::{ConvGeom, conv2d_backward_into, conv2d_forward_into};
 use gslab::orthogonal::conv::{GsSoc, Mode, SocSettings};
 use gslab::{Tape, Tensor};
@@ -59,7 +64,12 @@ pub fn conv_case(
         Tensor::zeros(x.shape()),
         Tensor::zeros(wt.shape()),
     );
-    let flops = geom.flops(batch) * if with_backward { 3 } else { 1 };
+    let fwd = conv2d_flops(&geom, batch);
+    let flops = if with_backward {
+        fwd_bwd_flops(fwd)
+    } else {
+        fwd
+    } as u64;
     let run = move || {
         conv2d_forward_into(black_box(&x), &wt, groups, &mut y, Par::rayon(0));
         if with_backward {
@@ -92,7 +102,12 @@ pub fn gemm_case(
         Mat::<f32>::zeros(m, kk),
         Mat::<f32>::zeros(kk, n),
     );
-    let flops = 2 * (m * kk * n) as u64 * if with_backward { 3 } else { 1 };
+    let fwd = dense_flops(m, kk, n);
+    let flops = if with_backward {
+        fwd_bwd_flops(fwd)
+    } else {
+        fwd
+    } as u64;
     let run = move || {
         let par = Par::rayon(0);
         matmul(

@@ -44,9 +44,14 @@
 //! - one `OrthoGs` training step: [`orthogs_step_flops`], the GS product's forward+backward plus
 //!   the Cayley forward+backward of its `2·n/b` blocks (the optimizer's `O(params)` work not
 //!   counted).
+//! - grouped convolution `conv2d` (stride 1, zero padding `k/2`) on `batch` images:
+//!   [`conv2d_flops`] = `2·batch·h·w·c_out·(c_in/g)·k²`, the FLOPs of its im2col-equivalent GEMM
+//!   (taps on the zero padding counted as full multiply-adds); forward+backward (data and kernel
+//!   gradients) 3× forward ([`fwd_bwd_flops`]).
 
 use crate::blocks::{BlockRule, Blocks};
 use crate::error::{Error, Result};
+use crate::kernels::conv::ConvGeom;
 use serde::Serialize;
 
 /// How an orthogonal b×b Cayley block is counted.
@@ -523,6 +528,14 @@ pub fn fwd_bwd_flops(fwd: f64) -> f64 {
 pub fn cayley_flops(k: usize, b: usize, backward: bool) -> f64 {
     let per_block = if backward { 20.0 / 3.0 } else { 8.0 / 3.0 };
     k as f64 * per_block * (b as f64).powi(3)
+}
+
+/// FLOPs of one forward `conv2d` of geometry `geom` over `batch` images, counted as its
+/// im2col-equivalent GEMM `(c_out/g × (c_in/g)·k²)·((c_in/g)·k² × batch·h·w)` per group:
+/// `2·batch·h·w·c_out·(c_in/g)·k²` (taps that fall on the zero padding counted as full
+/// multiply-adds).
+pub fn conv2d_flops(geom: &ConvGeom, batch: usize) -> f64 {
+    2.0 * (batch * geom.hw() * geom.c_out) as f64 * geom.col_rows() as f64
 }
 
 /// FLOPs of one training step of an `OrthoGs` layer with the `r` blocks of `b × b` of `blocks`

@@ -4,7 +4,7 @@
 use faer::Par;
 use gslab::Tensor;
 use gslab::kernels::conv::{
-    ConvGeom, conv_transpose_kernel, conv2d_backward, conv2d_backward_into, conv2d_forward,
+    conv_transpose_kernel, conv2d_backward, conv2d_backward_into, conv2d_forward,
     conv2d_forward_into, conv2d_reference, exp_conv_backward, exp_conv_backward_into,
     exp_conv_forward, exp_conv_forward_into, exp_conv_forward_saved, exp_conv_reference,
 };
@@ -302,16 +302,6 @@ fn wrong_gradient_buffers_panic() {
         None,
         Some(&mut Tensor::zeros(&[1])),
         Par::Seq,
-    );
-}
-
-#[test]
-fn geometry_flops_are_the_im2col_gemm() {
-    let g = ConvGeom::new(64, 64, 16, 16, 3, 1).unwrap();
-    assert_eq!(g.flops(128), 2 * 64 * 576 * 128 * 256);
-    assert_eq!(
-        ConvGeom::new(64, 64, 16, 16, 3, 4).unwrap().flops(1),
-        2 * 64 * 144 * 256
     );
 }
 
@@ -817,4 +807,38 @@ fn small_lipconvnet_certified_bound_and_tape_agreement() {
         (analytic - numeric).abs() < 1e-6 * analytic.abs().max(1.0),
         "{analytic} vs {numeric}"
     );
+}
+
+#[test]
+fn evaluated_network_on_the_tape_matches_apply_and_gradchecks_in_the_input() {
+    // Strided, channel-changing GS-SOC (2, 2) blocks with a 1×1 second convolution, MaxMin on
+    // channel halves, and the classifier: every branch of `LipConvnetEval::forward`.
+    let cfg = LipConvnetConfig {
+        depth: 5,
+        init_channels: 4,
+        in_channels: 1,
+        input_size: 32,
+        classes: 10,
+        conv: ConvKind::GsSoc { g1: 2, g2: Some(2) },
+        activation: Activation::MaxMin(gslab::autodiff::ops::maxmin::MaxMinOrder::MinFirst),
+        paired: false,
+        settings: settings(),
+    };
+    let net = LipConvnet::<f64>::new(cfg, &mut rng(160)).unwrap();
+    let ev = net.eval().unwrap();
+    let x = Tensor::rand_uniform(&[3, 1, 32, 32], 0.0, 1.0, &mut rng(161));
+    let tape = Tape::new();
+    let y = ev.forward(tape.constant(x.clone()));
+    assert_eq!(y.shape(), vec![3, 10]);
+    let want = ev.apply(&x);
+    assert!(y.value().sub(&want).max_abs() < 1e-14, "tape vs apply");
+    // Input gradient against central differences, on one image (every pixel).
+    let x1 = Tensor::from_vec(&[1, 1, 32, 32], x.data()[..1024].to_vec()).unwrap();
+    let proj = Tensor::randn(&[1, 10], 1.0, &mut rng(162));
+    let rep = gslab::gradcheck(
+        |t, v| ev.forward(v[0]).mul(t.constant(proj.clone())).sum(),
+        &[x1],
+        1e-6,
+    );
+    assert!(rep.max_rel_err < 1e-7, "{rep}");
 }

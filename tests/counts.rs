@@ -8,6 +8,7 @@
 use gslab::count::{
     self, ConvVariant, Convention, LinearShape, Method, Targets, block_params, layer_params,
 };
+use gslab::kernels::conv::ConvGeom;
 use gslab::structured::pattern::{boft_formula, gs_formula};
 use gslab::{BlockRule, Blocks};
 
@@ -217,4 +218,21 @@ fn flop_model_by_hand() {
         (step - (100_663_296.0 + 13_981_013.333_333_3)).abs() < 1e-6,
         "{step}"
     );
+    // conv2d 3×3, 64 → 64 channels, 16×16 images, batch 128, one group: each of the
+    // 128·256 = 32,768 output pixels of each of the 64 output channels takes 64·9 = 576
+    // multiply-adds, 2·32,768·64·576 = 2,415,919,104 FLOPs. With 4 groups a channel sees 16 input
+    // channels (144 multiply-adds): one image costs 2·256·64·144 = 4,718,592. A 1×1 convolution
+    // 256 → 256 with 2 groups on 8×8, batch 2: 2·128·256·128 = 8,388,608.
+    let geom = |c_in, c_out, side, k, g| ConvGeom::new(c_in, c_out, side, side, k, g).unwrap();
+    assert_eq!(
+        count::conv2d_flops(&geom(64, 64, 16, 3, 1), 128),
+        2_415_919_104.0
+    );
+    assert_eq!(count::conv2d_flops(&geom(64, 64, 16, 3, 4), 1), 4_718_592.0);
+    assert_eq!(
+        count::conv2d_flops(&geom(256, 256, 8, 1, 2), 2),
+        8_388_608.0
+    );
+    // Rectangular channels: 8 → 16, 5×5 on 6×6 (36 pixels), batch 3: 2·3·36·16·(8·25) = 691,200.
+    assert_eq!(count::conv2d_flops(&geom(8, 16, 6, 5, 1), 3), 691_200.0);
 }

@@ -69,6 +69,10 @@ pub enum Error {
         /// Why it failed.
         msg: String,
     },
+    /// A result contradicts a guarantee the experiment checks (e.g. an attack breaking a
+    /// certified prediction): a bug, described in words.
+    #[error("check failed: {0}")]
+    Check(String),
     /// One experiment of `reproduce` failed.
     #[error("{name}: {source}")]
     Experiment {

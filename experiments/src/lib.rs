@@ -9,9 +9,11 @@
 //! - [`structure`]: Prop. 1 block ranks, Algorithm 1 projection, Theorem 1, expressivity;
 //! - [`orthofit`]: trainable orthogonality (fits of target orthogonal matrices);
 //! - [`counts`]: the parameter and FLOP counts of the paper's Tables 1–3;
-//! - [`speed`]: wall-clock cost of the structured kernels against dense GEMM;
+//! - [`speed`]: wall-clock cost of the structured kernels against dense GEMM, of the adapter
+//!   steps, and of the convolution and the SOC / GS-SOC layers;
 //! - [`finetune`]: Table 1 in miniature (GSOFT vs OFT, BOFT, LoRA, full fine-tuning of a
-//!   pretrained MLP on MNIST transfer tasks) and the ablation over the number of GS factors.
+//!   pretrained MLP on MNIST transfer tasks) and the ablation over the number of GS factors;
+//! - [`lipconv`]: certified-robust SOC / GS-SOC LipConvnets on MNIST (Tables 3 and 4 in miniature).
 //!
 //! Shared support: [`CommonArgs`] (`--seed`, `--threads`, `--out`, `--quick`), [`Run`] (output
 //! directory, seed, thread pool, figure manifest), [`run_main`] (the binaries' exit-status
@@ -23,6 +25,7 @@ pub mod counts;
 pub mod density;
 pub mod error;
 pub mod finetune;
+pub mod lipconv;
 pub mod malloc;
 pub mod orthofit;
 pub mod output;

@@ -33,6 +33,7 @@ fn quick_report_shows_every_figure_and_table() {
         "counts",
         "speed",
         "finetune",
+        "lipconv",
     ] {
         assert!(
             report.contains(&format!("\n## {name}\n")),
@@ -68,6 +69,11 @@ fn quick_report_shows_every_figure_and_table() {
         )
     );
     assert!(report.contains("| 1024 | 32 | 32 | 2 | 2 | 6 | 6 |"));
+    // the lipconv tables, with the built LipConvnet-15 tally of SOC (Table 3: 24.1M)
+    assert!(report.contains(
+        "| variant | groups | activation | paired | params | train_s_per_epoch | speedup |"
+    ));
+    assert!(report.contains("| soc | - | 24066020 | 24066020 | 24.1M |"));
     std::fs::remove_dir_all(&out).unwrap();
 }
 

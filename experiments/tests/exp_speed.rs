@@ -11,7 +11,7 @@ fn tmp(name: &str) -> PathBuf {
     d
 }
 
-const OPS: [&str; 14] = [
+const OPS: [&str; 19] = [
     "gs",
     "gs_chain3",
     "monarch",
@@ -26,7 +26,15 @@ const OPS: [&str; 14] = [
     "lora_step_first",
     "gsoft_step_first",
     "boft_step_first",
+    "conv2d",
+    "conv_gemm",
+    "soc",
+    "gs_soc_4",
+    "gs_soc_4x2",
 ];
+
+/// The SOC / GS-SOC layer ops (forward+backward only).
+const LAYERS: [&str; 3] = ["soc", "gs_soc_4", "gs_soc_4x2"];
 
 #[test]
 fn quick_run_writes_consistent_outputs() {
@@ -82,8 +90,9 @@ fn quick_run_writes_consistent_outputs() {
             );
         }
     }
-    // A training step has no forward-only row; every other op has both passes.
-    let is_step = |op: &str| op.ends_with("_step") || op.ends_with("_step_first");
+    // A training step or layer has no forward-only row; every other op has both passes.
+    let is_step =
+        |op: &str| op.ends_with("_step") || op.ends_with("_step_first") || LAYERS.contains(&op);
     for op in OPS.iter().filter(|&&op| !is_step(op)) {
         assert!(
             rows.iter().any(|r| r[0] == *op && r[6] == "fwd"),
@@ -92,6 +101,66 @@ fn quick_run_writes_consistent_outputs() {
     }
     assert!(rows.iter().all(|r| !is_step(r[0]) || r[6] == "fwdbwd"));
     assert!(rows.iter().any(|r| r[5] == "f64"), "no f64 point");
+
+    // The convolution rows at the quick grid's points (n = channels, b = image side), with the
+    // FLOPs of the one model, worked out by hand: conv2d 3x3, 16 -> 16 channels, 8x8, batch 4:
+    // 2·4·64·16·(16·9) = 1,179,648 forward, the same for its im2col GEMM (16 x 144 times
+    // 144 x 256: 2·16·144·256), 3x with backward. A layer step is 3·5 terms of its convolutions: SOC
+    // 16 channels 8x8 batch 2: 15·(2·2·64·16·144) = 8,847,360; GS-SOC (4, −): 16/4 = 4 input
+    // channels per group, 15·(2·2·64·16·36) = 2,211,840; (4, 2) adds a 1x1 with 8 input channels
+    // per group, 15·(2·2·64·16·8) = 491,520, total 2,703,360. At 32 channels on 4x4 (16 pixels),
+    // batch 2: SOC 15·(2·2·16·32·288) = 8,847,360; (4, −) 15·(2·2·16·32·72) = 2,211,840.
+    let flops = |op: &str, n: &str, pass: &str| -> Vec<f64> {
+        rows.iter()
+            .filter(|r| r[0] == op && r[1] == n && r[5] == "f32" && r[6] == pass)
+            .map(|r| r[7].parse::<f64>().unwrap() * r[8].parse::<f64>().unwrap() * 1e9)
+            .collect()
+    };
+    let close = |got: &[f64], want: f64, what: &str| {
+        assert!(!got.is_empty(), "{what}: no rows");
+        for g in got {
+            assert!(
+                (g / want - 1.0).abs() < 1e-9,
+                "{what}: {g} FLOPs, want {want}"
+            );
+        }
+    };
+    for op in ["conv2d", "conv_gemm"] {
+        assert!(
+            rows.iter()
+                .filter(|r| r[0] == op)
+                .all(|r| (r[1], r[2], r[3]) == ("16", "8", "4")),
+            "{op} rows off the quick conv point"
+        );
+        close(&flops(op, "16", "fwd"), 1_179_648.0, op);
+        close(&flops(op, "16", "fwdbwd"), 3.0 * 1_179_648.0, op);
+    }
+    for op in LAYERS {
+        let mut sizes: Vec<(&str, &str, &str)> = rows
+            .iter()
+            .filter(|r| r[0] == op)
+            .map(|r| (r[1], r[2], r[3]))
+            .collect();
+        sizes.dedup();
+        assert_eq!(sizes, [("16", "8", "2"), ("32", "4", "2")], "{op} sizes");
+    }
+    close(&flops("soc", "16", "fwdbwd"), 8_847_360.0, "soc c=16");
+    close(
+        &flops("gs_soc_4", "16", "fwdbwd"),
+        2_211_840.0,
+        "gs_soc_4 c=16",
+    );
+    close(
+        &flops("gs_soc_4x2", "16", "fwdbwd"),
+        2_703_360.0,
+        "gs_soc_4x2 c=16",
+    );
+    close(&flops("soc", "32", "fwdbwd"), 8_847_360.0, "soc c=32");
+    close(
+        &flops("gs_soc_4", "32", "fwdbwd"),
+        2_211_840.0,
+        "gs_soc_4 c=32",
+    );
 
     let s: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(dir.join("summary.json")).unwrap()).unwrap();
@@ -120,7 +189,18 @@ fn quick_run_writes_consistent_outputs() {
     }
     // Every target is evaluated: a measured value and a pass flag (values not asserted).
     let targets = s["targets"].as_array().unwrap();
-    assert_eq!(targets.len(), 8);
+    let names: Vec<&str> = targets.iter().filter_map(|t| t["name"].as_str()).collect();
+    for name in [
+        "conv2d_fwd_gflops_vs_gemm",
+        "conv2d_fwdbwd_gflops_vs_gemm",
+        "gs_soc_4_time_vs_soc_c16",
+        "gs_soc_4x2_time_vs_soc_c16",
+        "gs_soc_4_time_vs_soc_c32",
+        "gs_soc_4x2_time_vs_soc_c32",
+    ] {
+        assert!(names.contains(&name), "no target {name} in {names:?}");
+    }
+    assert_eq!(targets.len(), 14);
     for t in targets {
         assert!(!t["measured"].is_null(), "target not measured: {t}");
         assert!(t["pass"].is_boolean(), "target without pass/fail: {t}");

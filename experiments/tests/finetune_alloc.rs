@@ -5,7 +5,8 @@
 //! (2 MiB, half the threshold) and the batch `256 × 1024` (1 MiB).
 //!
 //! A counting global allocator records the largest single allocation of any thread while armed
-//! (the kernels run on rayon workers). As a control, the counter must see the 4 MiB of the dense
+//! (the kernels run on rayon workers); every worker has multiplied once before (faer's GEMM
+//! backend allocates a per-thread scratch at a thread's first product). As a control, the counter must see the 4 MiB of the dense
 //! rotation when one is formed on purpose after training (`OrthoChain::matrix`, a check-only
 //! densification).
 
@@ -79,6 +80,23 @@ fn adapter_training_never_allocates_a_dense_n_by_n_matrix() {
         .num_threads(2)
         .build()
         .unwrap();
+    // faer's GEMM backend gives each thread a scratch buffer (64 MiB) the first time that
+    // thread multiplies: a one-time per-thread workspace, not a matrix of the model. Every
+    // worker multiplies once before anything is measured, so the counter sees only the
+    // training steps' own buffers whichever worker the scheduler hands a product to.
+    pool.broadcast(|_| {
+        let a = gslab::faer::Mat::<f32>::from_fn(128, 128, |i, j| (i + j) as f32);
+        let mut c = gslab::faer::Mat::<f32>::zeros(128, 128);
+        gslab::faer::linalg::matmul::matmul(
+            c.as_mut(),
+            gslab::faer::Accum::Replace,
+            a.as_ref(),
+            a.as_ref(),
+            1.0,
+            gslab::faer::Par::Seq,
+        );
+        assert!(c[(0, 0)] > 0.0);
+    });
     pool.install(|| {
         let mut rng = StdRng::seed_from_u64(1);
         let base = Mlp::new(N, 512, 10, &mut rng);

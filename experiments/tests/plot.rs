@@ -136,6 +136,39 @@ fn heatmap_with_annotations() {
 }
 
 #[test]
+fn heatmap_with_named_cells_and_fixed_decimals() {
+    let d = out_dir("heat-named");
+    let h = Heatmap::new(
+        "Ablation",
+        "shuffles",
+        "activation",
+        2,
+        2,
+        vec![18.14, 32.7, 16.8, 37.0],
+    )
+    .unwrap()
+    .with_ticks(
+        vec!["plain".into(), "paired".into()],
+        vec!["MaxMin".into(), "MaxMinPermuted".into()],
+    )
+    .unwrap()
+    .with_decimals(1);
+    check(
+        plot::save(&d.join("heat"), &h.into()).unwrap(),
+        &["Ablation", "paired", "MaxMinPermuted", "37.0", "18.1"],
+    );
+    let e = Heatmap::new("two", "x", "y", 2, 2, vec![0.0; 4])
+        .unwrap()
+        .with_ticks(vec!["a".into()], vec!["b".into(), "c".into()])
+        .unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("1 column and 2 row names for a 2 × 2 matrix"),
+        "{e}"
+    );
+}
+
+#[test]
 fn multi_panel_grid() {
     let d = out_dir("grid");
     let sp = SpyPlot::from_fn("diag", 64, 64, 64, |i, j| i == j).unwrap();

@@ -436,6 +436,35 @@ impl<T: Real> LipConvnetEval<T> {
             .expect("logits: same elements")
     }
 
+    /// [`LipConvnetEval::apply`] on the tape with every evaluated kernel and bias entered as a
+    /// constant ([`SocEval::forward`]): the same logits `(batch, classes)`, differentiable in the
+    /// input only. This is what an adversarial attack on the certified network needs: gradients
+    /// of the evaluated function itself, with no SVD and no parameter gradients per call.
+    ///
+    /// # Panics
+    /// If `x` is not `(batch, in, size, size)`; names `LipConvnetEval::forward` and the shapes.
+    pub fn forward<'t>(&self, x: Var<'t, T>) -> Var<'t, T> {
+        let c = &self.config;
+        let s = x.shape();
+        assert!(
+            s.len() == 4 && s[1] == c.in_channels && s[2] == c.input_size && s[3] == c.input_size,
+            "LipConvnetEval::forward: input of shape {s:?} for a network taking (batch, {}, {}, {})",
+            c.in_channels,
+            c.input_size,
+            c.input_size
+        );
+        let batch = s[0];
+        let mut h = x;
+        for b in &self.blocks {
+            h = c.activation.on_var(b.forward(h));
+        }
+        let s = h.shape();
+        if s[2] * s[3] > 1 {
+            h = h.reshape(&[batch, s[1] * s[2] * s[3], 1, 1]);
+        }
+        self.head.forward(h).reshape(&[batch, c.classes])
+    }
+
     /// Every layer's Lipschitz bound, blocks in order then the classifier.
     pub fn layer_bounds(&self) -> Vec<f64> {
         let mut v: Vec<f64> = self.blocks.iter().map(GsSocEval::lipschitz_bound).collect();

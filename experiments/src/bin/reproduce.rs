@@ -3,8 +3,8 @@
 
 use clap::Parser;
 use experiments::{
-    CommonArgs, Error, Result, counts, density, finetune, orthofit, report, run_main, speed,
-    structure,
+    CommonArgs, Error, Result, counts, density, finetune, lipconv, orthofit, report, run_main,
+    speed, structure,
 };
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -116,7 +116,7 @@ const EXPERIMENTS: &[Experiment] = &[
     },
     Experiment {
         name: "speed",
-        about: "Wall-clock cost of the structured products against faer's dense GEMM on 1 and 2 threads (T15 on the wall clock; the issue's speed targets are evaluated in summary.json).",
+        about: "Wall-clock cost of the structured products against faer's dense GEMM on 1 and 2 threads (T15 on the wall clock), of the adapter steps, of conv2d against its im2col GEMM and of SOC / GS-SOC layers; the issues' speed targets are evaluated in summary.json.",
         run: |common| {
             speed::run(speed::Args {
                 common,
@@ -177,6 +177,47 @@ const EXPERIMENTS: &[Experiment] = &[
                 file: "mablation.csv",
                 sentence: "The m-ablation: orthogonal GS chains with m = 1 (OFT), 2 (GSOFT), 3 and 4 factors at block sizes 4 and 8, with Theorem 2's density thresholds of the two adapted widths.",
                 rows: 20,
+                only: &[],
+            },
+        ],
+    },
+    Experiment {
+        name: "lipconv",
+        about: "Tables 3 and 4 in miniature (§6.3, App. F): 1-Lipschitz LipConvnets with SOC and GS-SOC convolutions trained on MNIST digits, certified robust accuracy from the network's certified Lipschitz bound, a PGD L2 attack at eps = 1.58 that must not break any certificate, parameters and training speedup; the activation x shuffle ablation of Table 4.",
+        run: |common| {
+            lipconv::run(lipconv::Args {
+                common,
+                epochs: None,
+                depth: None,
+                init_channels: None,
+                batch: None,
+                optimizer: None,
+                lr: None,
+                loss_offset: None,
+                loss_scale: None,
+                scaling: None,
+                seeds: 1,
+                table3: None,
+                ablation: None,
+                train_count: None,
+                test_count: None,
+                pgd_steps: None,
+                resume: false,
+                stop_after: None,
+                inject_nan_step: None,
+            })
+        },
+        tables: &[
+            Table {
+                file: "results.csv",
+                sentence: "Per variant: parameters, training seconds per epoch and speedup over SOC (same run), clean test accuracy, certified accuracy at eps = 0.5, 1.0 and 1.58, accuracy under the PGD attack at 1.58 (an upper bound of the robust accuracy) and the certified Lipschitz bound L.",
+                rows: 20,
+                only: &[],
+            },
+            Table {
+                file: "params_full.csv",
+                sentence: "Parameters of the built full-size LipConvnet-15 (32 initial channels, 100 classes, 3x32x32 inputs) per Table 3 row, beside the count formula and the paper's printed value.",
+                rows: 5,
                 only: &[],
             },
         ],

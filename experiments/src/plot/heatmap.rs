@@ -22,6 +22,12 @@ pub struct Heatmap {
     pub values: Vec<f64>,
     /// Print each value in its cell (sensible for at most about 24 × 24 cells).
     pub annotate: bool,
+    /// Names of the columns under the cells (empty: the column indices).
+    pub x_ticks: Vec<String>,
+    /// Names of the rows beside the cells (empty: the row indices).
+    pub y_ticks: Vec<String>,
+    /// Decimals of the cell annotations (`None`: integers bare, others with 2 decimals).
+    pub decimals: Option<usize>,
 }
 
 impl Heatmap {
@@ -54,7 +60,37 @@ impl Heatmap {
             cols,
             values,
             annotate: rows <= 24 && cols <= 24,
+            x_ticks: Vec::new(),
+            y_ticks: Vec::new(),
+            decimals: None,
         })
+    }
+
+    /// The same heatmap with named columns and rows (categories instead of indices).
+    ///
+    /// # Errors
+    /// [`gslab::Error::InvalidArgument`] if there is not one name per column and one per row.
+    pub fn with_ticks(mut self, x_ticks: Vec<String>, y_ticks: Vec<String>) -> Result<Self> {
+        if x_ticks.len() != self.cols || y_ticks.len() != self.rows {
+            return Err(gslab::Error::InvalidArgument(format!(
+                "heatmap '{}': {} column and {} row names for a {} × {} matrix",
+                self.title,
+                x_ticks.len(),
+                y_ticks.len(),
+                self.rows,
+                self.cols
+            ))
+            .into());
+        }
+        self.x_ticks = x_ticks;
+        self.y_ticks = y_ticks;
+        Ok(self)
+    }
+
+    /// The same heatmap with every annotation printed with `decimals` decimals.
+    pub fn with_decimals(mut self, decimals: usize) -> Self {
+        self.decimals = Some(decimals);
+        self
     }
 }
 
@@ -82,9 +118,11 @@ pub fn viridis(t: f64) -> RGBColor {
     RGBColor(mix(a.0, b.0), mix(a.1, b.1), mix(a.2, b.2))
 }
 
-/// Cell annotation: integers without decimals, otherwise 2 decimals.
-fn cell_text(v: f64) -> String {
-    if (v - v.round()).abs() < 1e-9 {
+/// Cell annotation: `decimals` decimals if given; else integers without decimals, otherwise 2.
+fn cell_text(v: f64, decimals: Option<usize>) -> String {
+    if let Some(d) = decimals {
+        format!("{v:.d$}")
+    } else if (v - v.round()).abs() < 1e-9 {
         format!("{}", v.round() as i64)
     } else {
         format!("{v:.2}")
@@ -117,21 +155,25 @@ pub(super) fn draw_heatmap<DB: DrawingBackend>(
         .y_label_area_size(64)
         .build_cartesian_2d(0f64..c, r..0f64)
         .map_err(e)?;
-    let idx = |v: &f64| {
+    // Ticks sit at cell centres `k + 0.5`: the name of cell `k`, or `k` itself.
+    let centre = |v: f64, names: &[String]| {
         let k = v - 0.5;
         if (k - k.round()).abs() < 1e-6 && k >= -1e-6 {
-            format!("{}", k.round() as i64)
+            let k = k.round() as usize;
+            names.get(k).cloned().unwrap_or_else(|| k.to_string())
         } else {
             String::new()
         }
     };
+    let x_idx = |v: &f64| centre(*v, &p.x_ticks);
+    let y_idx = |v: &f64| centre(*v, &p.y_ticks);
     chart
         .configure_mesh()
         .disable_mesh()
         .x_desc(p.x_label.as_str())
         .y_desc(p.y_label.as_str())
-        .x_label_formatter(&idx)
-        .y_label_formatter(&idx)
+        .x_label_formatter(&x_idx)
+        .y_label_formatter(&y_idx)
         .x_labels((2 * p.cols + 1).min(41))
         .y_labels((2 * p.rows + 1).min(41))
         .label_style(("sans-serif", 13))
@@ -162,7 +204,11 @@ pub(super) fn draw_heatmap<DB: DrawingBackend>(
                         plotters::style::text_anchor::HPos::Center,
                         plotters::style::text_anchor::VPos::Center,
                     ));
-                Text::new(cell_text(v), (j as f64 + 0.5, i as f64 + 0.5), style)
+                Text::new(
+                    cell_text(v, p.decimals),
+                    (j as f64 + 0.5, i as f64 + 0.5),
+                    style,
+                )
             }))
             .map_err(e)?;
     }

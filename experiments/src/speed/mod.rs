@@ -1,13 +1,16 @@
 //! `speed`: wall-clock sweep of the structured chain kernels (GS, a 3-factor GS chain, Monarch,
 //! BOFT, block-diagonal) against faer's dense GEMM on the equivalent dense product, plus the
-//! Cayley map and one full training step of an `OrthoGs` layer, on 1 and 2 threads.
+//! Cayley map and one full training step of an `OrthoGs` layer, the adapter training steps, the
+//! convolution against its im2col-equivalent GEMM and the SOC / GS-SOC layers, on 1 and 2
+//! threads.
 //!
 //! Every measurement is the **median wall time** over repeats after a warm-up, taken in 5
 //! rounds in which all the ops compared at one point (the structured ops, dense GEMM at the
-//! same `(n, batch)`, Cayley of the same blocks) and the thread counts take turns, so that a
-//! change of machine speed during the measurement hits them alike; every timed block starts
-//! with 2 untimed calls; the two points the targets are read at (n = 1024 and the threading
-//! point n = 4096, both b = 32, batch 256) run 3 times as many rounds. Each op runs inside a
+//! same `(n, batch)`, Cayley of the same blocks; `conv2d` and `conv_gemm`; the three layers at
+//! one size) and the thread counts take turns, so that a change of machine speed during the
+//! measurement hits them alike; every timed block starts with 2 untimed calls; the points the
+//! targets are read at (n = 1024 and the threading point n = 4096, both b = 32, batch 256; the
+//! adapter point; the convolution and layer points) run 3 times as many rounds. Each op runs inside a
 //! dedicated rayon pool of the given size (`pool.install`), whose workers are pinned to CPUs
 //! when it has several ([`crate::threads`]: a scheduler may queue a woken worker behind the
 //! worker that woke it; `--no-pin` measures without pinning, and `summary.json` records each
@@ -28,15 +31,35 @@
 //! skips the `G·W₀` product that an input-side rotation still needs (for the rotation's own
 //! gradient).
 //!
+//! The convolution rows (issue 14) run at their own points, as the adapter steps do:
+//! - `conv2d` and `conv_gemm` at `Grid::conv` (batch 128, 64 → 64 channels, 16×16 images, 3×3
+//!   kernel, one group, f32): `conv2d` is `conv2d_forward_into` (forward) and then
+//!   `conv2d_backward_into` with the input and kernel gradients (forward+backward), into outputs
+//!   allocated once; `conv_gemm` is the im2col-equivalent GEMM through faer,
+//!   `C = A·B` with `A` of `c_out × c_in·k²` and `B` of `c_in·k² × batch·h·w` (forward), plus
+//!   `dA = dC·Bᵀ` and `dB = Aᵀ·dC` (forward+backward: 3 products of that size), as
+//!   `benches/conv.rs` defines it. Both get the pool's `Par` as the chain kernels do.
+//! - `soc`, `gs_soc_4` (GS-SOC `(4, −)`) and `gs_soc_4x2` (GS-SOC `(4, 2)`, paired shuffles) at
+//!   each of `Grid::conv_layers` (64 channels on 16×16 images with batch 4, 256 channels on 8×8
+//!   images with batch 2, the sizes of `benches/conv.rs`): one forward+backward of a stride-1
+//!   `c → c` 3×3 layer in training mode (5 Taylor terms, the power iteration advanced, the
+//!   default `SocSettings`) through the tape, with the loss `ℓ = Σ Y ⊙ P` for a fixed random `P`,
+//!   the gradients of the input and of every parameter; no optimizer step. The tape's
+//!   convolution ops run with `Par::rayon(0)`, so the pool alone sets the thread count.
+//!
+//! Row conventions of the convolution rows: `n` is the channel count (`c → c`), `b` the image
+//! side (`h = w`), `batch` the number of images; the kernel is 3×3.
+//!
 //! Outputs (in `--out`, default `results/speed/`):
 //! - `speed.csv`: `op,n,b,batch,threads,dtype,pass,median_s,gflops`, one row per measurement
 //!   (`pass` is `fwd` or `fwdbwd`). Row conventions: `dense` has `b = n` (one `n × n` block);
 //!   `cayley` has `n = k·b` for `k = n/b` blocks and `batch = 0` (no batch).
 //! - `speed_diag.csv`: per-call CPU time, run-queue wait and minor page faults of every row
 //!   (same key columns as `speed.csv`).
-//! - `summary.json`: the issue's targets with the measured value and pass/fail (plus a
+//! - `summary.json`: the issues' targets with the measured value and pass/fail (plus a
 //!   load-robust cross-check from the 1-thread CPU times), the 1-vs-2-thread bitwise comparison
-//!   of every structured op's outputs, the grid, the load averages, and per-call diagnostics at
+//!   of every op's outputs (the faer GEMM baselines `dense` and `conv_gemm` are reported apart:
+//!   their bits are faer's business), the grid, the load averages, and per-call diagnostics at
 //!   the target point (CPU time, run-queue wait = time stolen by other load, minor page faults).
 //! - `time_vs_n.{png,svg}` (log-log median time against `n`, one series per op) and
 //!   `fraction_of_dense.{png,svg}` (GFLOP/s of every op divided by dense GEMM's at the same `n`,
@@ -57,7 +80,13 @@
 //! `2·n/b` blocks ([`orthogs_step_flops`](gslab::count::orthogs_step_flops)); the adapter steps:
 //! the products they perform (frozen GEMM forward, its data-gradient GEMM where needed, the
 //! chain or LoRA products forward and backward, the Cayley map of every block forward and
-//! backward; the optimizer and the scale vector not counted). The `cayley` rows
+//! backward; the optimizer and the scale vector not counted); `conv2d`: its im2col-equivalent
+//! GEMM `2·batch·h·w·c_out·c_in·k²` ([`conv2d_flops`](gslab::count::conv2d_flops)), and
+//! `conv_gemm` the same number (`2·M·K·N`), forward+backward 3× forward; a SOC / GS-SOC layer
+//! step: for each of its convolutions, `terms` convolutions forward, each with its data and
+//! kernel gradient (3× forward), that is `3·terms·conv2d_flops` summed over the convolutions (the
+//! spectral normalisation, the power iteration, the bias and the shuffles not counted). The
+//! `cayley` rows
 //! time the kernels with caller-provided outputs (`cayley_with_inverse_into`,
 //! `cayley_backward_into`), as the chain rows time the `_into` chain kernels.
 //!
@@ -76,7 +105,8 @@ use serde::Serialize;
 use std::time::Instant;
 use timing::{Sweep, load_average, measure_group, point_groups, sched_totals};
 
-/// Wall-clock sweep of the structured kernels against dense GEMM on 1 and 2 threads.
+/// Wall-clock sweep of the structured kernels against dense GEMM on 1 and 2 threads, plus the
+/// adapter training steps, the convolution and the SOC / GS-SOC layers (module docs).
 #[derive(Parser)]
 #[command(name = "speed", version)]
 pub struct Args {
@@ -89,7 +119,8 @@ pub struct Args {
     pub budget_ms: Option<u64>,
     /// Only these ops (comma-separated: gs, gs_chain3, monarch, boft, block_diag, dense, cayley,
     /// orthogs_step, lora_step, gsoft_step, boft_step, lora_step_first, gsoft_step_first,
-    /// boft_step_first); targets that need a missing op are reported as not measured.
+    /// boft_step_first, conv2d, conv_gemm, soc, gs_soc_4, gs_soc_4x2); targets that need a
+    /// missing op are reported as not measured.
     #[arg(long, value_delimiter = ',', value_parser = parse_op)]
     pub ops: Option<Vec<Op>>,
     /// Leave the workers of the multi-thread pool unpinned (by default worker i runs on CPU i:
@@ -165,10 +196,20 @@ pub enum Op {
     GsoftStepFirst,
     /// `boft_step_first`: [`Op::BoftStep`] as the first layer.
     BoftStepFirst,
+    /// `conv2d`: the grouped-convolution kernel (one group, 3×3) at `Grid::conv`.
+    Conv2d,
+    /// `conv_gemm`: faer's GEMM on the im2col-equivalent shape of [`Op::Conv2d`].
+    ConvGemm,
+    /// `soc`: one training forward+backward of a SOC layer at each of `Grid::conv_layers`.
+    Soc,
+    /// `gs_soc_4`: the same for GS-SOC `(4, −)` (paired shuffle).
+    GsSoc4,
+    /// `gs_soc_4x2`: the same for GS-SOC `(4, 2)` (paired shuffles).
+    GsSoc4x2,
 }
 
 impl Op {
-    const ALL: [Op; 14] = [
+    const ALL: [Op; 19] = [
         Op::Gs,
         Op::GsChain3,
         Op::Monarch,
@@ -183,6 +224,11 @@ impl Op {
         Op::LoraStepFirst,
         Op::GsoftStepFirst,
         Op::BoftStepFirst,
+        Op::Conv2d,
+        Op::ConvGemm,
+        Op::Soc,
+        Op::GsSoc4,
+        Op::GsSoc4x2,
     ];
 
     fn name(self) -> &'static str {
@@ -201,6 +247,11 @@ impl Op {
             Op::LoraStepFirst => "lora_step_first",
             Op::GsoftStepFirst => "gsoft_step_first",
             Op::BoftStepFirst => "boft_step_first",
+            Op::Conv2d => "conv2d",
+            Op::ConvGemm => "conv_gemm",
+            Op::Soc => "soc",
+            Op::GsSoc4 => "gs_soc_4",
+            Op::GsSoc4x2 => "gs_soc_4x2",
         }
     }
 
@@ -217,14 +268,50 @@ impl Op {
         )
     }
 
+    /// Whether this is a convolution row at `Grid::conv` (`conv2d`, `conv_gemm`).
+    fn is_conv(self) -> bool {
+        matches!(self, Op::Conv2d | Op::ConvGemm)
+    }
+
+    /// Whether this is a SOC / GS-SOC layer (measured at `Grid::conv_layers`), and its groups
+    /// `(g₁, g₂)` (`(1, None)` is plain SOC).
+    fn conv_layer_groups(self) -> Option<(usize, Option<usize>)> {
+        match self {
+            Op::Soc => Some((1, None)),
+            Op::GsSoc4 => Some((4, None)),
+            Op::GsSoc4x2 => Some((4, Some(2))),
+            _ => None,
+        }
+    }
+
+    /// Whether this op is part of the `(n, b, batch)` sweep of the structured kernels (the ops
+    /// of the figures and of `fraction_of_dense_at_target`).
+    fn in_sweep(self) -> bool {
+        !self.is_adapter_step() && !self.is_conv() && self.conv_layer_groups().is_none()
+    }
+
+    /// Whether this op is a faer GEMM baseline (`dense`, `conv_gemm`): its 1-vs-t-thread bitwise
+    /// comparison is reported apart from the crate's own kernels.
+    fn is_gemm_baseline(self) -> bool {
+        matches!(self, Op::Dense | Op::ConvGemm)
+    }
+
     /// The passes measured: a training step is forward+backward only.
     fn passes(self) -> &'static [Pass] {
         match self {
             _ if self.is_adapter_step() => &[Pass::FwdBwd],
+            _ if self.conv_layer_groups().is_some() => &[Pass::FwdBwd],
             Op::OrthoGsStep => &[Pass::FwdBwd],
             _ => &[Pass::Fwd, Pass::FwdBwd],
         }
     }
+}
+
+/// Whether `name` is the name of a faer GEMM baseline ([`Op::is_gemm_baseline`]).
+fn is_gemm_baseline_name(name: &str) -> bool {
+    Op::ALL
+        .iter()
+        .any(|o| o.is_gemm_baseline() && o.name() == name)
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -263,6 +350,12 @@ struct Grid {
     /// Where the adapter training steps are measured: the `n → n/2` layer with block size (LoRA
     /// rank) `b` (n = 1024, b = 8, batch 256).
     adapter: Point,
+    /// Where `conv2d` and `conv_gemm` are measured: `n` channels `→ n`, `b × b` images, `batch`
+    /// images, 3×3 kernel (64 channels, 16×16, batch 128).
+    conv: Point,
+    /// Where the SOC / GS-SOC layers are measured, as `Grid::conv` (64 channels on 16×16 with
+    /// batch 4, 256 channels on 8×8 with batch 2).
+    conv_layers: Vec<Point>,
     /// Ops measured in f64 too, at the target point only.
     #[serde(skip)]
     f64_ops: Vec<Op>,
@@ -285,6 +378,23 @@ impl Grid {
                 b: 8,
                 batch: 256,
             },
+            conv: Point {
+                n: 64,
+                b: 16,
+                batch: 128,
+            },
+            conv_layers: vec![
+                Point {
+                    n: 64,
+                    b: 16,
+                    batch: 4,
+                },
+                Point {
+                    n: 256,
+                    b: 8,
+                    batch: 2,
+                },
+            ],
             f64_ops: vec![Op::Gs, Op::BlockDiag, Op::Dense, Op::Cayley],
         }
     }
@@ -305,18 +415,50 @@ impl Grid {
                 b: 8,
                 batch: 32,
             },
+            conv: Point {
+                n: 16,
+                b: 8,
+                batch: 4,
+            },
+            conv_layers: vec![
+                Point {
+                    n: 16,
+                    b: 8,
+                    batch: 2,
+                },
+                Point {
+                    n: 32,
+                    b: 4,
+                    batch: 2,
+                },
+            ],
             f64_ops: vec![Op::Gs, Op::Dense],
+        }
+    }
+
+    /// The points of an op measured outside the `(n, b, batch)` sweep (adapter steps,
+    /// convolutions, SOC / GS-SOC layers); `None` for the ops of the sweep.
+    fn fixed_points(&self, op: Op) -> Option<Vec<Point>> {
+        if op.is_adapter_step() {
+            Some(vec![self.adapter])
+        } else if op.is_conv() {
+            Some(vec![self.conv])
+        } else if op.conv_layer_groups().is_some() {
+            Some(self.conv_layers.clone())
+        } else {
+            None
         }
     }
 
     /// Every `(op, point)` of the f32 sweep. Monarch only where `b = √n` (square blocks, the
     /// only Monarch with a single block size); dense ignores `b` (stored as `b = n`); Cayley
-    /// ignores the batch (stored as 0). A block size needs `b | n` and at least 2 blocks.
+    /// ignores the batch (stored as 0). A block size needs `b | n` and at least 2 blocks. The
+    /// adapter steps, convolutions and layers at their own points ([`Grid::fixed_points`]).
     fn cases(&self) -> Vec<(Op, Point)> {
         let mut out = Vec::new();
         for op in Op::ALL {
-            if op.is_adapter_step() {
-                out.push((op, self.adapter));
+            if let Some(points) = self.fixed_points(op) {
+                out.extend(points.into_iter().map(|p| (op, p)));
                 continue;
             }
             for &n in &self.ns {
@@ -359,14 +501,16 @@ impl Grid {
     }
 
     /// Whether the targets are read at `p`'s point: the target point, the threading point
-    /// (`big_n` with the target's block size and batch), or the adapter point.
+    /// (`big_n` with the target's block size and batch), the adapter point, the convolution
+    /// point or a layer point.
     fn is_target_point(&self, p: &Point) -> bool {
         let threading = Point {
             n: self.big_n,
             ..self.target
         };
-        [self.target, threading, self.adapter]
+        [self.target, threading, self.adapter, self.conv]
             .iter()
+            .chain(&self.conv_layers)
             .any(|t| self.point_key(p) == self.point_key(t))
     }
 

@@ -3,7 +3,7 @@
 
 use super::targets::Target;
 use super::timing::{Identity, Sweep, find, find_index, load_average};
-use super::{Config, Op, Pass, Point};
+use super::{Config, Op, Pass, Point, is_gemm_baseline_name};
 use crate::plot::{BarPlot, Plot, Scale, Series, XyPlot};
 use crate::{Result, Run, format_table};
 use serde::Serialize;
@@ -57,14 +57,14 @@ pub(super) fn summary_json(
         let v: Vec<&Identity> = sw
             .identity
             .iter()
-            .filter(|i| i.pass == pass && i.op != "dense")
+            .filter(|i| i.pass == pass && !is_gemm_baseline_name(i.op))
             .collect();
         (!v.is_empty()).then(|| v.iter().all(|i| i.identical))
     };
     let mismatches: Vec<&Identity> = sw.identity.iter().filter(|i| !i.identical).collect();
     let fractions: Vec<Value> = Op::ALL
         .iter()
-        .filter(|&&op| op != Op::Dense && !op.is_adapter_step())
+        .filter(|&&op| op != Op::Dense && op.in_sweep())
         .flat_map(|&op| {
             op.passes().iter().map(move |&pass| {
                 let p = cfg.grid.point_for(op, cfg.grid.target);
@@ -100,11 +100,12 @@ pub(super) fn summary_json(
         "targets": targets,
         "fwd_bitwise_identical_1_vs_2_threads": ids("fwd"),
         "fwdbwd_bitwise_identical_1_vs_2_threads": ids("fwdbwd"),
-        "dense_bitwise_identical_1_vs_2_threads": sw.identity.iter().filter(|i| i.op == "dense").all(|i| i.identical),
+        "dense_bitwise_identical_1_vs_2_threads": sw.identity.iter().filter(|i| is_gemm_baseline_name(i.op)).all(|i| i.identical),
+        "dense_bitwise_note": "dense_bitwise_identical_1_vs_2_threads covers faer's GEMM baselines (dense, conv_gemm); the other two flags cover every other op",
         "bitwise_comparisons": sw.identity.len(),
         "bitwise_mismatches": mismatches,
         "fraction_of_dense_at_target": fractions,
-        "flop_convention": "2 per multiply-add; chain fwd 2*batch*sum_i k_i*b1_i*b2_i, dense fwd 2*batch*n^2, fwdbwd = 3*fwd; cayley fwd k*(8/3)b^3, fwdbwd k*(20/3)b^3; orthogs_step = GS fwdbwd + cayley fwdbwd of 2n/b blocks; adapter steps: the products performed (frozen GEMM, its data gradient where needed, adapter products forward and backward, Cayley forward and backward)",
+        "flop_convention": "2 per multiply-add; chain fwd 2*batch*sum_i k_i*b1_i*b2_i, dense fwd 2*batch*n^2, fwdbwd = 3*fwd; cayley fwd k*(8/3)b^3, fwdbwd k*(20/3)b^3; orthogs_step = GS fwdbwd + cayley fwdbwd of 2n/b blocks; adapter steps: the products performed (frozen GEMM, its data gradient where needed, adapter products forward and backward, Cayley forward and backward); conv2d fwd 2*batch*h*w*c_out*(c_in/g)*k^2 (its im2col GEMM), conv_gemm fwd 2*M*K*N (the same number), fwdbwd = 3*fwd; soc/gs_soc layers: sum over their convolutions of 3*terms*conv2d fwd (normalisation, power iteration, bias and shuffles not counted)",
     })
 }
 
@@ -123,7 +124,10 @@ pub(super) fn write_figures(run: &Run, cfg: &Config, sw: &Sweep) -> Result<()> {
             "median time (s)",
         )
         .scales(Scale::Log, Scale::Log);
-        for op in Op::ALL.iter().filter(|op| op.passes().contains(&pass)) {
+        for op in Op::ALL
+            .iter()
+            .filter(|op| op.in_sweep() && op.passes().contains(&pass))
+        {
             let pts: Vec<(f64, f64)> =
                 g.ns.iter()
                     .filter_map(|&n| {
@@ -157,7 +161,7 @@ pub(super) fn write_figures(run: &Run, cfg: &Config, sw: &Sweep) -> Result<()> {
     let tp = g.target;
     let ops: Vec<Op> = Op::ALL
         .into_iter()
-        .filter(|&o| o != Op::Dense && !o.is_adapter_step())
+        .filter(|&o| o != Op::Dense && o.in_sweep())
         .collect();
     let mut series = Vec::new();
     for pass in [Pass::Fwd, Pass::FwdBwd] {
@@ -197,33 +201,56 @@ pub(super) fn print_report(cfg: &Config, sw: &Sweep, targets: &[Target], elapsed
         "threads",
         "median ms",
         "GFLOP/s",
-        "/ dense",
+        "ratio",
         "cpu ms",
         "runq ms",
         "faults",
     ];
     let mut rows = Vec::new();
+    // The ratio column: GFLOP/s / dense GEMM's (conv2d: / conv_gemm's), or a layer's time /
+    // SOC's time at the same size, pass and threads.
+    let ratio = |op: Op, p: Point, t: usize, pass: Pass, i: usize| {
+        let other = |base: Op| find(sw, g, base, p, t, "f32", pass);
+        match op {
+            Op::Conv2d => other(Op::ConvGemm).map_or(f64::NAN, |b| sw.rows[i].gflops / b.gflops),
+            Op::ConvGemm => f64::NAN,
+            _ if op.conv_layer_groups().is_some() => {
+                other(Op::Soc).map_or(f64::NAN, |b| sw.rows[i].median_s / b.median_s)
+            }
+            _ => fraction_of_dense(sw, cfg, op, p, t, pass),
+        }
+    };
     for op in Op::ALL {
-        for &pass in op.passes() {
-            for &t in &cfg.threads {
-                let p = if op.is_adapter_step() {
-                    g.adapter
-                } else {
-                    g.point_for(op, tp)
-                };
-                if let Some(i) = find_index(sw, g, op, p, t, "f32", pass) {
-                    let r = &sw.rows[i];
-                    rows.push(vec![
-                        op.name().to_string(),
-                        pass.name().to_string(),
-                        t.to_string(),
-                        format!("{:.3}", r.median_s * 1e3),
-                        format!("{:.1}", r.gflops),
-                        format!("{:.2}", fraction_of_dense(sw, cfg, op, p, t, pass)),
-                        format!("{:.3}", sw.diag[i].cpu_s * 1e3),
-                        format!("{:.3}", sw.diag[i].runq_wait_s * 1e3),
-                        format!("{:.0}", sw.diag[i].faults),
-                    ]);
+        let points = g
+            .fixed_points(op)
+            .unwrap_or_else(|| vec![g.point_for(op, tp)]);
+        for p in points {
+            for &pass in op.passes() {
+                for &t in &cfg.threads {
+                    if let Some(i) = find_index(sw, g, op, p, t, "f32", pass) {
+                        let r = &sw.rows[i];
+                        let label = if op.conv_layer_groups().is_some() {
+                            format!("{} c={}", op.name(), p.n)
+                        } else {
+                            op.name().to_string()
+                        };
+                        let ratio = ratio(op, p, t, pass, i);
+                        rows.push(vec![
+                            label,
+                            pass.name().to_string(),
+                            t.to_string(),
+                            format!("{:.3}", r.median_s * 1e3),
+                            format!("{:.1}", r.gflops),
+                            if ratio.is_nan() {
+                                String::new()
+                            } else {
+                                format!("{ratio:.2}")
+                            },
+                            format!("{:.3}", sw.diag[i].cpu_s * 1e3),
+                            format!("{:.3}", sw.diag[i].runq_wait_s * 1e3),
+                            format!("{:.0}", sw.diag[i].faults),
+                        ]);
+                    }
                 }
             }
         }
@@ -238,6 +265,21 @@ pub(super) fn print_report(cfg: &Config, sw: &Sweep, targets: &[Target], elapsed
         g.adapter.b,
         g.adapter.batch,
         sw.rows.len()
+    );
+    let layer_sizes: Vec<String> = g
+        .conv_layers
+        .iter()
+        .map(|p| format!("{c} -> {c} on {s}x{s}, batch {}", p.batch, c = p.n, s = p.b))
+        .collect();
+    println!(
+        "conv2d / conv_gemm: 3x3, {c} -> {c} channels, {s}x{s}, batch {}; layers: {}",
+        g.conv.batch,
+        layer_sizes.join("; "),
+        c = g.conv.n,
+        s = g.conv.b
+    );
+    println!(
+        "ratio: GFLOP/s / dense GEMM's at the same point (conv2d: / conv_gemm's); layers: time / SOC's time"
     );
     print!("{}", format_table(&header, &rows));
     let trows: Vec<Vec<String>> = targets

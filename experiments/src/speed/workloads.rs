@@ -5,12 +5,16 @@ use super::{Op, Pass, Point};
 use crate::Result;
 use faer::linalg::matmul::matmul;
 use faer::{Accum, Mat, Par};
-use gslab::count::{cayley_flops, chain_flops, dense_flops, fwd_bwd_flops, orthogs_step_flops};
+use gslab::count::{
+    cayley_flops, chain_flops, conv2d_flops, dense_flops, fwd_bwd_flops, orthogs_step_flops,
+};
 use gslab::kernels::chain::{chain_backward_into, chain_forward_into, chain_forward_saved_into};
+use gslab::kernels::conv::{ConvGeom, conv2d_backward_into, conv2d_forward_into};
 use gslab::nn::optim::{Adam, Optimizer};
 use gslab::orthogonal::OrthoMap;
 use gslab::orthogonal::adapters::{Adapter, DenseLinear, Lora, OrthoAdapter};
 use gslab::orthogonal::cayley::{cayley_backward_into, cayley_with_inverse_into, skew_dim};
+use gslab::orthogonal::conv::{GsSoc, Mode, Soc, SocSettings};
 use gslab::orthogonal::{OrthoGs, OrthoLayer};
 use gslab::structured::pattern::boft_formula;
 use gslab::structured::{
@@ -20,6 +24,7 @@ use gslab::{BlockRule, Blocks, Params};
 use gslab::{Real, Tape, Tensor};
 use rand::rngs::StdRng;
 use std::hint::black_box;
+use std::rc::Rc;
 use std::sync::Arc;
 
 /// A workload with its data, built once per `(op, point, dtype)` and timed on every pool.
@@ -74,6 +79,40 @@ pub(super) enum Work<T: Real> {
         /// Whether the gradient reaches the input (a layer inside a network).
         dx: bool,
         /// FLOPs of one step (module docs of `speed`).
+        flops: f64,
+    },
+    /// `conv2d` with one group: input, kernel and output gradient, and the caller-provided
+    /// outputs (`Y`, `dX`, `dW`) written by the `_into` kernels.
+    Conv {
+        x: Tensor<T>,
+        w: Tensor<T>,
+        dy: Tensor<T>,
+        y: Tensor<T>,
+        dx: Tensor<T>,
+        dw: Tensor<T>,
+        /// FLOPs of one forward ([`conv2d_flops`]).
+        flops: f64,
+    },
+    /// The im2col-equivalent GEMM of [`Work::Conv`]: `C = A·B` (`A`: `c_out × c_in·k²`, `B`:
+    /// `c_in·k² × batch·h·w`), with backward `dA = dC·Bᵀ`, `dB = Aᵀ·dC` (as `benches/conv.rs`).
+    Gemm {
+        a: Mat<T>,
+        b: Mat<T>,
+        dc: Mat<T>,
+        c: Mat<T>,
+        da: Mat<T>,
+        db: Mat<T>,
+    },
+    /// One training forward+backward of a SOC / GS-SOC layer (`speed` module docs).
+    Layer {
+        /// The initial state (the fingerprint always starts from it).
+        init: Box<GsSoc<T>>,
+        /// The timed state: its power iteration advances with every timed call.
+        layer: Box<GsSoc<T>>,
+        x: Tensor<T>,
+        /// The fixed projection `P` of the loss `Σ Y ⊙ P`.
+        proj: Tensor<T>,
+        /// FLOPs of one call (module docs of `speed`).
         flops: f64,
     },
 }
@@ -176,6 +215,50 @@ impl<T: Real> Work<T> {
             | Op::LoraStepFirst
             | Op::GsoftStepFirst
             | Op::BoftStepFirst => adapter_work(op, p, rng)?,
+            Op::Conv2d => {
+                let geom = conv_geom(p, CONV_KERNEL, 1)?;
+                let x = randn(&geom.input_shape(batch), rng);
+                Work::Conv {
+                    w: Tensor::randn(&geom.kernel_shape(), 0.1, rng),
+                    dy: randn(&geom.output_shape(batch), rng),
+                    y: Tensor::zeros(&geom.output_shape(batch)),
+                    dx: Tensor::zeros(x.shape()),
+                    dw: Tensor::zeros(&geom.kernel_shape()),
+                    flops: conv2d_flops(&geom, batch),
+                    x,
+                }
+            }
+            Op::ConvGemm => {
+                let (m, kk, cols) = (n, n * CONV_KERNEL * CONV_KERNEL, batch * b * b);
+                Work::Gemm {
+                    a: randn_mat(m, kk, rng),
+                    b: randn_mat(kk, cols, rng),
+                    dc: randn_mat(m, cols, rng),
+                    c: Mat::zeros(m, cols),
+                    da: Mat::zeros(m, kk),
+                    db: Mat::zeros(kk, cols),
+                }
+            }
+            Op::Soc | Op::GsSoc4 | Op::GsSoc4x2 => {
+                let groups = op.conv_layer_groups().expect("a layer op has its groups");
+                let layer = GsSoc::<T>::new(
+                    (n, n),
+                    (CONV_KERNEL, 1),
+                    groups,
+                    groups.0 > 1,
+                    SocSettings::default(),
+                    rng,
+                )?;
+                let socs = std::iter::once(layer.first()).chain(layer.second());
+                let flops = socs.map(|s| layer_conv_flops(s, p)).sum::<Result<f64>>()?;
+                Work::Layer {
+                    init: Box::new(layer.clone()),
+                    layer: Box::new(layer),
+                    x: randn(&[batch, n, b, b], rng),
+                    proj: randn(&[batch, n, b, b], rng),
+                    flops,
+                }
+            }
             Op::OrthoGsStep => {
                 let mut layer = OrthoGs::<T>::new(blocks, OrthoMap::Cayley)?;
                 let params = (0..2)
@@ -195,7 +278,8 @@ impl<T: Real> Work<T> {
 
     /// Runs one pass. With `keep`, returns every output as a flat vector (forward: `Y`;
     /// forward+backward: `Y`, `dX` and the weight gradients; a training step: the parameters
-    /// after one step from the initial state, leaving the timed state untouched).
+    /// after one step from the initial state, leaving the timed state untouched; a layer: `Y`,
+    /// `dX` and the parameter gradients of one call from the initial state, likewise).
     pub(super) fn run(&mut self, pass: Pass, par: Par, keep: bool) -> Option<Vec<T>> {
         match self {
             Work::Chain {
@@ -298,6 +382,77 @@ impl<T: Real> Work<T> {
                     None
                 }
             }
+            Work::Conv {
+                x,
+                w,
+                dy,
+                y,
+                dx,
+                dw,
+                ..
+            } => {
+                conv2d_forward_into(x, w, 1, y, par);
+                if pass == Pass::FwdBwd {
+                    conv2d_backward_into((x, w, 1), dy, Some(dx), Some(dw), par);
+                }
+                black_box((&*y, &*dx, &*dw));
+                keep.then(|| match pass {
+                    Pass::Fwd => y.data().to_vec(),
+                    Pass::FwdBwd => [&*y, &*dx, &*dw]
+                        .into_iter()
+                        .flat_map(|t| t.data().iter().copied())
+                        .collect(),
+                })
+            }
+            Work::Gemm {
+                a,
+                b,
+                dc,
+                c,
+                da,
+                db,
+            } => {
+                let one = T::one();
+                matmul(c.as_mut(), Accum::Replace, a.as_ref(), b.as_ref(), one, par);
+                let mut mats = vec![&*c];
+                if pass == Pass::FwdBwd {
+                    matmul(
+                        da.as_mut(),
+                        Accum::Replace,
+                        dc.as_ref(),
+                        b.transpose(),
+                        one,
+                        par,
+                    );
+                    matmul(
+                        db.as_mut(),
+                        Accum::Replace,
+                        a.transpose(),
+                        dc.as_ref(),
+                        one,
+                        par,
+                    );
+                    mats.extend([&*da, &*db]);
+                }
+                black_box(&mats);
+                keep.then(|| mats.iter().flat_map(|m| mat_values(m)).collect())
+            }
+            Work::Layer {
+                init,
+                layer,
+                x,
+                proj,
+                ..
+            } => {
+                if keep {
+                    let (y, grads) = layer_call(&mut (**init).clone(), x, proj);
+                    let y = y.data().iter().copied();
+                    Some(y.chain(flatten(&grads)).collect())
+                } else {
+                    black_box(layer_call(layer, x, proj));
+                    None
+                }
+            }
             Work::Step {
                 init,
                 layer,
@@ -335,8 +490,46 @@ impl<T: Real> Work<T> {
                 orthogs_step_flops(blocks, p.batch)
             }
             Work::AdapterStep { flops, .. } => *flops,
+            Work::Conv { flops, .. } => fb(*flops),
+            Work::Gemm { a, b, .. } => fb(dense_flops(a.nrows(), a.ncols(), b.ncols())),
+            Work::Layer { flops, .. } => *flops,
         }
     }
+}
+
+/// Kernel size of the convolution rows and layers (3×3).
+pub(super) const CONV_KERNEL: usize = 3;
+
+/// The geometry of a convolution row at `p` (module docs of `speed`: `n → n` channels, `b × b`
+/// images) with a `k × k` kernel and `groups` groups.
+fn conv_geom(p: Point, k: usize, groups: usize) -> Result<ConvGeom> {
+    Ok(ConvGeom::new(p.n, p.n, p.b, p.b, k, groups)?)
+}
+
+/// FLOPs of one training forward+backward of one convolution of a layer at `p`: `terms`
+/// convolutions forward, each with its data and kernel gradient (module docs of `speed`).
+fn layer_conv_flops<T: Real>(s: &Soc<T>, p: Point) -> Result<f64> {
+    let geom = conv_geom(p, s.kernel_size(), s.groups())?;
+    Ok(fwd_bwd_flops(
+        s.terms(Mode::Train) as f64 * conv2d_flops(&geom, p.batch),
+    ))
+}
+
+/// One training forward+backward of a SOC / GS-SOC layer through the tape on the loss
+/// `ℓ = Σ Y ⊙ P` (as `layer_case` of `benches/conv.rs`): returns `Y` and the gradients (`dX`,
+/// then every parameter's). Advances the layer's power iteration.
+fn layer_call<T: Real>(
+    layer: &mut GsSoc<T>,
+    x: &Tensor<T>,
+    proj: &Tensor<T>,
+) -> (Rc<Tensor<T>>, Vec<Tensor<T>>) {
+    let tape = Tape::new();
+    let xv = tape.leaf(x.clone());
+    let (y, leaves) = layer.forward(&tape, xv, Mode::Train);
+    let grads = tape.backward(y.mul(tape.constant(proj.clone())).sum());
+    let mut out = vec![grads.wrt(xv)];
+    out.extend(leaves.iter().map(|&v| grads.wrt(v)));
+    (y.value(), out)
 }
 
 /// An adapter step workload at `p`: a frozen `n → n/2` layer (weight scaled by `1/√n`) with

@@ -210,13 +210,6 @@ impl ConvGeom {
         [batch, self.c_out, self.h, self.w]
     }
 
-    /// Floating-point operations of one forward pass over `batch` images, counted as the
-    /// im2col-equivalent GEMM: `2·batch·h·w·c_out·(c_in/g)·k²` (taps that fall on the zero
-    /// padding counted as full multiply-adds).
-    pub fn flops(&self, batch: usize) -> u64 {
-        2 * (batch * self.hw() * self.c_out * self.col_rows()) as u64
-    }
-
     /// The geometry of the adjoint convolution (`c_in` and `c_out` swapped).
     pub(crate) fn transposed(&self) -> Self {
         Self {

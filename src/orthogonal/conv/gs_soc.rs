@@ -320,6 +320,26 @@ impl<T: Real> GsSocEval<T> {
         h
     }
 
+    /// [`GsSocEval::apply`] on the tape with the evaluated kernels as constants
+    /// ([`SocEval::forward`]): differentiable in `x` only.
+    ///
+    /// # Panics
+    /// As [`SocEval::forward`].
+    pub fn forward<'t>(&self, x: Var<'t, T>) -> Var<'t, T> {
+        let mut h = match &self.shuffle1 {
+            Some(p) => x.permute_channels(p),
+            None => x,
+        };
+        h = self.soc1.forward(h);
+        if let Some((p, soc2)) = &self.second {
+            if let Some(p) = p {
+                h = h.permute_channels(p);
+            }
+            h = soc2.forward(h);
+        }
+        h
+    }
+
     /// The evaluated convolutions (one or two).
     pub fn socs(&self) -> Vec<&SocEval<T>> {
         std::iter::once(&self.soc1)

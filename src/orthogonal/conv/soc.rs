@@ -503,6 +503,37 @@ impl<T: Real> SocEval<T> {
         }
     }
 
+    /// [`SocEval::apply`] on the tape, with the evaluated kernel and the bias entered as
+    /// constants: the same computation, differentiable in `x` only (input gradients for
+    /// adversarial attacks and input Jacobians; no SVD, no parameter gradients).
+    ///
+    /// # Panics
+    /// As [`SocEval::apply`] (the message names the tape op that rejects the shape).
+    pub fn forward<'t>(&self, x: Var<'t, T>) -> Var<'t, T> {
+        let xs = x.shape();
+        assert!(
+            xs.len() == 4 && xs[1] == self.in_channels,
+            "SocEval::forward: input of shape {xs:?} for a layer with {} input channels",
+            self.in_channels
+        );
+        let tape = x.tape();
+        let mut h = x;
+        if self.stride == 2 {
+            h = h.space_to_depth();
+        }
+        if self.channels > h.shape()[1] {
+            h = h.pad_channels(self.channels);
+        }
+        h = h.exp_conv(tape.constant(self.kernel.clone()), self.groups, self.terms);
+        if self.out_channels < self.channels {
+            h = h.take_channels(self.out_channels);
+        }
+        match &self.bias {
+            Some(b) => h.add_channel_bias(tape.constant(b.clone())),
+            None => h,
+        }
+    }
+
     /// The normalised kernel `L_n` the layer applies.
     pub fn kernel(&self) -> &Tensor<T> {
         &self.kernel
