@@ -69,6 +69,17 @@ fn quick_report_shows_every_figure_and_table() {
         )
     );
     assert!(report.contains("| 1024 | 32 | 32 | 2 | 2 | 6 | 6 |"));
+    // the speed tables of the adapter steps, the convolution and the SOC / GS-SOC layers
+    for row in [
+        "| gsoft_step |",
+        "| boft_step_first |",
+        "| conv2d |",
+        "| conv_gemm |",
+        "| soc |",
+        "| gs_soc_4x2 |",
+    ] {
+        assert!(report.contains(row), "{row} not in the report");
+    }
     // the lipconv tables, with the built LipConvnet-15 tally of SOC (Table 3: 24.1M)
     assert!(report.contains(
         "| variant | groups | activation | paired | params | train_s_per_epoch | speedup |"

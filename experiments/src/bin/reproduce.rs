@@ -33,12 +33,14 @@ struct Experiment {
 }
 
 /// A CSV shown in the report: file, the sentence that says what it shows, at most `rows` rows,
-/// only the rows whose columns equal the `only` values.
+/// only the rows whose columns equal the `only` values and, if `ops` is not empty, whose `op`
+/// column is one of `ops`.
 struct Table {
     file: &'static str,
     sentence: &'static str,
     rows: usize,
     only: &'static [(&'static str, &'static str)],
+    ops: &'static [&'static str],
 }
 
 const EXPERIMENTS: &[Experiment] = &[
@@ -56,6 +58,7 @@ const EXPERIMENTS: &[Experiment] = &[
             sentence: "Smallest number of factors for a dense product, measured by pattern propagation, next to the closed forms 1+⌈log_b r⌉ (GS) and 1+⌈log₂ r⌉ (BOFT; empty where r is not a power of 2).",
             rows: 20,
             only: &[],
+            ops: &[],
         }],
     },
     Experiment {
@@ -75,12 +78,14 @@ const EXPERIMENTS: &[Experiment] = &[
                 sentence: "Algorithm 1 projection: relative error on members of the class (rounding level) and on dense matrices, compared with random members and perturbed projections.",
                 rows: 12,
                 only: &[],
+                ops: &[],
             },
             Table {
                 file: "theorem1.csv",
                 sentence: "Theorem 1: orthogonal GS members disguised with non-orthogonal factors, and the orthogonality and reconstruction errors of the recovered blocks.",
                 rows: 12,
                 only: &[],
+                ops: &[],
             },
         ],
     },
@@ -101,6 +106,7 @@ const EXPERIMENTS: &[Experiment] = &[
             sentence: "Final loss ||Q − Q*||²_F / n per method, map and target, with free parameter counts and the largest ||QᵀQ − I||_max seen during training.",
             rows: 40,
             only: &[],
+            ops: &[],
         }],
     },
     Experiment {
@@ -112,6 +118,7 @@ const EXPERIMENTS: &[Experiment] = &[
             sentence: "Parameter counts in the paper's convention (b² per Cayley block) from the layer shapes, beside the value printed in the paper.",
             rows: 40,
             only: &[],
+            ops: &[],
         }],
     },
     Experiment {
@@ -125,17 +132,48 @@ const EXPERIMENTS: &[Experiment] = &[
                 no_pin: false,
             })
         },
-        tables: &[Table {
-            file: "speed.csv",
-            sentence: "Median wall time and GFLOP/s per operation, size, batch, thread count, dtype and pass (fwd or fwdbwd) at the issue's target point n=1024, b=32, batch=256.",
-            rows: 40,
-            only: &[
-                ("n", "1024"),
-                ("b", "32"),
-                ("batch", "256"),
-                ("dtype", "f32"),
-            ],
-        }],
+        tables: &[
+            Table {
+                file: "speed.csv",
+                sentence: "Median wall time and GFLOP/s per operation, size, batch, thread count, dtype and pass (fwd or fwdbwd) at the issue's target point n=1024, b=32, batch=256.",
+                rows: 40,
+                only: &[
+                    ("n", "1024"),
+                    ("b", "32"),
+                    ("batch", "256"),
+                    ("dtype", "f32"),
+                ],
+                ops: &[],
+            },
+            Table {
+                file: "speed.csv",
+                sentence: "The adapter training steps of the finetune experiment (frozen 1024 → 512 layer, batch 256, f32): LoRA r=8, GSOFT and BOFT with 8 × 8 blocks, as a hidden layer and as the first layer.",
+                rows: 12,
+                only: &[],
+                ops: &[
+                    "lora_step",
+                    "gsoft_step",
+                    "boft_step",
+                    "lora_step_first",
+                    "gsoft_step_first",
+                    "boft_step_first",
+                ],
+            },
+            Table {
+                file: "speed.csv",
+                sentence: "The 3 × 3 convolution (batch 128, 64 → 64 channels, 16 × 16, f32) against faer's GEMM of the im2col-equivalent shape, forward and forward + backward (for these rows n = channels, b = image side).",
+                rows: 8,
+                only: &[],
+                ops: &["conv2d", "conv_gemm"],
+            },
+            Table {
+                file: "speed.csv",
+                sentence: "One training step (forward with 5 terms, backward) of an SOC, a GS-SOC (4, −) and a GS-SOC (4, 2) layer (paired shuffles): 64 channels on 16 × 16 images with batch 4 and 256 channels on 8 × 8 images with batch 2 (n = channels, b = image side).",
+                rows: 12,
+                only: &[],
+                ops: &["soc", "gs_soc_4", "gs_soc_4x2"],
+            },
+        ],
     },
     Experiment {
         name: "finetune",
@@ -166,18 +204,21 @@ const EXPERIMENTS: &[Experiment] = &[
                 sentence: "The pretrained base models: source test accuracy and target test accuracy before fine-tuning (rotation: the pretrained model on rotated digits; new classes: a fresh untrained head), with the split sizes.",
                 rows: 4,
                 only: &[],
+                ops: &[],
             },
             Table {
                 file: "table.csv",
                 sentence: "Target test accuracy (mean, min and max over seeds, %) and source accuracy after fine-tuning per task, method and configuration at the chosen learning rate, with the trainable parameters of the adapted layers (head excluded) and the time per training step.",
                 rows: 60,
                 only: &[],
+                ops: &[],
             },
             Table {
                 file: "mablation.csv",
                 sentence: "The m-ablation: orthogonal GS chains with m = 1 (OFT), 2 (GSOFT), 3 and 4 factors at block sizes 4 and 8, with Theorem 2's density thresholds of the two adapted widths.",
                 rows: 20,
                 only: &[],
+                ops: &[],
             },
         ],
     },
@@ -213,12 +254,14 @@ const EXPERIMENTS: &[Experiment] = &[
                 sentence: "Per variant: parameters, training seconds per epoch and speedup over SOC (same run), clean test accuracy, certified accuracy at eps = 0.5, 1.0 and 1.58, accuracy under the PGD attack at 1.58 (an upper bound of the robust accuracy) and the certified Lipschitz bound L.",
                 rows: 20,
                 only: &[],
+                ops: &[],
             },
             Table {
                 file: "params_full.csv",
                 sentence: "Parameters of the built full-size LipConvnet-15 (32 initial channels, 100 classes, 3x32x32 inputs) per Table 3 row, beside the count formula and the paper's printed value.",
                 rows: 5,
                 only: &[],
+                ops: &[],
             },
         ],
     },
@@ -291,11 +334,12 @@ fn write_report(
         for t in e.tables {
             let _ = writeln!(md, "**`{}/{}`.** {}\n", e.name, t.file, t.sentence);
             md.push_str(&report::csv_table(&dir.join(t.file), t.rows, |h, r| {
-                t.only.iter().all(|(col, val)| {
-                    h.iter()
-                        .position(|c| c == *col)
-                        .is_some_and(|i| &r[i] == *val)
-                })
+                let column = |name: &str| h.iter().position(|c| c == name);
+                t.only
+                    .iter()
+                    .all(|(col, val)| column(col).is_some_and(|i| &r[i] == *val))
+                    && (t.ops.is_empty()
+                        || column("op").is_some_and(|i| t.ops.iter().any(|op| **op == r[i])))
             })?);
             md.push('\n');
         }
