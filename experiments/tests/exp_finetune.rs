@@ -13,9 +13,11 @@
 //! the step; bad input exits 2 with one line.
 
 mod common;
+mod records;
 
 use gslab::BlockRule;
 use gslab::count::{self, Convention, LinearShape, Method};
+use records::{Record, num, records, without};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -44,43 +46,6 @@ fn ok(args: &[&str]) -> String {
         String::from_utf8_lossy(&o.stderr)
     );
     String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-/// One CSV record keyed by the header.
-type Record = BTreeMap<String, String>;
-
-/// The records of a CSV file as header-keyed maps.
-fn records(path: &Path) -> Vec<Record> {
-    let mut r = csv::Reader::from_path(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    let h = r.headers().unwrap().clone();
-    r.records()
-        .map(|rec| {
-            let rec = rec.unwrap();
-            h.iter()
-                .zip(rec.iter())
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect()
-        })
-        .collect()
-}
-
-fn num(r: &BTreeMap<String, String>, k: &str) -> f64 {
-    r[k].parse()
-        .unwrap_or_else(|_| panic!("{k} = {:?} is not a number", r[k]))
-}
-
-/// The CSV text without the `step_ms` column (the only column that is a timing).
-fn without_timing(path: &Path) -> Vec<String> {
-    records(path)
-        .into_iter()
-        .map(|mut r| {
-            r.remove("step_ms");
-            r.into_iter()
-                .map(|(k, v)| format!("{k}={v}"))
-                .collect::<Vec<_>>()
-                .join(",")
-        })
-        .collect()
 }
 
 /// The method of `count` for a `(method, config)` pair of the CSV (None for `head`).
@@ -349,8 +314,8 @@ fn same_seed_same_numbers() {
     }
     for f in ["results.csv", "grid.csv", "checks.csv"] {
         assert_eq!(
-            without_timing(&a.join(f)),
-            without_timing(&b.join(f)),
+            without(&a.join(f), &["step_ms"]),
+            without(&b.join(f), &["step_ms"]),
             "{f}"
         );
     }
@@ -394,15 +359,15 @@ fn resume_ends_bitwise_where_an_uninterrupted_run_ends() {
     with(&[], ob);
     for f in ["results.csv", "grid.csv", "checks.csv"] {
         assert_eq!(
-            without_timing(&a.join(f)),
-            without_timing(&b.join(f)),
+            without(&a.join(f), &["step_ms"]),
+            without(&b.join(f), &["step_ms"]),
             "{f}"
         );
     }
     // Resuming a finished run reads its results back.
     with(&["--resume"], ob);
-    let before = without_timing(&a.join("results.csv"));
-    assert_eq!(without_timing(&b.join("results.csv")), before);
+    let before = without(&a.join("results.csv"), &["step_ms"]);
+    assert_eq!(without(&b.join("results.csv"), &["step_ms"]), before);
     // A checkpoint written with other settings is refused, naming it.
     let o = run(&[
         "--quick",

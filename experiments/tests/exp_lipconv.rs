@@ -11,8 +11,9 @@
 //! one does; a non-finite loss names the variant, epoch and step; bad input exits 2 with one line.
 
 mod common;
+mod records;
 
-use std::collections::BTreeMap;
+use records::{Record, num, records, without};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -30,6 +31,9 @@ const SMALL: [&str; 7] = [
     "--pgd-steps",
     "5",
 ];
+
+/// The columns of the CSV files that are timings.
+const TIMINGS: &[&str] = &["train_s_per_epoch", "speedup", "seconds"];
 
 fn tmp(name: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!("gslab-lipconv-{}-{name}", std::process::id()));
@@ -66,44 +70,6 @@ fn with(extra: &[&str], out: &Path) -> Vec<String> {
 fn ok_with(extra: &[&str], out: &Path) -> String {
     let args = with(extra, out);
     ok(&args.iter().map(String::as_str).collect::<Vec<_>>())
-}
-
-/// One CSV record keyed by the header.
-type Record = BTreeMap<String, String>;
-
-fn records(path: &Path) -> Vec<Record> {
-    let mut r = csv::Reader::from_path(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    let h = r.headers().unwrap().clone();
-    r.records()
-        .map(|rec| {
-            let rec = rec.unwrap();
-            h.iter()
-                .zip(rec.iter())
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect()
-        })
-        .collect()
-}
-
-fn num(r: &Record, k: &str) -> f64 {
-    r[k].parse()
-        .unwrap_or_else(|_| panic!("{k} = {:?} is not a number", r[k]))
-}
-
-/// The records without the columns that are timings.
-fn without_timing(path: &Path) -> Vec<String> {
-    records(path)
-        .into_iter()
-        .map(|mut r| {
-            for k in ["train_s_per_epoch", "speedup", "seconds"] {
-                r.remove(k);
-            }
-            r.into_iter()
-                .map(|(k, v)| format!("{k}={v}"))
-                .collect::<Vec<_>>()
-                .join(",")
-        })
-        .collect()
 }
 
 #[test]
@@ -264,8 +230,8 @@ fn same_seed_same_numbers_and_resume_is_bitwise() {
     );
     for f in ["results.csv", "points.csv", "cert_curve.csv", "epochs.csv"] {
         assert_eq!(
-            without_timing(&a.join(f)),
-            without_timing(&b.join(f)),
+            without(&a.join(f), TIMINGS),
+            without(&b.join(f), TIMINGS),
             "{f}"
         );
     }
@@ -303,8 +269,8 @@ fn same_seed_same_numbers_and_resume_is_bitwise() {
     );
     for f in ["results.csv", "points.csv", "cert_curve.csv", "epochs.csv"] {
         assert_eq!(
-            without_timing(&a.join(f)),
-            without_timing(&c.join(f)),
+            without(&a.join(f), TIMINGS),
+            without(&c.join(f), TIMINGS),
             "{f}"
         );
     }
@@ -329,8 +295,8 @@ fn same_seed_same_numbers_and_resume_is_bitwise() {
         &e,
     );
     assert_ne!(
-        without_timing(&d.join("epochs.csv")),
-        without_timing(&e.join("epochs.csv"))
+        without(&d.join("epochs.csv"), TIMINGS),
+        without(&e.join("epochs.csv"), TIMINGS)
     );
     // A checkpoint written by another configuration is refused, naming the setting.
     let args = with(
