@@ -26,17 +26,26 @@ fn sum_rows<T: Real>(g: &Tensor<T>, n: usize) -> Tensor<T> {
     Tensor::from_vec(&[n], s).expect("sum_rows: n elements")
 }
 
-/// `out[i, j] = f(x[i, j], r[j])` over the rows of `x`.
+/// Column sums of the product `g ⊙ x` viewed as `(numel / n, n)`: `s[j] = Σ_i g[i, j]·x[i, j]`
+/// (one pass, no temporary product).
+fn sum_rows_of_product<T: Real>(g: &Tensor<T>, x: &Tensor<T>, n: usize) -> Tensor<T> {
+    let mut s = vec![T::zero(); n];
+    for (gr, xr) in g.data().chunks_exact(n).zip(x.data().chunks_exact(n)) {
+        s.iter_mut()
+            .zip(gr.iter().zip(xr))
+            .for_each(|(a, (&p, &q))| *a += p * q);
+    }
+    Tensor::from_vec(&[n], s).expect("sum_rows_of_product: n elements")
+}
+
+/// `out[i, j] = f(x[i, j], r[j])` over the rows of `x` (written once, in one pass).
 fn map_rows<T: Real>(x: &Tensor<T>, r: &Tensor<T>, f: impl Fn(T, T) -> T) -> Tensor<T> {
     let n = r.numel();
-    let mut out = x.clone();
-    for chunk in out.data_mut().chunks_exact_mut(n) {
-        chunk
-            .iter_mut()
-            .zip(r.data())
-            .for_each(|(a, &b)| *a = f(*a, b));
+    let mut out = Vec::with_capacity(x.numel());
+    for chunk in x.data().chunks_exact(n) {
+        out.extend(chunk.iter().zip(r.data()).map(|(&a, &b)| f(a, b)));
     }
-    out
+    Tensor::from_vec(x.shape(), out).expect("map_rows: the shape of x")
 }
 
 impl<'t, T: Real> Var<'t, T> {
@@ -76,7 +85,7 @@ impl<'t, T: Real> Var<'t, T> {
         let value = map_rows(&xv, &sv, |a, c| a * c);
         self.tape().push_op(value, &[self, s], move |g, needs| {
             let dx = needs[0].then(|| map_rows(g, &sv, |a, c| a * c));
-            let ds = needs[1].then(|| sum_rows(&g.mul(&xv), n));
+            let ds = needs[1].then(|| sum_rows_of_product(g, &xv, n));
             vec![dx, ds]
         })
     }
