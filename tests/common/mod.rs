@@ -4,6 +4,11 @@
 use gslab::{Real, Tensor, Var};
 use rand::{SeedableRng, rngs::StdRng};
 
+/// `k` blocks of size `b` (`n = k·b`).
+pub fn blocks_kb(k: usize, b: usize) -> gslab::Blocks {
+    gslab::Blocks::count(k * b, k).unwrap()
+}
+
 /// A seeded generator.
 pub fn rng(seed: u64) -> StdRng {
     StdRng::seed_from_u64(seed)
