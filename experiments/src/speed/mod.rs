@@ -31,7 +31,7 @@
 //! skips the `G·W₀` product that an input-side rotation still needs (for the rotation's own
 //! gradient).
 //!
-//! The convolution rows (issue 14) run at their own points, as the adapter steps do:
+//! The convolution rows run at their own points, as the adapter steps do:
 //! - `conv2d` and `conv_gemm` at `Grid::conv` (batch 128, 64 → 64 channels, 16×16 images, 3×3
 //!   kernel, one group, f32): `conv2d` is `conv2d_forward_into` (forward) and then
 //!   `conv2d_backward_into` with the input and kernel gradients (forward+backward), into outputs
