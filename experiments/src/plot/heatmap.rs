@@ -129,6 +129,13 @@ fn cell_text(v: f64, decimals: Option<usize>) -> String {
     }
 }
 
+/// Pixels beside the rows for the axis description and the row names: 64 for indices, wider
+/// for names (about 7 pixels per character at the 13-pixel tick font).
+fn y_label_area(names: &[String]) -> u32 {
+    let longest = names.iter().map(|n| n.chars().count()).max().unwrap_or(0) as u32;
+    (30 + 7 * longest).max(64)
+}
+
 pub(super) fn draw_heatmap<DB: DrawingBackend>(
     p: &Heatmap,
     area: &DrawingArea<DB, Shift>,
@@ -152,7 +159,7 @@ pub(super) fn draw_heatmap<DB: DrawingBackend>(
         .caption(&p.title, ("sans-serif", 20))
         .margin(14)
         .x_label_area_size(48)
-        .y_label_area_size(64)
+        .y_label_area_size(y_label_area(&p.y_ticks))
         .build_cartesian_2d(0f64..c, r..0f64)
         .map_err(e)?;
     // Ticks sit at cell centres `k + 0.5`: the name of cell `k`, or `k` itself.
