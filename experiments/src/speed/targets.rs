@@ -239,7 +239,7 @@ fn target_values(sw: &Sweep, cfg: &Config) -> Vec<Target> {
             cross_check_1t_cpu: None,
             max_runq_wait_fraction: None,
         },
-        // Appended after the issue-6 targets (finetune issue): adapter training steps.
+        // The adapter training steps (the `finetune` experiment's speed targets).
         ratio_target(
             "gsoft_step_vs_lora_step",
             format!(
